@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"upkeep/internal/control"
+	"upkeep/internal/supervise"
+)
+
+func daemonCommand(g *globals) *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Supervise every service of the host until SIGTERM",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			level := slog.LevelInfo
+			if quiet {
+				level = slog.LevelWarn
+			}
+			return runDaemon(cmd.Context(), g.root, level)
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only warnings and errors on stderr")
+	return cmd
+}
+
+// runDaemon wires the daemon: event log, lock, control socket, signals.
+func runDaemon(ctx context.Context, root string, level slog.Level) error {
+	if err := os.MkdirAll(filepath.Join(root, supervise.LogDir), 0o755); err != nil {
+		return err
+	}
+	events, err := os.OpenFile(filepath.Join(root, supervise.LogDir, "upkeep.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+	log := slog.New(slog.NewMultiHandler(
+		slog.NewJSONHandler(events, nil),
+		slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}),
+	))
+	d, err := supervise.New(root, log)
+	if err != nil {
+		return err
+	}
+	l, err := control.Listen(filepath.Join(root, supervise.RunDir, "upkeep.sock"))
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if _, err := d.Reload(ctx); err != nil {
+				log.Error("reload", "err", err.Error())
+			}
+		}
+	}()
+	go func() { _ = control.Serve(ctx, l, d) }()
+	log.Info("daemon started", "root", root, "pid", os.Getpid())
+	err = d.Run(ctx)
+	os.Remove(filepath.Join(root, supervise.RunDir, "upkeep.sock"))
+	log.Info("daemon stopped")
+	return err
+}

@@ -1,0 +1,101 @@
+// Command upkeep keeps the services of a host up and running.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"upkeep/internal/supervise"
+)
+
+// usageError marks errors in how upkeep was called (exit status 2).
+type usageError struct{ error }
+
+type globals struct {
+	root string
+	home string
+}
+
+func (g *globals) runDir() string { return filepath.Join(g.root, supervise.RunDir) }
+func (g *globals) sock() string   { return filepath.Join(g.runDir(), "upkeep.sock") }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd := rootCommand()
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "upkeep: "+err.Error())
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func rootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "upkeep",
+		Short:         "Keep the services of a host up and running",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			abs, err := filepath.Abs(g.root)
+			if err != nil {
+				return usageError{fmt.Errorf("--root: %w", err)}
+			}
+			g.root = abs
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	defRoot := os.Getenv("UPKEEP_ROOT")
+	if defRoot == "" {
+		defRoot = "/"
+	}
+	home, _ := os.UserHomeDir()
+	root.PersistentFlags().StringVar(&g.root, "root", defRoot, "the host's root directory (env UPKEEP_ROOT)")
+	root.PersistentFlags().StringVar(&g.home, "home", home, "the operator's home, for ~/service ~/log ~/db")
+	root.AddCommand(
+		daemonCommand(g),
+		statusCommand(g),
+		actionCommand(g, "start", "Start services (and what they depend on)"),
+		actionCommand(g, "stop", "Stop services (and what depends on them)"),
+		actionCommand(g, "restart", "Restart services"),
+		signalCommand(g),
+		reloadCommand(g),
+		validateCommand(g),
+		demoCommand(g),
+		serveOKCommand(),
+	)
+	return root
+}
+
+// exactArgs and minArgs turn cobra's argument errors into usage errors.
+func minArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageError{fmt.Errorf("%s: missing %s", cmd.Name(), what)}
+		}
+		return nil
+	}
+}
+
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError{fmt.Errorf("%s: too many arguments", cmd.Name())}
+		}
+		return nil
+	}
+}

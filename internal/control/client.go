@@ -1,0 +1,93 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+
+	"upkeep/internal/supervise"
+)
+
+// Client talks to a daemon's control socket.
+type Client struct {
+	sock string
+	http *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	return &Client{sock: path, http: &http.Client{Transport: tr}}
+}
+
+// ErrNoDaemon means nothing listens on the socket.
+var ErrNoDaemon = errors.New("no daemon is running")
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd *bytes.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://upkeep"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w (socket %s)", ErrNoDaemon, c.sock)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var eb errorBody
+		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != "" {
+			return errors.New(eb.Error)
+		}
+		return fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Status fetches the status of names (all when empty).
+func (c *Client) Status(ctx context.Context, names []string) ([]supervise.Status, error) {
+	var out []supervise.Status
+	path := "/v1/status"
+	if len(names) > 0 {
+		path += "?names=" + url.QueryEscape(strings.Join(names, ","))
+	}
+	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// Act posts an action (start, stop, restart, signal).
+func (c *Client) Act(ctx context.Context, action string, req Request) error {
+	return c.do(ctx, http.MethodPost, "/v1/"+action, req, nil)
+}
+
+// Reload asks the daemon to re-read the definitions.
+func (c *Client) Reload(ctx context.Context) (supervise.ReloadResult, error) {
+	var out supervise.ReloadResult
+	return out, c.do(ctx, http.MethodPost, "/v1/reload", Request{}, &out)
+}

@@ -1,0 +1,220 @@
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exit is how a process ended.
+type Exit struct {
+	Status  syscall.WaitStatus
+	Known   bool  // false when the process was not our child (status unseen)
+	Err     error // set when the process could not be started at all
+	Reaped  time.Time
+	Process int
+}
+
+// Success reports a clean exit with status 0.
+func (e Exit) Success() bool { return e.Err == nil && e.Known && e.Status.Exited() && e.Status.ExitStatus() == 0 }
+
+func (e Exit) String() string {
+	switch {
+	case e.Err != nil:
+		return "start failed: " + e.Err.Error()
+	case !e.Known:
+		return "exited (status unknown)"
+	case e.Status.Signaled():
+		return "signal " + strings.TrimPrefix(unix.SignalName(e.Status.Signal()), "SIG")
+	default:
+		return fmt.Sprintf("exit %d", e.Status.ExitStatus())
+	}
+}
+
+// Process is a started process that the reaper watches.
+type Process struct {
+	Pid       int
+	StartTime uint64 // clock ticks since boot, from /proc/<pid>/stat
+	done      chan struct{}
+	once      sync.Once
+	exit      Exit
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exit is valid once Done is closed.
+func (p *Process) Exit() Exit { <-p.done; return p.exit }
+
+func (p *Process) finish(e Exit) {
+	p.once.Do(func() {
+		e.Process = p.Pid
+		p.exit = e
+		close(p.done)
+	})
+}
+
+// Reaper owns wait4 for the whole process. Because it reaps every child,
+// nothing else in the process may use os/exec's Wait: start processes
+// through Spawn instead.
+type Reaper struct {
+	mu      sync.Mutex
+	waiting map[int]*Process
+}
+
+var (
+	reaperOnce sync.Once
+	reaper     *Reaper
+)
+
+// Reap returns the process's reaper, starting it on first use: it makes the
+// process a child subreaper, so orphaned descendants of services come back to
+// us and are reaped (and we can run as PID 1).
+func Reap() *Reaper {
+	reaperOnce.Do(func() {
+		reaper = &Reaper{waiting: map[int]*Process{}}
+		// Best effort: without it, orphans go to init, which reaps them.
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGCHLD)
+		go func() {
+			for range ch {
+				reaper.reapAll()
+			}
+		}()
+	})
+	return reaper
+}
+
+func (r *Reaper) reapAll() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if pid <= 0 || err != nil {
+			return
+		}
+		r.mu.Lock()
+		p := r.waiting[pid]
+		delete(r.waiting, pid)
+		r.mu.Unlock()
+		if p != nil {
+			p.finish(Exit{Status: ws, Known: true, Reaped: time.Now()})
+		}
+	}
+}
+
+// Attr describes a process to start.
+type Attr struct {
+	Argv  []string
+	Env   []string
+	Dir   string
+	Files []uintptr // stdin, stdout, stderr (and more)
+	Cred  *syscall.Credential
+	// CgroupFD, when >= 0, places the child into that cgroup v2 directory
+	// atomically at clone time (CLONE_INTO_CGROUP), so not even its first
+	// fork can escape.
+	CgroupFD int
+}
+
+// Spawn starts a process in a session (and process group) of its own.
+func (r *Reaper) Spawn(a Attr) (*Process, error) {
+	if len(a.Argv) == 0 {
+		return nil, errors.New("empty command")
+	}
+	path, err := LookPath(a.Argv[0], a.Dir, a.Env)
+	if err != nil {
+		return nil, err
+	}
+	sys := &syscall.SysProcAttr{Setsid: true, Credential: a.Cred}
+	if a.CgroupFD >= 0 {
+		sys.UseCgroupFD, sys.CgroupFD = true, a.CgroupFD
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// The lock spans fork and registration so a child that exits at once is
+	// still found by reapAll, which takes the lock before looking it up.
+	pid, err := syscall.ForkExec(path, a.Argv, &syscall.ProcAttr{Dir: a.Dir, Env: a.Env, Files: a.Files, Sys: sys})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", a.Argv[0], err)
+	}
+	p := &Process{Pid: pid, done: make(chan struct{})}
+	p.StartTime, _ = StartTime(pid)
+	r.waiting[pid] = p
+	return p, nil
+}
+
+// Watch follows a process that is not (or not only) known as our child,
+// such as the daemon a start command leaves behind. If it is our child its
+// exit status is reported; otherwise the exit is reported as unknown.
+func (r *Reaper) Watch(pid int, start uint64) (*Process, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("watch pid %d: %w", pid, err)
+	}
+	if st, err := StartTime(pid); err != nil || st != start {
+		unix.Close(fd)
+		return nil, fmt.Errorf("watch pid %d: not the process it was", pid)
+	}
+	p := &Process{Pid: pid, StartTime: start, done: make(chan struct{})}
+	r.mu.Lock()
+	r.waiting[pid] = p
+	r.mu.Unlock()
+	go func() {
+		defer unix.Close(fd)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Poll(fds, -1); err == nil || !errors.Is(err, syscall.EINTR) {
+				break
+			}
+		}
+		// Our own child: the reaper delivers the real status. Give it a moment.
+		select {
+		case <-p.done:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		r.mu.Lock()
+		delete(r.waiting, pid)
+		r.mu.Unlock()
+		p.finish(Exit{Reaped: time.Now()})
+	}()
+	return p, nil
+}
+
+// LookPath finds a program the way execvp does, using the PATH of the
+// environment the program will get, not the daemon's.
+func LookPath(file, dir string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		p := filepath.Join(d, file)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in PATH", file)
+}

@@ -1,0 +1,92 @@
+package proc
+
+import (
+	"errors"
+	"syscall"
+
+	"github.com/prometheus/procfs"
+)
+
+// StartTime returns when pid started, in clock ticks since boot. Together
+// with the pid it names a process for good: pids are reused, start times of
+// a reused pid differ.
+func StartTime(pid int) (uint64, error) {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return 0, err
+	}
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Starttime, nil
+}
+
+// Parent returns the parent pid of pid.
+func Parent(pid int) (int, error) {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return 0, err
+	}
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.PPID, nil
+}
+
+// Same reports whether pid is still the process that started at start.
+func Same(pid int, start uint64) bool {
+	if pid <= 0 || start == 0 {
+		return false
+	}
+	st, err := StartTime(pid)
+	return err == nil && st == start
+}
+
+// SignalGroup signals every process in the process group pgid. A group that
+// is already gone is not an error.
+func SignalGroup(pgid int, sig syscall.Signal) error {
+	if pgid <= 1 {
+		return errors.New("refusing to signal process group <= 1")
+	}
+	err := syscall.Kill(-pgid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// GroupAlive reports whether any process is left in the group.
+func GroupAlive(pgid int) bool {
+	if pgid <= 1 {
+		return false
+	}
+	err := syscall.Kill(-pgid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// Usage is what a set of processes costs.
+type Usage struct {
+	CPUSeconds float64
+	RSSBytes   uint64
+}
+
+// Measure adds up CPU time and resident memory of the given pids; pids that
+// vanished meanwhile are skipped.
+func Measure(pids []int) Usage {
+	var u Usage
+	for _, pid := range pids {
+		p, err := procfs.NewProc(pid)
+		if err != nil {
+			continue
+		}
+		st, err := p.Stat()
+		if err != nil {
+			continue
+		}
+		u.CPUSeconds += st.CPUTime()
+		u.RSSBytes += uint64(st.ResidentMemory())
+	}
+	return u
+}

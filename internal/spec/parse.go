@@ -1,0 +1,233 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/sys/unix"
+)
+
+// FileName is the name of a service's definition inside its directory.
+const FileName = "service.toml"
+
+// Prefixes are the conventional name prefixes of the guide.
+var Prefixes = []string{"www-", "api-", "service-"}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// CheckName says why a string is not a safe service name, or nil.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty service name")
+	case len(name) > 64:
+		return fmt.Errorf("service name %q is longer than 64 characters", name)
+	case !nameRE.MatchString(name) || strings.Contains(name, ".."):
+		return fmt.Errorf("service name %q must be a-z 0-9 - _ . starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// HasPrefix reports whether name carries one of the conventional prefixes.
+func HasPrefix(name string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Parse reads one service.toml. root is the host root that absolute paths in
+// the file are relative to; dir the service's directory, whose base name is
+// the service's name. The Service is nil when any problem is an error.
+func Parse(root, dir string, data []byte) (*Service, Problems) {
+	file := filepath.Join(dir, FileName)
+	text := string(data)
+	s := Defaults()
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		line, col := locate(text, key)
+		ps = append(ps, Problem{File: file, Line: line, Col: col, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&s)
+	if err != nil {
+		return nil, Problems{decodeProblem(file, text, err)}
+	}
+	for _, k := range md.Undecoded() {
+		add(k.String(), "unknown key")
+	}
+	s.Dir, s.File = dir, file
+	name := filepath.Base(dir)
+	if err := CheckName(name); err != nil {
+		ps = append(ps, Problem{File: file, Msg: "directory name: " + err.Error()})
+	} else if s.Name != "" && s.Name != name {
+		add("name", "%q differs from the directory's name %q", s.Name, name)
+	}
+	s.Name = name
+
+	runs := 0
+	for _, set := range []bool{len(s.Command) > 0, s.Script != "", len(s.StartCommand) > 0} {
+		if set {
+			runs++
+		}
+	}
+	switch {
+	case runs == 0:
+		ps = append(ps, Problem{File: file, Line: 1, Col: 1, Key: "command", Msg: "one of command, script or start_command is required"})
+	case runs > 1:
+		add("command", "set only one of command, script and start_command")
+	}
+	for _, k := range []struct {
+		key  string
+		argv []string
+	}{{"command", s.Command}, {"start_command", s.StartCommand}, {"stop_command", s.StopCommand}} {
+		if len(k.argv) > 0 && strings.TrimSpace(k.argv[0]) == "" {
+			add(k.key, "the program (first element) is empty")
+		}
+		for _, a := range k.argv {
+			if strings.IndexByte(a, 0) >= 0 {
+				add(k.key, "contains a NUL byte")
+			}
+		}
+	}
+	if len(s.StartCommand) > 0 && s.PIDFile == "" {
+		add("start_command", "needs pidfile, to follow the process it starts")
+	}
+	for key, p := range map[string]*string{"directory": &s.Directory, "env_file": &s.EnvFile, "pidfile": &s.PIDFile} {
+		if *p == "" {
+			continue
+		}
+		abs, err := Resolve(root, dir, *p)
+		if err != nil {
+			add(key, "%v", err)
+			continue
+		}
+		*p = abs
+	}
+	for k, v := range s.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 {
+			add("env", "invalid variable %q", k)
+		}
+	}
+	for _, dep := range s.DependsOn {
+		if err := CheckName(dep); err != nil {
+			add("depends_on", "%v", err)
+		} else if dep == name {
+			add("depends_on", "a service cannot depend on itself")
+		}
+	}
+	switch s.Restart.Policy {
+	case Always, OnFailure, Never:
+	default:
+		add("restart.policy", "%q is not one of always, on-failure, never", s.Restart.Policy)
+	}
+	if s.Restart.Limit < 1 {
+		add("restart.limit", "must be at least 1")
+	}
+	if s.Restart.Backoff > s.Restart.MaxBackoff {
+		add("restart.backoff", "is longer than restart.max_backoff (%v)", s.Restart.MaxBackoff.D())
+	}
+	if s.Restart.Window <= 0 {
+		add("restart.window", "must be longer than 0")
+	}
+	if _, err := ParseSignal(s.Stop.Signal); err != nil {
+		add("stop.signal", "%v", err)
+	}
+	if err := checkUserName(s.User); err != nil {
+		add("user", "%v", err)
+	}
+	if err := checkUserName(s.Group); err != nil {
+		add("group", "%v", err)
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+	if len(ps.Errors()) > 0 {
+		return nil, ps
+	}
+	return &s, ps
+}
+
+func checkUserName(u string) error {
+	if strings.ContainsAny(u, ":/\x00\n ") {
+		return fmt.Errorf("%q is not a user or group name", u)
+	}
+	return nil
+}
+
+// Resolve turns a path from a service definition into an absolute path on
+// the host: relative paths are relative to the service's directory, absolute
+// ones to the root. The result never leaves the root.
+func Resolve(root, dir, p string) (string, error) {
+	var abs string
+	if filepath.IsAbs(p) {
+		abs = filepath.Join(root, p)
+	} else {
+		abs = filepath.Join(dir, p)
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("path %q leaves the root", p)
+	}
+	return abs, nil
+}
+
+var lastKeyRE = regexp.MustCompile(`last key "([^"]+)"`)
+
+// decodeProblem turns a toml error into a positioned problem.
+func decodeProblem(file, text string, err error) Problem {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		// The decoder's own messages repeat the position; keep the substance.
+		msg = strings.TrimPrefix(msg, "toml: ")
+		return Problem{File: file, Line: pe.Position.Line, Col: max(pe.Position.Col, 1), Key: pe.LastKey, Msg: msg}
+	}
+	msg := err.Error()
+	key := ""
+	if m := lastKeyRE.FindStringSubmatch(msg); m != nil {
+		key = m[1]
+	}
+	if i := strings.Index(msg, "): "); i >= 0 {
+		msg = msg[i+3:]
+	}
+	msg = strings.TrimPrefix(msg, "toml: ")
+	line, col := 1, 1
+	if key != "" {
+		line, col = locate(text, key)
+	}
+	return Problem{File: file, Line: line, Col: col, Key: key, Msg: msg}
+}
+
+// ParseSignal accepts "TERM", "SIGTERM" or a number.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	up := strings.ToUpper(s)
+	if !strings.HasPrefix(up, "SIG") {
+		up = "SIG" + up
+	}
+	if sig := unix.SignalNum(up); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+// Load reads the service in dir (a directory holding service.toml).
+func Load(root, dir string) (*Service, Problems) {
+	file := filepath.Join(dir, FileName)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, Problems{{File: file, Msg: errors.Unwrap(err).Error()}}
+	}
+	return Parse(root, dir, data)
+}

@@ -1,0 +1,54 @@
+package spec
+
+import (
+	"strings"
+)
+
+// locate finds where a dotted key ("restart.policy") is set in a TOML text
+// that is known to parse, so semantic errors can carry a line and column.
+// BurntSushi/toml keeps key positions private; this scan covers the forms a
+// service.toml uses (tables, arrays of tables, plain and quoted keys) and
+// falls back to the table header, then to line 1.
+func locate(text, key string) (line, col int) {
+	parts := strings.Split(key, ".")
+	leaf := parts[len(parts)-1]
+	table := strings.Join(parts[:len(parts)-1], ".")
+	current := ""
+	headerLine, headerCol := 0, 0
+	for i, raw := range strings.Split(text, "\n") {
+		trimmed := strings.TrimLeft(raw, " \t")
+		indent := len(raw) - len(trimmed)
+		if strings.HasPrefix(trimmed, "[") {
+			h := strings.Trim(strings.SplitN(trimmed, "#", 2)[0], " \t[]")
+			current = strings.ReplaceAll(h, " ", "")
+			if current == key || (table != "" && current == table && headerLine == 0) {
+				headerLine, headerCol = i+1, indent+1
+				if current == key {
+					return headerLine, headerCol
+				}
+			}
+			continue
+		}
+		if current != table {
+			// A dotted or inline form: `restart.policy = ...` at top level.
+			if current == "" && strings.HasPrefix(trimmed, key) && isAssign(trimmed[len(key):]) {
+				return i + 1, indent + 1
+			}
+			continue
+		}
+		for _, k := range []string{leaf, `"` + leaf + `"`} {
+			if strings.HasPrefix(trimmed, k) && isAssign(trimmed[len(k):]) {
+				return i + 1, indent + 1
+			}
+		}
+	}
+	if headerLine > 0 {
+		return headerLine, headerCol
+	}
+	return 1, 1
+}
+
+func isAssign(rest string) bool {
+	rest = strings.TrimLeft(rest, " \t")
+	return strings.HasPrefix(rest, "=")
+}

@@ -1,0 +1,101 @@
+package spec
+
+import (
+	"fmt"
+	"time"
+)
+
+// Service is one service's definition, as read from its service.toml with
+// defaults applied.
+type Service struct {
+	Name         string            `toml:"name"`
+	Version      string            `toml:"version"`
+	Command      []string          `toml:"command"`
+	Script       string            `toml:"script"`
+	Directory    string            `toml:"directory"`
+	User         string            `toml:"user"`
+	Group        string            `toml:"group"`
+	Env          map[string]string `toml:"env"`
+	EnvFile      string            `toml:"env_file"`
+	Autostart    bool              `toml:"autostart"`
+	DependsOn    []string          `toml:"depends_on"`
+	ReadyAfter   Duration          `toml:"ready_after"`
+	StartCommand []string          `toml:"start_command"`
+	StopCommand  []string          `toml:"stop_command"`
+	PIDFile      string            `toml:"pidfile"`
+	Restart      Restart           `toml:"restart"`
+	Stop         Stop              `toml:"stop"`
+
+	// Dir is the service's directory (absolute); File its service.toml.
+	Dir  string `toml:"-"`
+	File string `toml:"-"`
+}
+
+// Restart is the policy applied when the main process exits on its own.
+type Restart struct {
+	Policy      Policy   `toml:"policy"`
+	Backoff     Duration `toml:"backoff"`
+	MaxBackoff  Duration `toml:"max_backoff"`
+	StableAfter Duration `toml:"stable_after"`
+	Limit       int      `toml:"limit"`
+	Window      Duration `toml:"window"`
+}
+
+// Stop says how the service is asked to stop before it is killed.
+type Stop struct {
+	Signal  string   `toml:"signal"`
+	Timeout Duration `toml:"timeout"`
+}
+
+// Policy is when a service is restarted after its main process exits.
+type Policy string
+
+const (
+	Always    Policy = "always"
+	OnFailure Policy = "on-failure"
+	Never     Policy = "never"
+)
+
+// Defaults returns a definition holding every default; decoding a file on
+// top of it leaves the defaults where the file is silent. This is the one
+// place defaults live.
+func Defaults() Service {
+	return Service{
+		Directory:  ".",
+		Autostart:  true,
+		ReadyAfter: Duration(time.Second),
+		Restart: Restart{
+			Policy:      Always,
+			Backoff:     Duration(100 * time.Millisecond),
+			MaxBackoff:  Duration(30 * time.Second),
+			StableAfter: Duration(10 * time.Second),
+			Limit:       10,
+			Window:      Duration(60 * time.Second),
+		},
+		Stop: Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
+	}
+}
+
+// Daemonizes reports whether the service forks away from its start command
+// and is followed through its pid file (monit's start program + pidfile).
+func (s *Service) Daemonizes() bool { return s.PIDFile != "" }
+
+// Duration is a Go duration string in TOML ("500ms", "5s", "1m").
+type Duration time.Duration
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (want e.g. \"500ms\", \"5s\", \"1m\"): %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,320 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"upkeep/internal/proc"
+	"upkeep/internal/spec"
+)
+
+// ErrUnknown is returned for a name that is not a service of this host.
+var ErrUnknown = errors.New("unknown service")
+
+// Daemon owns every service of one host (one root).
+type Daemon struct {
+	root    string
+	runDir  string
+	logDir  string
+	log     *slog.Logger
+	reaper  *proc.Reaper
+	cgroups *proc.Cgroups // nil where cgroups cannot be used
+	lock    *os.File
+
+	mu       sync.Mutex
+	svcs     map[string]*service
+	problems map[string]spec.Problems
+	changed  chan struct{}
+}
+
+// Paths of a host, relative to its root.
+const (
+	RunDir = "run/upkeep"
+	LogDir = "var/log"
+)
+
+// New prepares the daemon for root and takes the host's lock: a second
+// daemon on the same root is refused.
+func New(root string, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{
+		root:     root,
+		runDir:   filepath.Join(root, RunDir),
+		logDir:   filepath.Join(root, LogDir),
+		log:      log,
+		svcs:     map[string]*service{},
+		problems: map[string]spec.Problems{},
+		changed:  make(chan struct{}),
+	}
+	for _, dir := range []string{d.runDir, d.logDir, filepath.Join(root, spec.WWW)} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := Lock(d.runDir)
+	if err != nil {
+		return nil, err
+	}
+	d.lock = lock
+	d.reaper = proc.Reap()
+	if cg, err := proc.OpenCgroups(root); err == nil {
+		d.cgroups = cg
+	} else {
+		log.Info("no cgroups; using process groups", "reason", err.Error())
+	}
+	return d, nil
+}
+
+// Lock takes the exclusive lock of a host's run directory.
+func Lock(runDir string) (*os.File, error) {
+	path := filepath.Join(runDir, "upkeep.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		holder := strings.TrimSpace(string(b))
+		if holder == "" {
+			holder = "?"
+		}
+		return nil, fmt.Errorf("another upkeep daemon (pid %s) is running on root %s", holder, filepath.Dir(filepath.Dir(runDir)))
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+// Run loads the host's services, starts those marked autostart and keeps
+// them up until ctx ends; then it stops all of them, dependents first.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.reclaim()
+	host, err := spec.LoadHost(d.root)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.problems = host.Problems
+	d.mu.Unlock()
+	for name, ps := range host.Problems {
+		d.log.Error("bad definition", "service", name, "problems", ps.Error())
+	}
+	var auto []string
+	for _, name := range host.Names() {
+		s := host.Services[name]
+		d.add(s)
+		if s.Autostart {
+			auto = append(auto, name)
+		}
+	}
+	d.startAll(auto)
+	<-ctx.Done()
+	d.shutdown()
+	return nil
+}
+
+func (d *Daemon) add(s *spec.Service) *service {
+	var cg *proc.Cgroup
+	if d.cgroups != nil {
+		var err error
+		if cg, err = d.cgroups.Service(s.Name); err != nil {
+			d.log.Warn("no cgroup", "service", s.Name, "err", err.Error())
+		}
+	}
+	sv := newService(d, s, cg)
+	d.mu.Lock()
+	d.svcs[s.Name] = sv
+	d.mu.Unlock()
+	go sv.run()
+	return sv
+}
+
+func (d *Daemon) shutdown() {
+	d.mu.Lock()
+	names := make([]string, 0, len(d.svcs))
+	for n := range d.svcs {
+		names = append(names, n)
+	}
+	d.mu.Unlock()
+	d.stopOrdered(context.Background(), names)
+	for _, sv := range d.all() {
+		_ = sv.send(request{kind: reqRemove})
+		<-sv.done
+	}
+	if d.cgroups != nil {
+		d.cgroups.Remove()
+	}
+	d.lock.Close()
+}
+
+// watch returns a channel closed at the next state change of any service.
+func (d *Daemon) watch() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.changed
+}
+
+func (d *Daemon) notify() {
+	d.mu.Lock()
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
+}
+
+func (d *Daemon) get(name string) (*service, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if sv, ok := d.svcs[name]; ok {
+		return sv, nil
+	}
+	if ps, ok := d.problems[name]; ok {
+		return nil, fmt.Errorf("%s: definition is broken:\n%s", name, ps.Error())
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknown, name)
+}
+
+func (d *Daemon) all() []*service {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*service, 0, len(d.svcs))
+	for _, sv := range d.svcs {
+		out = append(out, sv)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// unreadyDependency names a dependency of s that is not running, or "".
+func (d *Daemon) unreadyDependency(s *spec.Service) string {
+	for _, dep := range s.DependsOn {
+		d.mu.Lock()
+		sv := d.svcs[dep]
+		d.mu.Unlock()
+		if sv == nil || sv.snapshot().State != Running {
+			return dep
+		}
+	}
+	return ""
+}
+
+// dependents returns the services that depend on name, directly.
+func (d *Daemon) dependents(name string) []string {
+	var out []string
+	for _, sv := range d.all() {
+		for _, dep := range sv.specSnapshot().DependsOn {
+			if dep == name {
+				out = append(out, sv.name)
+			}
+		}
+	}
+	return out
+}
+
+func (d *Daemon) rememberPid(name string, r proc.Record) {
+	base := filepath.Join(d.runDir, name)
+	if err := proc.WriteRecord(base+".state", r); err != nil {
+		d.log.Warn("state file", "service", name, "err", err.Error())
+	}
+	if err := proc.WritePID(base+".pid", r.Pid); err != nil {
+		d.log.Warn("pid file", "service", name, "err", err.Error())
+	}
+}
+
+func (d *Daemon) forgetPid(name string) {
+	base := filepath.Join(d.runDir, name)
+	os.Remove(base + ".pid")
+	os.Remove(base + ".state")
+}
+
+// adopt checks that pid, read from a service's own pid file, is a process
+// the service started: in its cgroup, or reparented to us (the subreaper)
+// when its launcher exited. Anything else is refused, never signalled.
+func (d *Daemon) adopt(s *service, pid int) (*proc.Process, error) {
+	ours := false
+	if s.cg != nil {
+		for _, p := range s.cg.Procs() {
+			ours = ours || p == pid
+		}
+	} else if ppid, err := proc.Parent(pid); err == nil && ppid == os.Getpid() {
+		ours = true
+	}
+	if !ours {
+		return nil, fmt.Errorf("pid %d is not a process of this service", pid)
+	}
+	st, err := proc.StartTime(pid)
+	if err != nil {
+		return nil, err
+	}
+	return d.reaper.Watch(pid, st)
+}
+
+// reclaim deals with what a daemon that died (SIGKILL, OOM) left running.
+// Its services lost the pipes to their logs with it, so they are not
+// re-adopted but stopped — gracefully for half a second, then killed — and
+// started afresh by this daemon, each exactly once. Only processes proven to
+// be ours are touched: a pid whose start time differs from the record is
+// someone else's now.
+func (d *Daemon) reclaim() {
+	var groups []int
+	var cgs []*proc.Cgroup
+	records, _ := filepath.Glob(filepath.Join(d.runDir, "*.state"))
+	for _, path := range records {
+		r, err := proc.ReadRecord(path)
+		if err == nil && proc.Same(r.Pid, r.StartTime) && r.Pgid > 1 {
+			d.log.Warn("stopping a dead daemon's leftover", "record", path, "pid", r.Pid)
+			_ = proc.SignalGroup(r.Pgid, syscall.SIGTERM)
+			groups = append(groups, r.Pgid)
+		}
+		base := strings.TrimSuffix(path, ".state")
+		os.Remove(path)
+		os.Remove(base + ".pid")
+	}
+	if d.cgroups != nil {
+		for _, cg := range d.cgroups.Existing() {
+			if !cg.Empty() {
+				d.log.Warn("stopping a dead daemon's leftover cgroup", "cgroup", cg.Path)
+				cg.Signal(syscall.SIGTERM)
+				cgs = append(cgs, cg)
+			}
+		}
+	}
+	gone := func() bool {
+		for _, g := range groups {
+			if proc.GroupAlive(g) {
+				return false
+			}
+		}
+		for _, cg := range cgs {
+			if !cg.Empty() {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(500 * time.Millisecond); !gone() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, g := range groups {
+		_ = proc.SignalGroup(g, syscall.SIGKILL)
+	}
+	for _, cg := range cgs {
+		cg.Kill()
+	}
+	for deadline := time.Now().Add(time.Second); !gone() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sameSpec reports whether a reload leaves a service's definition alone.
+func sameSpec(a, b *spec.Service) bool { return reflect.DeepEqual(a, b) }

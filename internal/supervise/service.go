@@ -1,0 +1,538 @@
+package supervise
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"upkeep/internal/logsink"
+	"upkeep/internal/proc"
+	"upkeep/internal/spec"
+)
+
+type event int
+
+const (
+	evStart    event = iota // start asked for
+	evStop                  // stop asked for
+	evRestart               // restart asked for
+	evExit                  // the main process is gone
+	evLaunched              // a daemonizing start command has exited
+	evTimer                 // the one timer fired: ready_after, backoff or stop timeout
+	evPoll                  // time to look again: leftovers, pid file
+	evDeps                  // some service changed state; dependencies may be up
+)
+
+// after is what a service does once its process group is gone.
+type after int
+
+const (
+	thenStopped after = iota
+	thenStart
+	thenPolicy // the main process ended on its own: the restart policy decides
+)
+
+type requestKind int
+
+const (
+	reqStart requestKind = iota
+	reqStop
+	reqRestart
+	reqSignal
+	reqUpdate
+	reqRemove
+)
+
+type request struct {
+	kind  requestKind
+	sig   syscall.Signal
+	group bool
+	spec  *spec.Service
+	reply chan error
+}
+
+// pidfileWait bounds how long a daemonizing service may take to write its
+// pid file after its start command exits.
+const pidfileWait = 10 * time.Second
+
+// service is one service's state machine. Every field below mu is owned by
+// the run goroutine; others send requests and read snapshots.
+type service struct {
+	d    *Daemon
+	name string
+	reqs chan request
+	done chan struct{}
+
+	mu       sync.Mutex
+	snap     Status
+	snapSpec *spec.Service
+	cg   *proc.Cgroup // set once, before run starts
+
+	spec      *spec.Service
+	state     State
+	main      *proc.Process
+	pgid      int
+	mainDone  <-chan struct{}
+	launcher  *proc.Process
+	launchC   <-chan struct{}
+	timer     *time.Timer
+	timerC    <-chan time.Time
+	ticker    *time.Ticker
+	pollC     <-chan time.Time
+	depsC     <-chan struct{}
+	deadline  time.Time // pid file wait
+	then      after
+	lastExit  proc.Exit
+	failures  int
+	starts    []time.Time
+	restarts  int
+	startedAt time.Time
+	detail    string
+	removed   bool
+	stdout    *logsink.Sink
+	stderr    *logsink.Sink
+}
+
+func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
+	sv := &service{d: d, name: s.Name, spec: s, cg: cg, reqs: make(chan request), done: make(chan struct{})}
+	sv.snap = Status{Name: s.Name, State: Stopped, Since: time.Now(), Autostart: s.Autostart}
+	sv.snapSpec = s
+	return sv
+}
+
+func (s *service) run() {
+	defer close(s.done)
+	defer s.closeLogs()
+	for !(s.removed && s.state.Down()) {
+		select {
+		case r := <-s.reqs:
+			r.reply <- s.request(r)
+		case <-s.mainDone:
+			s.handle(evExit)
+		case <-s.launchC:
+			s.handle(evLaunched)
+		case <-s.timerC:
+			s.timerC = nil
+			s.handle(evTimer)
+		case <-s.pollC:
+			s.handle(evPoll)
+		case <-s.depsC:
+			s.depsC = nil
+			s.handle(evDeps)
+		}
+	}
+	s.stopTimer()
+	s.stopPoll()
+	if s.cg != nil {
+		_ = s.cg.Remove()
+	}
+}
+
+// send hands a request to the run goroutine and waits for its answer.
+func (s *service) send(r request) error {
+	r.reply = make(chan error, 1)
+	select {
+	case s.reqs <- r:
+		return <-r.reply
+	case <-s.done:
+		return fmt.Errorf("%s: removed", s.name)
+	}
+}
+
+func (s *service) request(r request) error {
+	switch r.kind {
+	case reqStart:
+		s.handle(evStart)
+	case reqStop:
+		s.handle(evStop)
+	case reqRestart:
+		s.handle(evRestart)
+	case reqSignal:
+		return s.signal(r.sig, r.group)
+	case reqUpdate:
+		s.spec = r.spec
+		s.publish()
+		if !s.state.Down() {
+			s.handle(evRestart)
+		}
+	case reqRemove:
+		s.removed = true
+		s.handle(evStop)
+	}
+	return nil
+}
+
+// handle is the state machine: every transition is here, read top to bottom
+// with docs/states.md beside it.
+func (s *service) handle(ev event) {
+	switch ev {
+	case evStart:
+		switch s.state {
+		case Stopped, Exited, Fatal:
+			s.failures, s.starts = 0, nil // a person asked: forget the crash history
+			s.begin()
+		case Backoff:
+			s.begin()
+		case Stopping:
+			s.then = thenStart
+		}
+
+	case evStop:
+		switch s.state {
+		case Starting, Running:
+			if s.active() {
+				s.terminate(thenStopped)
+			} else {
+				s.set(Stopped, "")
+			}
+		case Backoff, Exited, Fatal:
+			s.set(Stopped, "")
+		case Stopping:
+			s.then = thenStopped
+		}
+
+	case evRestart:
+		switch s.state {
+		case Starting, Running:
+			if s.active() {
+				s.terminate(thenStart)
+			} else {
+				s.begin()
+			}
+		case Stopping:
+			s.then = thenStart
+		default:
+			s.failures, s.starts = 0, nil
+			s.begin()
+		}
+
+	case evExit:
+		s.lastExit = s.main.Exit()
+		s.main, s.mainDone = nil, nil
+		s.d.forgetPid(s.name)
+		s.d.log.Info("exited", "service", s.name, "status", s.lastExit.String(), "state", s.state.String())
+		if s.state == Stopping {
+			s.settle()
+			return
+		}
+		// Ended on its own. Leftovers (workers of a killed master) are
+		// stopped before any restart, so they cannot hold its port.
+		if s.groupEmpty() {
+			s.applyPolicy()
+		} else {
+			s.terminate(thenPolicy)
+		}
+
+	case evLaunched:
+		ex := s.launcher.Exit()
+		s.launcher, s.launchC = nil, nil
+		if !ex.Success() {
+			s.lastExit = ex
+			s.d.log.Warn("start command failed", "service", s.name, "status", ex.String())
+			s.terminate(thenPolicy)
+			return
+		}
+		s.deadline = time.Now().Add(pidfileWait)
+		s.startPoll()
+		s.handle(evPoll)
+
+	case evTimer:
+		switch s.state {
+		case Backoff:
+			s.begin()
+		case Starting:
+			s.set(Running, "")
+		case Stopping:
+			s.kill()
+		}
+
+	case evPoll:
+		switch {
+		case s.state == Stopping:
+			s.settle()
+		case s.state == Starting && s.main == nil && s.launcher == nil && !s.deadline.IsZero():
+			s.adoptPidfile()
+		}
+
+	case evDeps:
+		if s.state == Starting && !s.active() && s.launcher == nil {
+			s.begin()
+		}
+	}
+}
+
+// active reports whether the service has a main process.
+func (s *service) active() bool { return s.main != nil }
+
+// begin starts the service, or waits for its dependencies first.
+func (s *service) begin() {
+	s.stopTimer()
+	s.stopPoll()
+	s.deadline = time.Time{}
+	watch := s.d.watch() // taken before the check, so no change is missed
+	if dep := s.d.unreadyDependency(s.spec); dep != "" {
+		s.depsC = watch
+		s.set(Starting, "waiting for "+dep)
+		return
+	}
+	s.depsC = nil
+	now := time.Now()
+	s.starts = append(s.starts, now)
+	s.startedAt = now
+	if s.spec.Daemonizes() {
+		argv := s.spec.StartCommand
+		if len(argv) == 0 {
+			argv = s.spec.Command
+		}
+		_ = os.Remove(s.spec.PIDFile) // a stale one would be believed
+		p, err := s.spawn(argv)
+		if err != nil {
+			s.lastExit = proc.Exit{Err: err}
+			s.applyPolicy()
+			return
+		}
+		s.launcher, s.launchC = p, p.Done()
+		s.set(Starting, "running start command")
+		return
+	}
+	p, err := s.spawn(s.argv())
+	if err != nil {
+		s.lastExit = proc.Exit{Err: err}
+		s.d.log.Warn("start failed", "service", s.name, "err", err.Error())
+		s.applyPolicy()
+		return
+	}
+	s.up(p, p.Pid)
+}
+
+// up records a main process and enters starting (or running at once).
+func (s *service) up(p *proc.Process, pgid int) {
+	s.main, s.mainDone, s.pgid = p, p.Done(), pgid
+	s.d.rememberPid(s.name, proc.Record{Pid: p.Pid, StartTime: p.StartTime, Pgid: pgid})
+	s.d.log.Info("started", "service", s.name, "pid", p.Pid)
+	if s.spec.ReadyAfter == 0 {
+		s.set(Running, "")
+		return
+	}
+	s.set(Starting, "")
+	s.setTimer(s.spec.ReadyAfter.D())
+}
+
+// adoptPidfile follows the process a daemonizing start command left behind,
+// once its pid file names a process that is provably this service's.
+func (s *service) adoptPidfile() {
+	pid, err := proc.ReadPID(s.spec.PIDFile)
+	if err == nil {
+		var p *proc.Process
+		if p, err = s.d.adopt(s, pid); err == nil {
+			s.stopPoll()
+			s.deadline = time.Time{}
+			s.up(p, pgidOf(pid))
+			return
+		}
+	}
+	if time.Now().After(s.deadline) {
+		s.stopPoll()
+		s.deadline = time.Time{}
+		s.lastExit = proc.Exit{Err: fmt.Errorf("pid file %s: %v", s.spec.PIDFile, err)}
+		s.d.log.Warn("start failed", "service", s.name, "err", s.lastExit.Err.Error())
+		s.terminate(thenPolicy)
+	}
+}
+
+// terminate asks the whole process group (and cgroup) to stop, and arms the
+// stop timeout after which everything is killed.
+func (s *service) terminate(then after) {
+	s.then = then
+	s.stopTimer()
+	s.depsC = nil
+	s.deadline = time.Time{}
+	s.set(Stopping, "")
+	sig, _ := spec.ParseSignal(s.spec.Stop.Signal)
+	if s.active() && len(s.spec.StopCommand) > 0 {
+		if _, err := s.spawn(s.spec.StopCommand); err != nil {
+			s.d.log.Warn("stop command failed", "service", s.name, "err", err.Error())
+			s.signalAll(sig)
+		}
+	} else {
+		s.signalAll(sig)
+	}
+	s.setTimer(s.spec.Stop.Timeout.D())
+	s.settle()
+}
+
+// kill is the end of the stop timeout: SIGKILL for everything left.
+func (s *service) kill() {
+	s.d.log.Warn("stop timeout; killing", "service", s.name, "timeout", s.spec.Stop.Timeout.D().String())
+	s.signalAll(syscall.SIGKILL)
+	if s.cg != nil {
+		s.cg.Kill()
+	}
+	s.startPoll()
+}
+
+// settle finishes a stop once the main process and its group are gone, and
+// otherwise keeps looking.
+func (s *service) settle() {
+	if s.active() || s.launcher != nil {
+		return // evExit / evLaunched come back here
+	}
+	if !s.groupEmpty() {
+		s.startPoll()
+		return
+	}
+	s.stopPoll()
+	s.stopTimer()
+	switch s.then {
+	case thenStart:
+		s.begin()
+	case thenPolicy:
+		s.applyPolicy()
+	default:
+		s.set(Stopped, "")
+	}
+}
+
+// applyPolicy decides what follows an exit nobody asked for.
+func (s *service) applyPolicy() {
+	r := s.spec.Restart
+	if time.Since(s.startedAt) >= r.StableAfter.D() {
+		s.failures = 0
+	}
+	restart := r.Policy == spec.Always || (r.Policy == spec.OnFailure && !s.lastExit.Success())
+	if !restart || s.removed {
+		s.set(Exited, "")
+		return
+	}
+	cutoff := time.Now().Add(-r.Window.D())
+	for len(s.starts) > 0 && s.starts[0].Before(cutoff) {
+		s.starts = s.starts[1:]
+	}
+	if len(s.starts) >= r.Limit {
+		s.set(Fatal, fmt.Sprintf("started %d times within %v", len(s.starts), r.Window.D()))
+		return
+	}
+	delay := r.Backoff.D() << min(s.failures, 30)
+	if delay > r.MaxBackoff.D() || delay < 0 {
+		delay = r.MaxBackoff.D()
+	}
+	s.failures++
+	s.restarts++
+	s.set(Backoff, "restart in "+delay.String())
+	s.setTimer(delay)
+}
+
+func (s *service) groupEmpty() bool {
+	if s.cg != nil && !s.cg.Empty() {
+		return false
+	}
+	return !proc.GroupAlive(s.pgid)
+}
+
+func (s *service) signalAll(sig syscall.Signal) {
+	if s.main != nil && s.pgid != s.main.Pid {
+		_ = syscall.Kill(s.main.Pid, sig) // a daemon that did not lead its own group
+	}
+	if s.pgid > 1 {
+		_ = proc.SignalGroup(s.pgid, sig)
+	}
+	if s.cg != nil {
+		s.cg.Signal(sig)
+	}
+}
+
+// signal passes a signal to the main process, or to all of the service's
+// processes (`upkeep signal --all`).
+func (s *service) signal(sig syscall.Signal, all bool) error {
+	if !s.active() {
+		return fmt.Errorf("%s is not running", s.name)
+	}
+	if all {
+		s.signalAll(sig)
+		return nil
+	}
+	return syscall.Kill(s.main.Pid, sig)
+}
+
+// set moves to a state and publishes it.
+func (s *service) set(st State, detail string) {
+	if st != s.state {
+		s.d.log.Info("state", "service", s.name, "from", s.state.String(), "to", st.String(), "detail", detail)
+	}
+	s.state, s.detail = st, detail
+	s.publish()
+	s.d.notify()
+}
+
+func (s *service) publish() {
+	pid := 0
+	if s.main != nil {
+		pid = s.main.Pid
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snap.State != s.state {
+		s.snap.Since = time.Now()
+	}
+	s.snap.State, s.snap.Pid, s.snap.Restarts, s.snap.Detail = s.state, pid, s.restarts, s.detail
+	s.snap.StartedAt = time.Time{}
+	if pid != 0 {
+		s.snap.StartedAt = s.startedAt
+	}
+	s.snap.Autostart = s.spec.Autostart
+	s.snapSpec = s.spec
+	if s.lastExit != (proc.Exit{}) {
+		s.snap.LastExit = s.lastExit.String()
+	}
+}
+
+func (s *service) specSnapshot() *spec.Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapSpec
+}
+
+func (s *service) snapshot() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap
+}
+
+func (s *service) setTimer(d time.Duration) {
+	s.stopTimer()
+	s.timer = time.NewTimer(d)
+	s.timerC = s.timer.C
+}
+
+func (s *service) stopTimer() {
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer, s.timerC = nil, nil
+	}
+}
+
+// startPoll looks every 10ms for leftovers to go or a pid file to appear;
+// it runs only while such a wait is on, so an idle daemon costs no CPU.
+func (s *service) startPoll() {
+	if s.ticker == nil {
+		s.ticker = time.NewTicker(10 * time.Millisecond)
+		s.pollC = s.ticker.C
+	}
+}
+
+func (s *service) stopPoll() {
+	if s.ticker != nil {
+		s.ticker.Stop()
+		s.ticker, s.pollC = nil, nil
+	}
+}
+
+func (s *service) closeLogs() {
+	for _, l := range []*logsink.Sink{s.stdout, s.stderr} {
+		if l != nil {
+			l.Close()
+		}
+	}
+}

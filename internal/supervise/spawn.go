@@ -1,0 +1,202 @@
+package supervise
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"upkeep/internal/logsink"
+	"upkeep/internal/proc"
+	"upkeep/internal/spec"
+)
+
+// argv is the command line of the main process: the command, or the script
+// run by /bin/sh -e the way upstart runs `script … end script`.
+func (s *service) argv() []string {
+	if s.spec.Script != "" {
+		return []string{"/bin/sh", "-e", "-c", s.spec.Script, s.name}
+	}
+	return s.spec.Command
+}
+
+// spawn starts one of the service's processes: in its own session and
+// process group, in the service's cgroup, as its user, with stdin from
+// /dev/null and stdout/stderr piped to its log files.
+func (s *service) spawn(argv []string) (*proc.Process, error) {
+	env, err := s.environ()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := credential(s.spec.User, s.spec.Group)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openLogs(); err != nil {
+		return nil, err
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	cgfd := -1
+	if s.cg != nil {
+		if fd, err := s.cg.Open(); err == nil {
+			cgfd = fd
+			defer unix.Close(fd)
+		}
+	}
+	// Fd() puts the write ends back in blocking mode, which is what the
+	// child expects of its stdout.
+	p, err := s.d.reaper.Spawn(proc.Attr{
+		Argv:     argv,
+		Env:      env,
+		Dir:      s.spec.Directory,
+		Files:    []uintptr{devnull.Fd(), outW.Fd(), errW.Fd()},
+		Cred:     cred,
+		CgroupFD: cgfd,
+	})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, err
+	}
+	go drain(s.stdout, outR)
+	go drain(s.stderr, errR)
+	return p, nil
+}
+
+func drain(sink *logsink.Sink, r *os.File) {
+	defer r.Close()
+	sink.Drain(r)
+}
+
+func (s *service) openLogs() error {
+	if s.stdout != nil {
+		return nil
+	}
+	out, err := logsink.Open(filepath.Join(s.d.logDir, s.name+".log"))
+	if err != nil {
+		return err
+	}
+	errs, err := logsink.Open(filepath.Join(s.d.logDir, s.name+".error.log"))
+	if err != nil {
+		out.Close()
+		return err
+	}
+	s.stdout, s.stderr = out, errs
+	return nil
+}
+
+// environ builds a clean environment, as systemd does rather than passing
+// on the daemon's: PATH and locale, HOME set to the service's directory the
+// way the guide's upstart job exports it, USER for a service with a user,
+// then env_file, then inline env (the later wins).
+func (s *service) environ() ([]string, error) {
+	env := map[string]string{
+		"PATH":           "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME":           s.spec.Dir,
+		"UPKEEP_SERVICE": s.name,
+	}
+	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	if s.spec.User != "" {
+		env["USER"], env["LOGNAME"] = s.spec.User, s.spec.User
+	}
+	if s.spec.EnvFile != "" {
+		fileEnv, err := spec.ReadEnvFile(s.spec.EnvFile)
+		if err != nil {
+			return nil, fmt.Errorf("env_file: %w", err)
+		}
+		for k, v := range fileEnv {
+			env[k] = v
+		}
+	}
+	for k, v := range s.spec.Env {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// credential resolves user and group to ids, with the user's supplementary
+// groups (what sudo -u or setuid/initgroups would give). No user: run as the
+// daemon.
+func credential(userName, groupName string) (*syscall.Credential, error) {
+	if userName == "" && groupName == "" {
+		return nil, nil
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	var groups []uint32
+	if userName != "" {
+		u, err := lookupUser(userName)
+		if err != nil {
+			return nil, err
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+		ids, _ := u.GroupIds()
+		for _, g := range ids {
+			if n, err := strconv.Atoi(g); err == nil {
+				groups = append(groups, uint32(n))
+			}
+		}
+	}
+	if groupName != "" {
+		g, err := user.LookupGroup(groupName)
+		if err != nil {
+			if g, err = user.LookupGroupId(groupName); err != nil {
+				return nil, fmt.Errorf("group %q: no such group", groupName)
+			}
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	if groups == nil {
+		groups = []uint32{uint32(gid)}
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, nil
+}
+
+func lookupUser(name string) (*user.User, error) {
+	u, err := user.Lookup(name)
+	if err == nil {
+		return u, nil
+	}
+	if u, err := user.LookupId(name); err == nil {
+		return u, nil
+	}
+	return nil, fmt.Errorf("user %q: no such user", name)
+}
+
+func pgidOf(pid int) int {
+	pgid, err := syscall.Getpgid(pid)
+	if err != nil {
+		return 0
+	}
+	return pgid
+}
