@@ -24,7 +24,9 @@ type Exit struct {
 }
 
 // Success reports a clean exit with status 0.
-func (e Exit) Success() bool { return e.Err == nil && e.Known && e.Status.Exited() && e.Status.ExitStatus() == 0 }
+func (e Exit) Success() bool {
+	return e.Err == nil && e.Known && e.Status.Exited() && e.Status.ExitStatus() == 0
+}
 
 func (e Exit) String() string {
 	switch {

@@ -68,7 +68,7 @@ type service struct {
 	mu       sync.Mutex
 	snap     Status
 	snapSpec *spec.Service
-	cg   *proc.Cgroup // set once, before run starts
+	cg       *proc.Cgroup // set once, before run starts
 
 	spec      *spec.Service
 	state     State
