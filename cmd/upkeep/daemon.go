@@ -51,6 +51,9 @@ func runDaemon(ctx context.Context, root string, level slog.Level) error {
 	if err != nil {
 		return err
 	}
+	if err := d.Load(); err != nil {
+		return err
+	}
 	l, err := control.Listen(filepath.Join(root, supervise.RunDir, "upkeep.sock"))
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)

@@ -21,25 +21,32 @@ func ReadEnvFile(path string) (map[string]string, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 4096), 1<<20)
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+		raw := sc.Text()
+		line := strings.TrimSpace(raw)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		line = strings.TrimPrefix(line, "export ")
 		k, v, ok := strings.Cut(line, "=")
 		k = strings.TrimSpace(k)
-		if !ok || k == "" || strings.ContainsAny(k, " \t\"'") {
+		if !ok || k == "" || strings.ContainsAny(k, " \t\"'\x00") {
 			return nil, fmt.Errorf("%s:%d:1: want KEY=VALUE", path, n)
 		}
 		v = strings.TrimSpace(v)
+		// The value's column in the line as written (indent, export, spaces).
+		col := strings.IndexByte(raw, '=') + 2
+		col += len(raw[col-1:]) - len(strings.TrimLeft(raw[col-1:], " \t"))
 		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"') {
 			uq, err := strconv.Unquote(v)
 			if err != nil {
-				return nil, fmt.Errorf("%s:%d:%d: bad quoted value", path, n, len(k)+2)
+				return nil, fmt.Errorf("%s:%d:%d: bad quoted value", path, n, col)
 			}
 			v = uq
 		} else if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
 			v = v[1 : len(v)-1]
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return nil, fmt.Errorf("%s:%d:%d: value holds a NUL byte", path, n, col)
 		}
 		env[k] = v
 	}

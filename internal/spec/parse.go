@@ -66,6 +66,11 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	for _, k := range md.Undecoded() {
 		add(k.String(), "unknown key")
 	}
+	// The decoder silently skips a value that is not a table where a map
+	// belongs (env = "A=1"), while a table, even {}, always makes the map.
+	if md.IsDefined("env") && s.Env == nil {
+		add("env", "must be a table, such as { NAME = \"value\" }")
+	}
 	s.Dir, s.File = dir, file
 	name := filepath.Base(dir)
 	if err := CheckName(name); err != nil {
@@ -189,7 +194,15 @@ func decodeProblem(file, text string, err error) Problem {
 		msg := pe.Message
 		// The decoder's own messages repeat the position; keep the substance.
 		msg = strings.TrimPrefix(msg, "toml: ")
-		return Problem{File: file, Line: pe.Position.Line, Col: max(pe.Position.Col, 1), Key: pe.LastKey, Msg: msg}
+		line, col := pe.Position.Line, max(pe.Position.Col, 1)
+		// The decoder's Line already counts a newline it has just read
+		// and its Col is one off at the start of a line; the byte offset
+		// is right, so place the problem by that.
+		if off := pe.Position.Start; line > 0 && off >= 0 && off <= len(text) {
+			line = 1 + strings.Count(text[:off], "\n")
+			col = off - strings.LastIndexByte(text[:off], '\n')
+		}
+		return Problem{File: file, Line: line, Col: col, Key: pe.LastKey, Msg: msg}
 	}
 	msg := err.Error()
 	key := ""

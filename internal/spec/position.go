@@ -8,14 +8,25 @@ import (
 // that is known to parse, so semantic errors can carry a line and column.
 // BurntSushi/toml keeps key positions private; this scan covers the forms a
 // service.toml uses (tables, arrays of tables, plain and quoted keys) and
-// falls back to the table header, then to line 1.
+// falls back to the table header, then to where the enclosing key is set
+// (an inline table), then to line 1. The lines of multi-line strings are
+// skipped: a script's `[ -f x ]` is not a table header.
 func locate(text, key string) (line, col int) {
 	parts := strings.Split(key, ".")
 	leaf := parts[len(parts)-1]
 	table := strings.Join(parts[:len(parts)-1], ".")
 	current := ""
 	headerLine, headerCol := 0, 0
+	inString := "" // the delimiter of the multi-line string being skipped
 	for i, raw := range strings.Split(text, "\n") {
+		raw = strings.TrimSuffix(raw, "\r")
+		if inString != "" {
+			if strings.Count(raw, inString)%2 == 1 {
+				inString = ""
+			}
+			continue
+		}
+		inString = opensString(raw)
 		trimmed := strings.TrimLeft(raw, " \t")
 		indent := len(raw) - len(trimmed)
 		if strings.HasPrefix(trimmed, "[") {
@@ -45,7 +56,27 @@ func locate(text, key string) (line, col int) {
 	if headerLine > 0 {
 		return headerLine, headerCol
 	}
+	if table != "" {
+		return locate(text, table)
+	}
 	return 1, 1
+}
+
+// opensString returns the delimiter of a multi-line string that a line
+// opens and leaves open, or "". It does not parse: a line that holds both
+// delimiters, or an escaped one, can fool it, and then only positions suffer.
+func opensString(line string) string {
+	if strings.HasPrefix(strings.TrimLeft(line, " \t"), "#") {
+		return ""
+	}
+	d, i := `"""`, strings.Index(line, `"""`)
+	if j := strings.Index(line, `'''`); j >= 0 && (i < 0 || j < i) {
+		d, i = `'''`, j
+	}
+	if i >= 0 && strings.Count(line, d)%2 == 1 {
+		return d
+	}
+	return ""
 }
 
 func isAssign(rest string) bool {

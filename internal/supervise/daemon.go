@@ -31,6 +31,7 @@ type Daemon struct {
 	reaper  *proc.Reaper
 	cgroups *proc.Cgroups // nil where cgroups cannot be used
 	lock    *os.File
+	loaded  bool
 
 	mu       sync.Mutex
 	svcs     map[string]*service
@@ -96,9 +97,15 @@ func Lock(runDir string) (*os.File, error) {
 	return f, nil
 }
 
-// Run loads the host's services, starts those marked autostart and keeps
-// them up until ctx ends; then it stops all of them, dependents first.
-func (d *Daemon) Run(ctx context.Context) error {
+// Load reclaims what a dead daemon left behind and reads the host's
+// services, starting none. Run calls it if nobody did; the daemon command
+// calls it before opening the control socket, so no request ever sees a
+// half-loaded host.
+func (d *Daemon) Load() error {
+	if d.loaded {
+		return nil
+	}
+	d.loaded = true
 	d.reclaim()
 	host, err := spec.LoadHost(d.root)
 	if err != nil {
@@ -110,12 +117,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for name, ps := range host.Problems {
 		d.log.Error("bad definition", "service", name, "problems", ps.Error())
 	}
-	var auto []string
 	for _, name := range host.Names() {
-		s := host.Services[name]
-		d.add(s)
-		if s.Autostart {
-			auto = append(auto, name)
+		d.add(host.Services[name])
+	}
+	return nil
+}
+
+// Run starts the services marked autostart and keeps them up until ctx
+// ends; then it stops all of them, dependents first.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.Load(); err != nil {
+		return err
+	}
+	var auto []string
+	for _, sv := range d.all() {
+		if sv.specSnapshot().Autostart {
+			auto = append(auto, sv.name)
 		}
 	}
 	d.startAll(auto)

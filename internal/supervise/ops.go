@@ -114,14 +114,12 @@ func (d *Daemon) stopOrdered(ctx context.Context, names []string) error {
 	sent := map[string]bool{}
 	for len(pending) > 0 {
 		watch := d.watch()
+		progress := false
 		for n := range pending {
 			sv, err := d.get(n)
-			if err != nil {
+			if err != nil || (sent[n] && sv.snapshot().State.Down()) {
 				delete(pending, n)
-				continue
-			}
-			if sent[n] && sv.snapshot().State.Down() {
-				delete(pending, n)
+				progress = true
 				continue
 			}
 			if sent[n] || d.hasUpDependent(n, pending) {
@@ -129,12 +127,10 @@ func (d *Daemon) stopOrdered(ctx context.Context, names []string) error {
 			}
 			_ = sv.send(request{kind: reqStop})
 			sent[n] = true
-			if sv.snapshot().State.Down() {
-				delete(pending, n)
-			}
+			progress = true
 		}
-		if len(pending) == 0 {
-			break
+		if progress {
+			continue // a removal may have freed a dependency seen earlier in this pass
 		}
 		select {
 		case <-watch:
