@@ -73,7 +73,8 @@ func (c *Cgroups) Remove() { _ = os.Remove(c.Base) }
 
 // Cgroup is one service's cgroup.
 type Cgroup struct {
-	Path string
+	Path   string
+	killed bool
 }
 
 // Open returns a descriptor for CLONE_INTO_CGROUP; the caller closes it.
@@ -122,6 +123,7 @@ func (g *Cgroup) Signal(sig syscall.Signal) {
 // Kill SIGKILLs everything in the cgroup. cgroup.kill (Linux 5.14) does it
 // atomically, racing no fork; older kernels get a loop of SIGKILLs.
 func (g *Cgroup) Kill() {
+	g.killed = true
 	if os.WriteFile(filepath.Join(g.Path, "cgroup.kill"), []byte("1"), 0) == nil {
 		return
 	}
@@ -129,6 +131,27 @@ func (g *Cgroup) Kill() {
 		g.Signal(syscall.SIGKILL)
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Fresh makes sure the cgroup can take new processes. Once cgroup.kill has
+// been used on a cgroup, this kernel (6.x, kill_seq) SIGKILLs children
+// cloned into it with CLONE_INTO_CGROUP, so a killed cgroup is replaced by a
+// new one of the same name before the next start.
+func (g *Cgroup) Fresh() error {
+	if !g.killed {
+		return nil
+	}
+	for i := 0; i < 100 && !g.Empty(); i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if err := os.Remove(g.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cgroup %s: %w", g.Name(), err)
+	}
+	if err := os.Mkdir(g.Path, 0o755); err != nil {
+		return fmt.Errorf("cgroup %s: %w", g.Name(), err)
+	}
+	g.killed = false
+	return nil
 }
 
 // Remove removes the (empty) cgroup.

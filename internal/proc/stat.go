@@ -66,6 +66,24 @@ func GroupAlive(pgid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
+// GroupMembers lists the live (not zombie) processes of group pgid by
+// scanning /proc: kill(-pgid, 0) also finds zombies that someone else has
+// yet to reap.
+func GroupMembers(pgid int) []int {
+	procs, err := procfs.AllProcs()
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err == nil && st.PGRP == pgid && st.State != "Z" {
+			out = append(out, p.PID)
+		}
+	}
+	return out
+}
+
 // Usage is what a set of processes costs.
 type Usage struct {
 	CPUSeconds float64

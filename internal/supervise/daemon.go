@@ -306,9 +306,11 @@ func (d *Daemon) reclaim() {
 			}
 		}
 	}
+	// The dead daemon's orphans went to init, which may be slow to reap
+	// them: zombies count as gone.
 	gone := func() bool {
 		for _, g := range groups {
-			if proc.GroupAlive(g) {
+			if len(proc.GroupMembers(g)) > 0 {
 				return false
 			}
 		}
@@ -330,6 +332,9 @@ func (d *Daemon) reclaim() {
 	}
 	for deadline := time.Now().Add(time.Second); !gone() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
+	}
+	for _, cg := range cgs {
+		_ = cg.Fresh()
 	}
 }
 

@@ -57,7 +57,9 @@ func (s *service) spawn(argv []string) (*proc.Process, error) {
 	}
 	cgfd := -1
 	if s.cg != nil {
-		if fd, err := s.cg.Open(); err == nil {
+		if err := s.cg.Fresh(); err != nil {
+			s.d.log.Warn("cgroup", "service", s.name, "err", err.Error())
+		} else if fd, err := s.cg.Open(); err == nil {
 			cgfd = fd
 			defer unix.Close(fd)
 		}

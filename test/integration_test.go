@@ -1,0 +1,367 @@
+// Package test drives the built upkeep binary the way an operator does:
+// real daemons, real services, real signals, on a temp root.
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "upkeep-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "upkeep")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/upkeep").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type status struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Pid      int    `json:"pid"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit"`
+	Error    string `json:"error"`
+}
+
+type host struct {
+	t    *testing.T
+	root string
+}
+
+func newHost(t *testing.T) *host {
+	return &host{t: t, root: t.TempDir()}
+}
+
+func (h *host) write(name, body string) {
+	dir := filepath.Join(h.root, "var/www", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "service.toml"), []byte(body), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// daemon starts `upkeep daemon` and stops it (SIGTERM) at cleanup.
+func (h *host) daemon() *exec.Cmd {
+	h.t.Helper()
+	cmd := exec.Command(bin, "--root", h.root, "daemon", "-q")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			h.t.Error("daemon did not stop on SIGTERM")
+		}
+		if h.t.Failed() {
+			h.t.Logf("daemon stderr:\n%s", stderr.String())
+		}
+	})
+	return cmd
+}
+
+// cli runs upkeep with args and returns stdout, stderr and the exit code.
+func (h *host) cli(args ...string) (string, string, int) {
+	cmd := exec.Command(bin, append([]string{"--root", h.root}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		h.t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (h *host) status() map[string]status {
+	out, _, code := h.cli("status", "--json")
+	if code != 0 {
+		return nil
+	}
+	var list []status
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		h.t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	m := map[string]status{}
+	for _, s := range list {
+		m[s.Name] = s
+	}
+	return m
+}
+
+func (h *host) eventually(limit time.Duration, what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *host) allRunning(names ...string) func() bool {
+	return func() bool {
+		st := h.status()
+		for _, n := range names {
+			if st[n].State != "running" {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// instances counts live processes whose command line is exactly argv.
+func instances(argv ...string) int {
+	want := strings.Join(argv, "\x00") + "\x00"
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || string(b) != want {
+			continue
+		}
+		st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		s := string(st)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] != "Z" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestDaemonKilledAndRestarted(t *testing.T) {
+	h := newHost(t)
+	names := []string{"service-a", "service-b", "service-c"}
+	for i, n := range names {
+		h.write(n, `command = ["/bin/sleep", "`+strconv.Itoa(7000+i)+`"]
+ready_after = "0s"
+`)
+	}
+	h.write("service-talk", `script = "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done"
+ready_after = "0s"
+`)
+	names = append(names, "service-talk")
+	first := h.daemon()
+	h.eventually(10*time.Second, "all running", h.allRunning(names...))
+	before := h.status()
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+
+	start := time.Now()
+	h.daemon()
+	var up time.Duration
+	h.eventually(10*time.Second, "all running again", func() bool {
+		for i := range 3 {
+			if n := instances("/bin/sleep", strconv.Itoa(7000+i)); n > 1 {
+				t.Fatalf("service-%c runs %d times", 'a'+i, n)
+			}
+		}
+		st := h.status()
+		for _, n := range names {
+			if st[n].State != "running" || st[n].Pid == before[n].Pid {
+				return false
+			}
+		}
+		up = time.Since(start)
+		return true
+	})
+	t.Logf("all services running again %v after the new daemon was started", up)
+	if up > 3*time.Second {
+		t.Errorf("took %v to bring services back, want about 1s", up)
+	}
+	for i := range 3 {
+		if n := instances("/bin/sleep", strconv.Itoa(7000+i)); n != 1 {
+			t.Errorf("service-%c runs %d times, want once", 'a'+i, n)
+		}
+	}
+	for _, n := range names {
+		if syscall.Kill(before[n].Pid, 0) == nil {
+			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(before[n].Pid) + "/stat"); !strings.Contains(string(b), ") Z ") {
+				t.Errorf("old %s pid %d still alive", n, before[n].Pid)
+			}
+		}
+	}
+	// The log goes on in the same file.
+	log := filepath.Join(h.root, "var/log/service-talk.log")
+	size := func() int64 { fi, _ := os.Stat(log); return fi.Size() }
+	s0 := size()
+	h.eventually(5*time.Second, "log growing", func() bool { return size() > s0 })
+}
+
+func TestSecondDaemonIsRefused(t *testing.T) {
+	h := newHost(t)
+	h.daemon()
+	h.eventually(5*time.Second, "socket", func() bool { _, err := os.Stat(filepath.Join(h.root, "run/upkeep/upkeep.sock")); return err == nil })
+	_, stderr, code := h.cli("daemon")
+	if code == 0 || !strings.Contains(stderr, "another upkeep daemon") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("second daemon: code %d, stderr %q", code, stderr)
+	}
+}
+
+func TestCLI(t *testing.T) {
+	h := newHost(t)
+	if _, stderr, code := h.cli("status"); code != 1 || !strings.Contains(stderr, "no daemon is running") {
+		t.Errorf("status without daemon: %d %q", code, stderr)
+	}
+	h.write("www-web", `command = ["/bin/sleep", "1000"]
+ready_after = "0s"
+`)
+	h.write("service-manual", `command = ["/bin/sleep", "1000"]
+autostart = false
+`)
+	h.daemon()
+	h.eventually(10*time.Second, "www-web running", h.allRunning("www-web"))
+
+	fi, err := os.Stat(filepath.Join(h.root, "run/upkeep/upkeep.sock"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	st := h.status()
+	if st["service-manual"].State != "stopped" || st["www-web"].Pid == 0 {
+		t.Errorf("status: %+v", st)
+	}
+	out, _, _ := h.cli("status")
+	if !strings.Contains(out, "NAME") || !strings.Contains(out, "www-web") || !strings.Contains(out, "running") {
+		t.Errorf("status table:\n%s", out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"status", "service-nope"}, 1, "unknown service"},
+		{[]string{"start", "service-nope"}, 1, "unknown service"},
+		{[]string{"start"}, 2, "missing service name"},
+		{[]string{"stop", "../etc"}, 2, "service name"},
+		{[]string{"signal", "www-web", "NOPE"}, 2, "unknown signal"},
+		{[]string{"status", "--bogus"}, 2, "unknown flag"},
+		{[]string{"signal", "service-manual", "HUP"}, 1, "not running"},
+	} {
+		_, stderr, code := h.cli(tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.msg) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("upkeep %v: exit %d stderr %q; want exit %d and one line with %q", tc.args, code, stderr, tc.code, tc.msg)
+		}
+	}
+
+	if _, stderr, code := h.cli("start", "service-manual"); code != 0 {
+		t.Fatalf("start: %d %s", code, stderr)
+	}
+	if s := h.status()["service-manual"]; s.State != "running" {
+		t.Errorf("after start (which waits): %s", s.State)
+	}
+	pid := h.status()["www-web"].Pid
+	if _, stderr, code := h.cli("restart", "www-web"); code != 0 {
+		t.Fatalf("restart: %d %s", code, stderr)
+	}
+	if s := h.status()["www-web"]; s.State != "running" || s.Pid == pid {
+		t.Errorf("after restart: %+v (old pid %d)", s, pid)
+	}
+	if _, stderr, code := h.cli("stop", "service-manual", "www-web"); code != 0 {
+		t.Fatalf("stop: %d %s", code, stderr)
+	}
+	for _, n := range []string{"service-manual", "www-web"} {
+		if s := h.status()[n]; s.State != "stopped" || s.Pid != 0 {
+			t.Errorf("after stop: %+v", s)
+		}
+	}
+
+	// reload: a new service appears and starts.
+	h.write("api-new", `command = ["/bin/sleep", "1000"]
+ready_after = "0s"
+`)
+	out, stderr, code := h.cli("reload")
+	if code != 0 || !strings.Contains(out, "added: api-new") {
+		t.Errorf("reload: %d %q %q", code, out, stderr)
+	}
+	h.eventually(5*time.Second, "api-new running", h.allRunning("api-new"))
+}
+
+func TestValidate(t *testing.T) {
+	h := newHost(t)
+	h.write("www-ok", `command = ["/bin/true"]`)
+	h.write("noprefix", `command = ["/bin/true"]`)
+	h.write("service-bad", "command = [\"/bin/true\"]\n\n[stop]\ntimeout = 5\n")
+	_, stderr, code := h.cli("validate")
+	if code != 1 {
+		t.Errorf("validate exit %d, want 1", code)
+	}
+	if !strings.Contains(stderr, "service-bad/service.toml:4:11: stop.timeout:") {
+		t.Errorf("no positioned error for service-bad:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "noprefix/service.toml: warning: name \"noprefix\"") {
+		t.Errorf("no prefix warning:\n%s", stderr)
+	}
+	out, stderr, code := h.cli("validate", filepath.Join(h.root, "var/www/www-ok"))
+	if code != 0 || !strings.Contains(out, "1 service(s) OK") {
+		t.Errorf("validate www-ok: %d %q %q", code, out, stderr)
+	}
+	if _, _, code := h.cli("validate", "--strict", filepath.Join(h.root, "var/www/noprefix")); code != 1 {
+		t.Errorf("--strict accepted a name without prefix")
+	}
+	out, _, code = h.cli("validate", "--print", filepath.Join(h.root, "var/www/www-ok/service.toml"))
+	if code != 0 || !strings.Contains(out, `policy = "always"`) {
+		t.Errorf("--print:\n%s", out)
+	}
+}
+
+func TestSIGTERMStopsEverything(t *testing.T) {
+	h := newHost(t)
+	h.write("service-x", `script = "sleep 7100 & sleep 7101"
+ready_after = "0s"
+`)
+	d := h.daemon()
+	h.eventually(10*time.Second, "running", h.allRunning("service-x"))
+	h.eventually(5*time.Second, "children", func() bool { return instances("sleep", "7100") == 1 })
+	d.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("daemon exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon did not exit")
+	}
+	if instances("sleep", "7100")+instances("sleep", "7101") != 0 {
+		t.Error("service processes left after the daemon stopped")
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "run/upkeep/upkeep.sock")); err == nil {
+		t.Error("socket left behind")
+	}
+}
