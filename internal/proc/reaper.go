@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,7 +70,7 @@ func (p *Process) finish(e Exit) {
 // through Spawn instead.
 type Reaper struct {
 	mu      sync.Mutex
-	waiting map[int]*Process
+	waiting map[int][]*Process
 }
 
 var (
@@ -82,7 +83,7 @@ var (
 // us and are reaped (and we can run as PID 1).
 func Reap() *Reaper {
 	reaperOnce.Do(func() {
-		reaper = &Reaper{waiting: map[int]*Process{}}
+		reaper = &Reaper{waiting: map[int][]*Process{}}
 		// Best effort: without it, orphans go to init, which reaps them.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 		ch := make(chan os.Signal, 1)
@@ -107,10 +108,10 @@ func (r *Reaper) reapAll() {
 			return
 		}
 		r.mu.Lock()
-		p := r.waiting[pid]
+		ps := r.waiting[pid]
 		delete(r.waiting, pid)
 		r.mu.Unlock()
-		if p != nil {
+		for _, p := range ps {
 			p.finish(Exit{Status: ws, Known: true, Reaped: time.Now()})
 		}
 	}
@@ -152,7 +153,7 @@ func (r *Reaper) Spawn(a Attr) (*Process, error) {
 	}
 	p := &Process{Pid: pid, done: make(chan struct{})}
 	p.StartTime, _ = StartTime(pid)
-	r.waiting[pid] = p
+	r.waiting[pid] = append(r.waiting[pid], p)
 	return p, nil
 }
 
@@ -170,7 +171,7 @@ func (r *Reaper) Watch(pid int, start uint64) (*Process, error) {
 	}
 	p := &Process{Pid: pid, StartTime: start, done: make(chan struct{})}
 	r.mu.Lock()
-	r.waiting[pid] = p
+	r.waiting[pid] = append(r.waiting[pid], p)
 	r.mu.Unlock()
 	go func() {
 		defer unix.Close(fd)
@@ -187,7 +188,10 @@ func (r *Reaper) Watch(pid int, start uint64) (*Process, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		r.mu.Lock()
-		delete(r.waiting, pid)
+		r.waiting[pid] = slices.DeleteFunc(r.waiting[pid], func(q *Process) bool { return q == p })
+		if len(r.waiting[pid]) == 0 {
+			delete(r.waiting, pid)
+		}
 		r.mu.Unlock()
 		p.finish(Exit{Reaped: time.Now()})
 	}()

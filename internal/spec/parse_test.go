@@ -737,3 +737,48 @@ func TestDurationText(t *testing.T) {
 		}
 	}
 }
+
+func TestLocate(t *testing.T) {
+	const text = `command = ["x"]
+  user = "a"
+script = """
+[stop]
+signal = "in the script"
+"""
+"group" = "b"
+restart.limit = 0
+
+[stop] # a comment
+	signal = "X"
+
+[[hook]]
+run = "y"
+
+[ env ]
+A = "1"
+`
+	tests := []struct {
+		key       string
+		line, col int
+	}{
+		{"command", 1, 1},
+		{"user", 2, 3},
+		{"group", 7, 1},
+		{"restart.limit", 8, 1},
+		{"stop", 10, 1},
+		{"stop.signal", 11, 2},
+		{"stop.timeout", 10, 1}, // not set: the table's header
+		{"hook", 13, 1},
+		{"hook.run", 14, 1},
+		{"env", 16, 1},
+		{"env.A", 17, 1},
+		{"restart", 1, 1}, // only set through a dotted key
+		{"nowhere", 1, 1},
+		{"nowhere.deeper", 1, 1},
+	}
+	for _, tt := range tests {
+		if line, col := locate(text, tt.key); line != tt.line || col != tt.col {
+			t.Errorf("locate(%q) = %d:%d, want %d:%d", tt.key, line, col, tt.line, tt.col)
+		}
+	}
+}
