@@ -135,7 +135,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			auto = append(auto, sv.name)
 		}
 	}
-	d.startAll(auto)
+	d.startAll(d.withDependencies(auto))
 	<-ctx.Done()
 	d.shutdown()
 	return nil

@@ -170,10 +170,8 @@ func (s *service) handle(ev event) {
 	switch ev {
 	case evStart:
 		switch s.state {
-		case Stopped, Exited, Fatal:
+		case Stopped, Exited, Fatal, Backoff:
 			s.failures, s.starts = 0, nil // a person asked: forget the crash history
-			s.begin()
-		case Backoff:
 			s.begin()
 		case Stopping:
 			s.then = thenStart
@@ -182,10 +180,10 @@ func (s *service) handle(ev event) {
 	case evStop:
 		switch s.state {
 		case Starting, Running:
-			if s.active() {
+			if s.busy() {
 				s.terminate(thenStopped)
 			} else {
-				s.set(Stopped, "")
+				s.set(Stopped, "") // was only waiting for dependencies
 			}
 		case Backoff, Exited, Fatal:
 			s.set(Stopped, "")
@@ -194,9 +192,10 @@ func (s *service) handle(ev event) {
 		}
 
 	case evRestart:
+		s.failures, s.starts = 0, nil
 		switch s.state {
 		case Starting, Running:
-			if s.active() {
+			if s.busy() {
 				s.terminate(thenStart)
 			} else {
 				s.begin()
@@ -204,7 +203,6 @@ func (s *service) handle(ev event) {
 		case Stopping:
 			s.then = thenStart
 		default:
-			s.failures, s.starts = 0, nil
 			s.begin()
 		}
 
@@ -220,6 +218,7 @@ func (s *service) handle(ev event) {
 		// Ended on its own. Leftovers (workers of a killed master) are
 		// stopped before any restart, so they cannot hold its port.
 		if s.groupEmpty() {
+			s.pgid = 0
 			s.applyPolicy()
 		} else {
 			s.terminate(thenPolicy)
@@ -228,6 +227,10 @@ func (s *service) handle(ev event) {
 	case evLaunched:
 		ex := s.launcher.Exit()
 		s.launcher, s.launchC = nil, nil
+		if s.state == Stopping {
+			s.settle()
+			return
+		}
 		if !ex.Success() {
 			s.lastExit = ex
 			s.d.log.Warn("start command failed", "service", s.name, "status", ex.String())
@@ -266,6 +269,10 @@ func (s *service) handle(ev event) {
 // active reports whether the service has a main process.
 func (s *service) active() bool { return s.main != nil }
 
+// busy reports whether the service has anything running or pending: a main
+// process, a start command, or a wait for the pid file it should write.
+func (s *service) busy() bool { return s.main != nil || s.launcher != nil || !s.deadline.IsZero() }
+
 // begin starts the service, or waits for its dependencies first.
 func (s *service) begin() {
 	s.stopTimer()
@@ -284,7 +291,7 @@ func (s *service) begin() {
 	if s.spec.Daemonizes() {
 		argv := s.spec.StartCommand
 		if len(argv) == 0 {
-			argv = s.spec.Command
+			argv = s.argv()
 		}
 		_ = os.Remove(s.spec.PIDFile) // a stale one would be believed
 		p, err := s.spawn(argv)
@@ -293,7 +300,7 @@ func (s *service) begin() {
 			s.applyPolicy()
 			return
 		}
-		s.launcher, s.launchC = p, p.Done()
+		s.launcher, s.launchC, s.pgid = p, p.Done(), p.Pid
 		s.set(Starting, "running start command")
 		return
 	}
@@ -385,6 +392,7 @@ func (s *service) settle() {
 	}
 	s.stopPoll()
 	s.stopTimer()
+	s.pgid = 0
 	switch s.then {
 	case thenStart:
 		s.begin()
@@ -431,15 +439,19 @@ func (s *service) groupEmpty() bool {
 	return !proc.GroupAlive(s.pgid)
 }
 
+// signalAll signals every process of the service exactly once: each member
+// of its cgroup (children are cloned into it, so the process group is a
+// subset), or else its process group — a shell trap must not run twice.
 func (s *service) signalAll(sig syscall.Signal) {
+	if s.cg != nil {
+		s.cg.Signal(sig)
+		return
+	}
 	if s.main != nil && s.pgid != s.main.Pid {
 		_ = syscall.Kill(s.main.Pid, sig) // a daemon that did not lead its own group
 	}
 	if s.pgid > 1 {
 		_ = proc.SignalGroup(s.pgid, sig)
-	}
-	if s.cg != nil {
-		s.cg.Signal(sig)
 	}
 }
 

@@ -414,3 +414,45 @@ func TestSecondDaemonRefused(t *testing.T) {
 		t.Fatalf("second daemon: %v", err)
 	}
 }
+
+func TestAutostartPullsInDependencies(t *testing.T) {
+	h := newHost(t)
+	h.write("service-db", `command = ["/bin/sleep", "1000"]
+autostart = false
+ready_after = "0s"
+`)
+	h.write("api-app", `depends_on = ["service-db"]
+command = ["/bin/sleep", "1000"]
+ready_after = "0s"
+`)
+	h.start()
+	h.waitState("api-app", Running)
+	if st := h.status("service-db"); st.State != Running {
+		t.Errorf("dependency is %s", st.State)
+	}
+}
+
+func TestStopWhileStartCommandRuns(t *testing.T) {
+	h := newHost(t)
+	h.write("service-slow", `script = "sleep 0.5; sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > slow.pid"
+pidfile = "slow.pid"
+ready_after = "0s"
+`)
+	h.start()
+	h.eventually(5*time.Second, "start command running", func() bool {
+		return h.status("service-slow").Detail == "running start command"
+	})
+	if err := h.d.Stop(context.Background(), []string{"service-slow"}, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond) // past the point the start command would have forked
+	if st := h.status("service-slow"); st.State != Stopped {
+		t.Errorf("state %s after stop during start command", st.State)
+	}
+	if b, err := os.ReadFile(filepath.Join(h.root, "var/www/service-slow/slow.pid")); err == nil {
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if alive(pid) {
+			t.Errorf("the start command's daemon %d runs after stop", pid)
+		}
+	}
+}
