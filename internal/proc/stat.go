@@ -7,11 +7,21 @@ import (
 	"github.com/prometheus/procfs"
 )
 
+// procFS is opened once: procfs.NewProc would stat /proc on every call.
+var procFS, procErr = procfs.NewFS(procfs.DefaultMountPoint)
+
+func newProc(pid int) (procfs.Proc, error) {
+	if procErr != nil {
+		return procfs.Proc{}, procErr
+	}
+	return procFS.Proc(pid)
+}
+
 // StartTime returns when pid started, in clock ticks since boot. Together
 // with the pid it names a process for good: pids are reused, start times of
 // a reused pid differ.
 func StartTime(pid int) (uint64, error) {
-	p, err := procfs.NewProc(pid)
+	p, err := newProc(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -24,7 +34,7 @@ func StartTime(pid int) (uint64, error) {
 
 // Parent returns the parent pid of pid.
 func Parent(pid int) (int, error) {
-	p, err := procfs.NewProc(pid)
+	p, err := newProc(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -70,7 +80,7 @@ func GroupAlive(pgid int) bool {
 // scanning /proc: kill(-pgid, 0) also finds zombies that someone else has
 // yet to reap.
 func GroupMembers(pgid int) []int {
-	procs, err := procfs.AllProcs()
+	procs, err := procFS.AllProcs()
 	if err != nil {
 		return nil
 	}
@@ -95,7 +105,7 @@ type Usage struct {
 func Measure(pids []int) Usage {
 	var u Usage
 	for _, pid := range pids {
-		p, err := procfs.NewProc(pid)
+		p, err := newProc(pid)
 		if err != nil {
 			continue
 		}

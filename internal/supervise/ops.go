@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"syscall"
@@ -236,25 +237,26 @@ func (d *Daemon) Status(names []string) ([]Status, error) {
 			return nil, err
 		}
 	}
-	out := make([]Status, 0, len(svcs))
-	for _, sv := range svcs {
-		st := sv.snapshot()
-		if st.Pid != 0 {
-			st.UptimeSeconds = time.Since(st.StartedAt).Seconds()
-			pids := []int{st.Pid}
-			if sv.cg != nil {
-				pids = sv.cg.Procs()
-			}
-			u := proc.Measure(pids)
-			st.CPUSeconds, st.RSSBytes = u.CPUSeconds, u.RSSBytes
-		}
-		d.mu.Lock()
+	out := make([]Status, len(svcs))
+	d.mu.Lock()
+	for i, sv := range svcs {
+		out[i] = sv.snapshot()
 		if ps, ok := d.problems[sv.name]; ok {
-			st.Error = ps.Error()
+			out[i].Error = ps.Error()
 		}
-		d.mu.Unlock()
-		out = append(out, st)
 	}
+	d.mu.Unlock()
+	// Reading /proc is most of the cost of a status: spread it over the cores.
+	var wg sync.WaitGroup
+	workers := min(runtime.NumCPU(), len(svcs))
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(svcs); i += workers {
+				measure(svcs[i], &out[i])
+			}
+		})
+	}
+	wg.Wait()
 	if len(names) == 0 {
 		d.mu.Lock()
 		for name, ps := range d.problems {
@@ -266,6 +268,19 @@ func (d *Daemon) Status(names []string) ([]Status, error) {
 		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	}
 	return out, nil
+}
+
+func measure(sv *service, st *Status) {
+	if st.Pid == 0 {
+		return
+	}
+	st.UptimeSeconds = time.Since(st.StartedAt).Seconds()
+	pids := []int{st.Pid}
+	if sv.cg != nil {
+		pids = sv.cg.Procs()
+	}
+	u := proc.Measure(pids)
+	st.CPUSeconds, st.RSSBytes = u.CPUSeconds, u.RSSBytes
 }
 
 // ReloadResult says what a reload did.
