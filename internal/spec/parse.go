@@ -154,6 +154,19 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	if err := checkUserName(s.Group); err != nil {
 		add("group", "%v", err)
 	}
+	names := map[string]bool{}
+	for i := range s.Checks {
+		c := &s.Checks[i]
+		c.defaults(i)
+		at := func(key, format string, args ...any) {
+			add(strings.Replace(key, "check.", fmt.Sprintf("check[%d].", i), 1), format, args...)
+		}
+		c.validate(root, dir, at)
+		if names[c.Name] {
+			at("check.name", "two checks are named %q", c.Name)
+		}
+		names[c.Name] = true
+	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
 	if len(ps.Errors()) > 0 {
 		return nil, ps

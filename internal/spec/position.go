@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"strconv"
 	"strings"
 )
 
@@ -11,10 +12,19 @@ import (
 // falls back to the table header, then to where the enclosing key is set
 // (an inline table), then to line 1. The lines of multi-line strings are
 // skipped: a script's `[ -f x ]` is not a table header.
+//
+// An array of tables is addressed by index: "check[1].url" is the url of the
+// second [[check]].
 func locate(text, key string) (line, col int) {
 	parts := strings.Split(key, ".")
 	leaf := parts[len(parts)-1]
 	table := strings.Join(parts[:len(parts)-1], ".")
+	nth, seen := 0, -1
+	if i := strings.IndexByte(table, '['); i >= 0 && strings.HasSuffix(table, "]") {
+		nth, _ = strconv.Atoi(table[i+1 : len(table)-1])
+		table = table[:i]
+		key = table + "." + leaf
+	}
 	current := ""
 	headerLine, headerCol := 0, 0
 	inString := "" // the delimiter of the multi-line string being skipped
@@ -32,6 +42,12 @@ func locate(text, key string) (line, col int) {
 		if strings.HasPrefix(trimmed, "[") {
 			h := strings.Trim(strings.SplitN(trimmed, "#", 2)[0], " \t[]")
 			current = strings.ReplaceAll(h, " ", "")
+			if current == table {
+				seen++
+			}
+			if seen != nth && current == table {
+				current = "\x00" // another element of the array: not ours
+			}
 			if current == key || (table != "" && current == table && headerLine == 0) {
 				headerLine, headerCol = i+1, indent+1
 				if current == key {

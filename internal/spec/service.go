@@ -25,6 +25,7 @@ type Service struct {
 	PIDFile      string            `toml:"pidfile"`
 	Restart      Restart           `toml:"restart"`
 	Stop         Stop              `toml:"stop"`
+	Checks       []Check           `toml:"check"`
 
 	// Dir is the service's directory (absolute); File its service.toml.
 	Dir  string `toml:"-"`
@@ -75,6 +76,10 @@ func Defaults() Service {
 		Stop: Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
 	}
 }
+
+// Ready is how a service counts as started: with checks, once each check
+// has passed; without, once it has stayed up for ready_after.
+func (s *Service) HasChecks() bool { return len(s.Checks) > 0 }
 
 // Daemonizes reports whether the service forks away from its start command
 // and is followed through its pid file (monit's start program + pidfile).
