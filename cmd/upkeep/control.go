@@ -44,6 +44,7 @@ func statusCommand(g *globals) *cobra.Command {
 				return enc.Encode(st)
 			}
 			printStatus(st)
+			printChecks(st)
 			return nil
 		},
 	}

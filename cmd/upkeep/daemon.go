@@ -4,19 +4,24 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"upkeep/internal/control"
+	"upkeep/internal/metrics"
 	"upkeep/internal/supervise"
 )
 
 func daemonCommand(g *globals) *cobra.Command {
 	var quiet bool
+	var metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Supervise every service of the host until SIGTERM",
@@ -26,15 +31,16 @@ func daemonCommand(g *globals) *cobra.Command {
 			if quiet {
 				level = slog.LevelWarn
 			}
-			return runDaemon(cmd.Context(), g.root, level)
+			return runDaemon(cmd.Context(), g.root, level, metricsAddr)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only warnings and errors on stderr")
+	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9641)")
 	return cmd
 }
 
 // runDaemon wires the daemon: event log, lock, control socket, signals.
-func runDaemon(ctx context.Context, root string, level slog.Level) error {
+func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr string) error {
 	if err := os.MkdirAll(filepath.Join(root, supervise.LogDir), 0o755); err != nil {
 		return err
 	}
@@ -70,6 +76,18 @@ func runDaemon(ctx context.Context, root string, level slog.Level) error {
 		}
 	}()
 	go func() { _ = control.Serve(ctx, l, d) }()
+	if metricsAddr != "" {
+		m := metrics.New(d)
+		d.SetObserver(m)
+		ml, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ml) }()
+		defer srv.Close()
+		log.Info("metrics", "url", "http://"+ml.Addr().String()+"/metrics")
+	}
 	log.Info("daemon started", "root", root, "pid", os.Getpid())
 	err = d.Run(ctx)
 	os.Remove(filepath.Join(root, supervise.RunDir, "upkeep.sock"))

@@ -52,7 +52,7 @@ func runDemo(ctx context.Context, keep bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- runDaemon(ctx, root, slog.LevelWarn) }()
+	go func() { done <- runDaemon(ctx, root, slog.LevelWarn, "") }()
 
 	c := control.NewClient(filepath.Join(root, supervise.RunDir, "upkeep.sock"))
 	all := []string{"www-hello", "service-ticker", "api-worker"}

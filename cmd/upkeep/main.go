@@ -2,6 +2,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -74,6 +75,7 @@ func rootCommand() *cobra.Command {
 		actionCommand(g, "restart", "Restart services"),
 		signalCommand(g),
 		reloadCommand(g),
+		eventsCommand(g),
 		validateCommand(g),
 		demoCommand(g),
 		serveOKCommand(),
@@ -98,4 +100,9 @@ func maxArgs(n int) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+func jsonLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(b, '\n'), err
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -90,4 +91,52 @@ func (c *Client) Act(ctx context.Context, action string, req Request) error {
 func (c *Client) Reload(ctx context.Context) (supervise.ReloadResult, error) {
 	var out supervise.ReloadResult
 	return out, c.do(ctx, http.MethodPost, "/v1/reload", Request{}, &out)
+}
+
+// History fetches what the daemon remembers of a service.
+func (c *Client) History(ctx context.Context, name string) (supervise.History, error) {
+	var out supervise.History
+	return out, c.do(ctx, http.MethodGet, "/v1/history?name="+url.QueryEscape(name), nil, &out)
+}
+
+// Events calls fn for each event of service (all when ""): the recent ones,
+// and with follow every new one until ctx ends.
+func (c *Client) Events(ctx context.Context, service string, follow bool, fn func(supervise.Event)) error {
+	q := url.Values{}
+	if service != "" {
+		q.Set("service", service)
+	}
+	if follow {
+		q.Set("follow", "1")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://upkeep/v1/events?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w (socket %s)", ErrNoDaemon, c.sock)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var eb errorBody
+		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != "" {
+			return errors.New(eb.Error)
+		}
+		return fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var e supervise.Event
+		if err := dec.Decode(&e); err != nil {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		fn(e)
+	}
 }

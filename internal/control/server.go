@@ -24,6 +24,9 @@ type Backend interface {
 	Restart(ctx context.Context, names []string, wait bool) error
 	Signal(name string, sig syscall.Signal, all bool) error
 	Reload(ctx context.Context) (supervise.ReloadResult, error)
+	Events(service string) []supervise.Event
+	Follow() (<-chan supervise.Event, func())
+	History(name string) (supervise.History, error)
 }
 
 // Request is the body of an action request.
@@ -66,6 +69,20 @@ func Handler(b Backend) http.Handler {
 		}
 		st, err := b.Status(names)
 		reply(w, st, err)
+	})
+	mux.HandleFunc("GET /v1/history", func(w http.ResponseWriter, r *http.Request) {
+		h, err := b.History(r.URL.Query().Get("name"))
+		reply(w, h, err)
+	})
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		service := r.URL.Query().Get("service")
+		if service != "" {
+			if _, err := b.Status([]string{service}); err != nil {
+				reply(w, nil, err)
+				return
+			}
+		}
+		streamEvents(w, r, b, service, r.URL.Query().Get("follow") == "1")
 	})
 	action := func(do func(ctx context.Context, req Request) (any, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -121,6 +138,47 @@ func Handler(b Backend) http.Handler {
 		return b.Reload(ctx)
 	}))
 	return mux
+}
+
+// streamEvents writes events as JSON lines: the recent ones, then, when
+// following, each new one as it happens until the client goes away.
+func streamEvents(w http.ResponseWriter, r *http.Request, b Backend, service string, follow bool) {
+	var live <-chan supervise.Event
+	if follow {
+		ch, cancel := b.Follow() // subscribe first, so nothing falls between backlog and live
+		defer cancel()
+		live = ch
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	var last time.Time
+	for _, e := range b.Events(service) {
+		_ = enc.Encode(e)
+		last = e.Time
+	}
+	flusher, _ := w.(http.Flusher)
+	if !follow {
+		return
+	}
+	if flusher != nil {
+		flusher.Flush()
+	}
+	for {
+		select {
+		case e := <-live:
+			if (service != "" && e.Service != service) || !e.Time.After(last) {
+				continue
+			}
+			if enc.Encode(e) != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
 }
 
 type badRequest string

@@ -32,7 +32,7 @@ func (e Exit) Success() bool {
 func (e Exit) String() string {
 	switch {
 	case e.Err != nil:
-		return "start failed: " + e.Err.Error()
+		return e.Err.Error()
 	case !e.Known:
 		return "exited (status unknown)"
 	case e.Status.Signaled():

@@ -118,3 +118,20 @@ func Measure(pids []int) Usage {
 	}
 	return u
 }
+
+// OpenFiles counts the open file descriptors of the given pids. Pids that
+// vanished, or whose /proc/<pid>/fd we may not read (another user's process
+// when the daemon is not root), are skipped.
+func OpenFiles(pids []int) int {
+	n := 0
+	for _, pid := range pids {
+		p, err := newProc(pid)
+		if err != nil {
+			continue
+		}
+		if c, err := p.FileDescriptorsLen(); err == nil {
+			n += c
+		}
+	}
+	return n
+}

@@ -24,14 +24,16 @@ var ErrUnknown = errors.New("unknown service")
 
 // Daemon owns every service of one host (one root).
 type Daemon struct {
-	root    string
-	runDir  string
-	logDir  string
-	log     *slog.Logger
-	reaper  *proc.Reaper
-	cgroups *proc.Cgroups // nil where cgroups cannot be used
-	lock    *os.File
-	loaded  bool
+	root     string
+	runDir   string
+	logDir   string
+	log      *slog.Logger
+	reaper   *proc.Reaper
+	cgroups  *proc.Cgroups // nil where cgroups cannot be used
+	lock     *os.File
+	loaded   bool
+	journal  *journal
+	observer Observer
 
 	mu       sync.Mutex
 	svcs     map[string]*service
@@ -56,6 +58,7 @@ func New(root string, log *slog.Logger) (*Daemon, error) {
 		svcs:     map[string]*service{},
 		problems: map[string]spec.Problems{},
 		changed:  make(chan struct{}),
+		journal:  newJournal(),
 	}
 	for _, dir := range []string{d.runDir, d.logDir, filepath.Join(root, spec.WWW)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -136,6 +139,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	d.startAll(d.withDependencies(auto))
+	go d.sample(ctx.Done())
 	<-ctx.Done()
 	d.shutdown()
 	return nil

@@ -271,6 +271,7 @@ func (d *Daemon) Status(names []string) ([]Status, error) {
 }
 
 func measure(sv *service, st *Status) {
+	st.Checks = sv.checks()
 	if st.Pid == 0 {
 		return
 	}
@@ -335,6 +336,7 @@ func (d *Daemon) Reload(ctx context.Context) (ReloadResult, error) {
 			delete(d.svcs, name)
 			d.mu.Unlock()
 			d.forgetPid(name)
+			d.journal.forget(name)
 			res.Removed = append(res.Removed, name)
 		}
 	}

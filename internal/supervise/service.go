@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"upkeep/internal/health"
 	"upkeep/internal/logsink"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
@@ -23,6 +24,7 @@ const (
 	evTimer                 // the one timer fired: ready_after, backoff or stop timeout
 	evPoll                  // time to look again: leftovers, pid file
 	evDeps                  // some service changed state; dependencies may be up
+	evHealth                // the health monitor reported (healthEv)
 )
 
 // after is what a service does once its process group is gone.
@@ -32,6 +34,7 @@ const (
 	thenStopped after = iota
 	thenStart
 	thenPolicy // the main process ended on its own: the restart policy decides
+	thenCheck  // a check failed with then = "restart": restart, through backoff and the start limit
 )
 
 type requestKind int
@@ -93,10 +96,14 @@ type service struct {
 	removed   bool
 	stdout    *logsink.Sink
 	stderr    *logsink.Sink
+	mon       *health.Monitor
+	healthC   chan health.Event
+	healthEv  health.Event
+	keepExit  bool // lastExit holds why we stopped it (a failed check): keep it over the exit status
 }
 
 func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
-	sv := &service{d: d, name: s.Name, spec: s, cg: cg, reqs: make(chan request), done: make(chan struct{})}
+	sv := &service{d: d, name: s.Name, spec: s, cg: cg, reqs: make(chan request), done: make(chan struct{}), healthC: make(chan health.Event, 16)}
 	sv.snap = Status{Name: s.Name, State: Stopped, Since: time.Now(), Autostart: s.Autostart}
 	sv.snapSpec = s
 	return sv
@@ -105,6 +112,7 @@ func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
 func (s *service) run() {
 	defer close(s.done)
 	defer s.closeLogs()
+	defer s.stopMonitor()
 	for !(s.removed && s.state.Down()) {
 		select {
 		case r := <-s.reqs:
@@ -121,6 +129,9 @@ func (s *service) run() {
 		case <-s.depsC:
 			s.depsC = nil
 			s.handle(evDeps)
+		case ev := <-s.healthC:
+			s.healthEv = ev
+			s.handle(evHealth)
 		}
 	}
 	s.stopTimer()
@@ -207,7 +218,11 @@ func (s *service) handle(ev event) {
 		}
 
 	case evExit:
-		s.lastExit = s.main.Exit()
+		s.stopMonitor()
+		if ex := s.main.Exit(); !s.keepExit {
+			s.lastExit = ex
+		}
+		s.keepExit = false
 		s.main, s.mainDone = nil, nil
 		s.d.forgetPid(s.name)
 		s.d.log.Info("exited", "service", s.name, "status", s.lastExit.String(), "state", s.state.String())
@@ -259,6 +274,9 @@ func (s *service) handle(ev event) {
 			s.adoptPidfile()
 		}
 
+	case evHealth:
+		s.health(s.healthEv)
+
 	case evDeps:
 		if s.state == Starting && !s.active() && s.launcher == nil {
 			s.begin()
@@ -296,7 +314,7 @@ func (s *service) begin() {
 		_ = os.Remove(s.spec.PIDFile) // a stale one would be believed
 		p, err := s.spawn(argv)
 		if err != nil {
-			s.lastExit = proc.Exit{Err: err}
+			s.lastExit = proc.Exit{Err: fmt.Errorf("start failed: %w", err)}
 			s.applyPolicy()
 			return
 		}
@@ -306,7 +324,7 @@ func (s *service) begin() {
 	}
 	p, err := s.spawn(s.argv())
 	if err != nil {
-		s.lastExit = proc.Exit{Err: err}
+		s.lastExit = proc.Exit{Err: fmt.Errorf("start failed: %w", err)}
 		s.d.log.Warn("start failed", "service", s.name, "err", err.Error())
 		s.applyPolicy()
 		return
@@ -319,6 +337,11 @@ func (s *service) up(p *proc.Process, pgid int) {
 	s.main, s.mainDone, s.pgid = p, p.Done(), pgid
 	s.d.rememberPid(s.name, proc.Record{Pid: p.Pid, StartTime: p.StartTime, Pgid: pgid})
 	s.d.log.Info("started", "service", s.name, "pid", p.Pid)
+	if s.spec.HasChecks() {
+		s.startMonitor()
+		s.set(Starting, "waiting for checks")
+		return
+	}
 	if s.spec.ReadyAfter == 0 {
 		s.set(Running, "")
 		return
@@ -352,6 +375,7 @@ func (s *service) adoptPidfile() {
 // terminate asks the whole process group (and cgroup) to stop, and arms the
 // stop timeout after which everything is killed.
 func (s *service) terminate(then after) {
+	s.stopMonitor()
 	s.then = then
 	s.stopTimer()
 	s.depsC = nil
@@ -398,6 +422,8 @@ func (s *service) settle() {
 		s.begin()
 	case thenPolicy:
 		s.applyPolicy()
+	case thenCheck:
+		s.restartAfterFailure()
 	default:
 		s.set(Stopped, "")
 	}
@@ -411,6 +437,18 @@ func (s *service) applyPolicy() {
 	}
 	restart := r.Policy == spec.Always || (r.Policy == spec.OnFailure && !s.lastExit.Success())
 	if !restart || s.removed {
+		s.set(Exited, "")
+		return
+	}
+	s.restartAfterFailure()
+}
+
+// restartAfterFailure schedules the next start after a crash or a failed
+// check, so both go through the same backoff and start limit: a failing
+// check can never cause a restart storm.
+func (s *service) restartAfterFailure() {
+	r := s.spec.Restart
+	if s.removed {
 		s.set(Exited, "")
 		return
 	}
@@ -472,6 +510,11 @@ func (s *service) signal(sig syscall.Signal, all bool) error {
 func (s *service) set(st State, detail string) {
 	if st != s.state {
 		s.d.log.Info("state", "service", s.name, "from", s.state.String(), "to", st.String(), "detail", detail)
+		pid := 0
+		if s.main != nil {
+			pid = s.main.Pid
+		}
+		s.d.event(Event{Service: s.name, Kind: "state", From: s.state.String(), State: st.String(), Message: detail, Pid: pid})
 	}
 	s.state, s.detail = st, detail
 	s.publish()

@@ -3,6 +3,8 @@ package supervise
 import (
 	"fmt"
 	"time"
+
+	"upkeep/internal/health"
 )
 
 // State is where a service is in its life. docs/states.md draws the diagram;
@@ -35,20 +37,21 @@ func (s State) Down() bool { return s == Stopped || s == Exited || s == Fatal }
 
 // Status is a snapshot of one service, as `upkeep status --json` prints it.
 type Status struct {
-	Name          string    `json:"name"`
-	State         State     `json:"state"`
-	Pid           int       `json:"pid"`
-	Restarts      int       `json:"restarts"`
-	Since         time.Time `json:"since"`
-	StartedAt     time.Time `json:"started_at,omitzero"`
-	UptimeSeconds float64   `json:"uptime_seconds"`
-	LastExit      string    `json:"last_exit,omitempty"`
-	Detail        string    `json:"detail,omitempty"`
-	Error         string    `json:"error,omitempty"`
-	CPUSeconds    float64   `json:"cpu_seconds"`
-	RSSBytes      uint64    `json:"rss_bytes"`
-	Autostart     bool      `json:"autostart"`
-	DroppedBytes  int64     `json:"log_dropped_bytes,omitempty"`
+	Name          string               `json:"name"`
+	State         State                `json:"state"`
+	Pid           int                  `json:"pid"`
+	Restarts      int                  `json:"restarts"`
+	Since         time.Time            `json:"since"`
+	StartedAt     time.Time            `json:"started_at,omitzero"`
+	UptimeSeconds float64              `json:"uptime_seconds"`
+	LastExit      string               `json:"last_exit,omitempty"`
+	Detail        string               `json:"detail,omitempty"`
+	Error         string               `json:"error,omitempty"`
+	CPUSeconds    float64              `json:"cpu_seconds"`
+	RSSBytes      uint64               `json:"rss_bytes"`
+	Autostart     bool                 `json:"autostart"`
+	DroppedBytes  int64                `json:"log_dropped_bytes,omitempty"`
+	Checks        []health.CheckStatus `json:"checks,omitempty"`
 }
 
 func (s *State) UnmarshalText(b []byte) error {

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"upkeep/internal/control"
+	"upkeep/internal/supervise"
+)
+
+func eventsCommand(g *globals) *cobra.Command {
+	var follow, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "events [NAME]",
+		Short: "Show recent events (state changes, check failures); -f follows",
+		Args:  maxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkNames(args); err != nil {
+				return err
+			}
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return control.NewClient(g.sock()).Events(ctx, name, follow, func(e supervise.Event) {
+				if asJSON {
+					b, _ := jsonLine(e)
+					os.Stdout.Write(b)
+					return
+				}
+				fmt.Println(formatEvent(e))
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing events as they happen")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines")
+	return cmd
+}
+
+func formatEvent(e supervise.Event) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %-20s ", e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Service)
+	switch e.Kind {
+	case "state":
+		fmt.Fprintf(&b, "%s -> %s", e.From, e.State)
+		if e.Pid != 0 {
+			fmt.Fprintf(&b, " (pid %d)", e.Pid)
+		}
+	case "check":
+		fmt.Fprintf(&b, "check %s", e.Check)
+	default:
+		b.WriteString(e.Kind)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	return b.String()
+}
+
+// printChecks shows the checks of the services that have any, under the
+// status table: last result, latency and failure streak.
+func printChecks(st []supervise.Status) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	header := false
+	for _, s := range st {
+		for _, c := range s.Checks {
+			if !header {
+				fmt.Fprintln(w, "\nSERVICE\tCHECK\tTYPE\tLAST\tLATENCY\tSTREAK\tPASSES\tFAILURES\tMESSAGE")
+				header = true
+			}
+			last, lat, msg := "-", "-", ""
+			if c.Last != nil {
+				last, lat, msg = "ok", c.Last.Latency.Round(10*time.Microsecond).String(), c.Last.Message
+				if !c.Last.OK {
+					last = "FAIL"
+				}
+				if c.Failing {
+					last += " (failing)"
+				}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.Name, c.Name, c.Type, last, lat, c.Streak, c.Passes, c.Failures, msg)
+		}
+	}
+	w.Flush()
+}

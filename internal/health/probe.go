@@ -1,0 +1,346 @@
+package health
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"upkeep/internal/proc"
+	"upkeep/internal/spec"
+)
+
+// maxBody is how much of an HTTP response a check reads.
+const maxBody = 1 << 20
+
+// ProbeState carries what a probe keeps between runs of one check: the
+// previous CPU sample (cpu), and the HTTP client whose keep-alive connection
+// is reused (http). The zero value is ready to use; a nil *ProbeState is
+// allowed (cpu then always reports a first sample, http uses a fresh
+// connection each time). It is not safe for concurrent use: one check's
+// runs are sequential. Close releases what it holds.
+type ProbeState struct {
+	cpuSeconds float64
+	cpuAt      time.Time
+	client     *http.Client
+	transport  *http.Transport
+}
+
+// Close closes the idle HTTP connection kept for the next run.
+func (s *ProbeState) Close() {
+	if s != nil && s.transport != nil {
+		s.transport.CloseIdleConnections()
+	}
+}
+
+func (s *ProbeState) httpClient() (*http.Client, func()) {
+	if s == nil {
+		c, t := newHTTPClient(false)
+		return c, t.CloseIdleConnections
+	}
+	if s.client == nil {
+		s.client, s.transport = newHTTPClient(true)
+	}
+	return s.client, func() {}
+}
+
+// newHTTPClient is monit's HTTP test: no proxy, no certificate
+// verification (monit checks that the port answers, not who it is), no
+// redirects followed (a 3xx is the answer, judged by the status range), and
+// no timeout of its own: the probe's context bounds dial, request and body
+// together, so a hung endpoint costs one timeout and its connection is
+// closed when it expires.
+func newHTTPClient(keepAlive bool) (*http.Client, *http.Transport) {
+	t := &http.Transport{
+		DialContext:         (&net.Dialer{}).DialContext,
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true},
+		DisableKeepAlives:   !keepAlive,
+		MaxIdleConns:        1,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     2 * time.Minute,
+	}
+	c := &http.Client{
+		Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	return c, t
+}
+
+// Probe runs one check once, bounded by c.Timeout (and ctx). Due and
+// Started are both the time it ran; a Monitor sets Due to the slot.
+func Probe(ctx context.Context, c *spec.Check, t Target, state *ProbeState) Result {
+	timeout := time.Duration(c.Timeout)
+	if timeout <= 0 {
+		timeout = spec.DefaultCheckTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	r := Result{Check: c.Name, Due: start, Started: start}
+	var err error
+	switch c.Type {
+	case "http":
+		r.Message, err = probeHTTP(ctx, c, state)
+	case "tcp", "unix":
+		r.Message, err = probeConn(ctx, c.Type, c.Address, c.Send, c.Expect)
+	case "exec":
+		r.Message, err = probeExec(ctx, c)
+	case "cpu", "memory", "children", "fds", "uptime":
+		r.Message, r.Value, err = probeResource(c, t, state)
+	default:
+		err = fmt.Errorf("unknown check type %q", c.Type)
+	}
+	r.Latency = time.Since(start)
+	r.OK = err == nil
+	if err != nil {
+		r.Message = describe(ctx, err, timeout)
+	}
+	return r
+}
+
+// describe turns a probe's error into a result's message: a timeout is
+// "timeout after 5s" whichever step it hit; an HTTP error loses the
+// `Get "url":` prefix the check's name already implies.
+func describe(ctx context.Context, err error, timeout time.Duration) string {
+	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
+	if ctx.Err() != nil || timedOut {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return "canceled"
+		}
+		return "timeout after " + timeout.String()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}
+
+func probeHTTP(ctx context.Context, c *spec.Check, s *ProbeState) (string, error) {
+	client, done := s.httpClient()
+	defer done()
+	method := c.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.URL, nil)
+	if err != nil {
+		return "", err
+	}
+	if c.Host != "" {
+		req.Host = c.Host
+	}
+	req.Header.Set("User-Agent", "upkeep-health")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	// Reading the body (up to the limit) also lets the connection be reused.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return "", fmt.Errorf("HTTP %d: read body: %w", resp.StatusCode, err)
+	}
+	lo, hi := c.StatusMin, c.StatusMax
+	if lo == 0 && hi == 0 { // a check that did not pass through validation
+		lo, hi = 200, 399
+	}
+	if resp.StatusCode < lo || resp.StatusCode > hi {
+		return "", fmt.Errorf("HTTP %d, want %d-%d", resp.StatusCode, lo, hi)
+	}
+	if c.Body != "" && !bytes.Contains(body, []byte(c.Body)) {
+		return "", fmt.Errorf("HTTP %d: body does not contain %q", resp.StatusCode, c.Body)
+	}
+	return fmt.Sprintf("HTTP %d", resp.StatusCode), nil
+}
+
+// probeConn connects; with send it writes it; with expect it reads until
+// the reply is as long as expect, failing at the first byte that differs.
+func probeConn(ctx context.Context, network, addr, send, expect string) (string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	// Cancellation (Stop) has no deadline of its own: unblock I/O by hand.
+	defer context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })()
+	if send != "" {
+		if _, err := io.WriteString(conn, send); err != nil {
+			return "", err
+		}
+	}
+	if expect == "" {
+		return "connected to " + addr, nil
+	}
+	reply := make([]byte, 0, len(expect))
+	buf := make([]byte, 512)
+	for len(reply) < len(expect) {
+		n, err := conn.Read(buf)
+		reply = append(reply, buf[:n]...)
+		if !strings.HasPrefix(expect, string(reply[:min(len(reply), len(expect))])) {
+			break
+		}
+		if err != nil && len(reply) < len(expect) {
+			if err == io.EOF {
+				return "", fmt.Errorf("connection closed after %s, want %s", quote(reply), quote([]byte(expect)))
+			}
+			return "", err
+		}
+	}
+	if !bytes.HasPrefix(reply, []byte(expect)) {
+		return "", fmt.Errorf("reply %s does not start with %s", quote(reply), quote([]byte(expect)))
+	}
+	return "reply " + quote(reply), nil
+}
+
+// quote shows at most 64 bytes of a reply.
+func quote(b []byte) string {
+	if len(b) > 64 {
+		return fmt.Sprintf("%q...", b[:64])
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+// probeExec runs the command with stdin, stdout and stderr on /dev/null;
+// exit 0 passes. At the timeout its whole process group is killed: Spawn
+// made it a session (and group) leader.
+func probeExec(ctx context.Context, c *spec.Check) (string, error) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return "", err
+	}
+	defer devnull.Close()
+	fd := devnull.Fd()
+	p, err := proc.Reap().Spawn(proc.Attr{
+		Argv:     c.Command,
+		Env:      environ("UPKEEP_CHECK=" + c.Name),
+		Files:    []uintptr{fd, fd, fd},
+		CgroupFD: -1,
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := waitOrKill(ctx, p); err != nil {
+		return "", err
+	}
+	ex := p.Exit()
+	if !ex.Success() {
+		return "", errors.New(ex.String())
+	}
+	return ex.String(), nil
+}
+
+// waitOrKill waits for p to exit; when ctx ends first it kills p's process
+// group and returns ctx's error. It waits a little for the reaper to see
+// the death, so the caller leaves no process behind in the usual case, but
+// not for ever: a process in uninterruptible sleep dies when it can.
+func waitOrKill(ctx context.Context, p *proc.Process) error {
+	select {
+	case <-p.Done():
+		return nil
+	case <-ctx.Done():
+	}
+	proc.SignalGroup(p.Pid, syscall.SIGKILL)
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-p.Done():
+	case <-t.C:
+	}
+	return ctx.Err()
+}
+
+// environ is the clean environment of checks and hooks, as the supervisor
+// gives services: PATH and locale from the daemon, nothing else of it.
+func environ(extra ...string) []string {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			if k == "PATH" {
+				env[0] = "PATH=" + v
+			} else {
+				env = append(env, k+"="+v)
+			}
+		}
+	}
+	return append(env, extra...)
+}
+
+// probeResource measures the target's processes. With no processes there
+// is nothing to judge, and the check passes: that the service is not
+// running is the supervisor's business, not a health failure on top.
+func probeResource(c *spec.Check, t Target, s *ProbeState) (string, float64, error) {
+	if t == nil {
+		return "", 0, errors.New("no target to measure")
+	}
+	if c.Type == "uptime" {
+		up := time.Since(t.Started())
+		limit := time.Duration(c.Limit * float64(time.Second))
+		msg := "uptime " + up.Round(time.Second).String()
+		if up > limit {
+			return "", up.Seconds(), fmt.Errorf("%s > %s", msg, limit)
+		}
+		return msg, up.Seconds(), nil
+	}
+	pids := t.Pids()
+	if len(pids) == 0 {
+		return "no processes", 0, nil
+	}
+	var v float64
+	var msg, limit string
+	switch c.Type {
+	case "cpu":
+		cpu, now := proc.Measure(pids).CPUSeconds, time.Now()
+		if s == nil || s.cpuAt.IsZero() {
+			if s != nil {
+				s.cpuSeconds, s.cpuAt = cpu, now
+			}
+			return "cpu 0.0% (first sample)", 0, nil
+		}
+		if wall := now.Sub(s.cpuAt).Seconds(); wall > 0 {
+			// A process that left the set takes its CPU time with it.
+			v = max(0, 100*(cpu-s.cpuSeconds)/wall)
+		}
+		s.cpuSeconds, s.cpuAt = cpu, now
+		msg, limit = fmt.Sprintf("cpu %.1f%%", v), fmt.Sprintf("%.1f%%", c.Limit)
+	case "memory":
+		v = float64(proc.Measure(pids).RSSBytes)
+		msg, limit = "rss "+size(v), size(c.Limit)
+	case "children":
+		v = float64(len(pids) - 1)
+		msg, limit = fmt.Sprintf("children %.0f", v), fmt.Sprintf("%.0f", c.Limit)
+	case "fds":
+		v = float64(proc.OpenFiles(pids))
+		msg, limit = fmt.Sprintf("fds %.0f", v), fmt.Sprintf("%.0f", c.Limit)
+	}
+	if v > c.Limit {
+		return "", v, fmt.Errorf("%s > %s", msg, limit)
+	}
+	return msg, v, nil
+}
+
+// size prints bytes the way `max` is written: 210.0M, in powers of 1024.
+func size(b float64) string {
+	for _, u := range []string{"T", "G", "M", "K"} {
+		m, _ := spec.ParseSize("1" + u)
+		if b >= m {
+			return fmt.Sprintf("%.1f%s", b/m, u)
+		}
+	}
+	return fmt.Sprintf("%.0fB", b)
+}

@@ -1,0 +1,235 @@
+package supervise
+
+import (
+	"sync"
+	"time"
+
+	"upkeep/internal/health"
+)
+
+// Event is one thing that happened to a service, as `upkeep events` prints
+// it and the event log records it.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Service string    `json:"service"`
+	Kind    string    `json:"kind"` // state | check
+	From    string    `json:"from,omitempty"`
+	State   string    `json:"state,omitempty"`
+	Check   string    `json:"check,omitempty"`
+	OK      bool      `json:"ok,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Pid     int       `json:"pid,omitempty"`
+}
+
+// ring is a bounded buffer that keeps the newest n items.
+type ring[T any] struct {
+	buf  []T
+	next int
+	full bool
+}
+
+func newRing[T any](n int) *ring[T] { return &ring[T]{buf: make([]T, 0, n)} }
+
+func (r *ring[T]) add(v T) {
+	if len(r.buf) < cap(r.buf) {
+		r.buf = append(r.buf, v)
+		return
+	}
+	r.buf[r.next] = v
+	r.next = (r.next + 1) % len(r.buf)
+	r.full = true
+}
+
+// items returns the contents, oldest first.
+func (r *ring[T]) items() []T {
+	out := make([]T, 0, len(r.buf))
+	out = append(out, r.buf[r.next:]...)
+	return append(out, r.buf[:r.next]...)
+}
+
+// Sample is a service's resource use at one moment.
+type Sample struct {
+	Time       time.Time `json:"time"`
+	CPUSeconds float64   `json:"cpu_seconds"`
+	RSSBytes   uint64    `json:"rss_bytes"`
+	Restarts   int       `json:"restarts"`
+}
+
+// CheckResult is one check run, kept compact for the history ring.
+type CheckResult struct {
+	Time    time.Time     `json:"time"`
+	Check   string        `json:"check"`
+	OK      bool          `json:"ok"`
+	Latency time.Duration `json:"latency_ns"`
+	Late    time.Duration `json:"late_ns"`
+}
+
+// History is what the daemon remembers of one service, bounded: about an
+// hour of samples at the 10 s sampling interval, the last 1024 check runs,
+// and the last 256 events.
+type History struct {
+	Events  []Event       `json:"events"`
+	Checks  []CheckResult `json:"checks"`
+	Samples []Sample      `json:"samples"`
+}
+
+const (
+	historyEvents  = 256
+	historyChecks  = 1024
+	historySamples = 360
+	sampleEvery    = 10 * time.Second
+	recentEvents   = 1024
+)
+
+// journal holds the histories of all services and the daemon-wide recent
+// events, and feeds followers (`upkeep events -f`).
+type journal struct {
+	mu      sync.Mutex
+	recent  *ring[Event]
+	events  map[string]*ring[Event]
+	checks  map[string]*ring[CheckResult]
+	samples map[string]*ring[Sample]
+	subs    map[chan Event]struct{}
+}
+
+func newJournal() *journal {
+	return &journal{
+		recent:  newRing[Event](recentEvents),
+		events:  map[string]*ring[Event]{},
+		checks:  map[string]*ring[CheckResult]{},
+		samples: map[string]*ring[Sample]{},
+		subs:    map[chan Event]struct{}{},
+	}
+}
+
+func ringOf[T any](m map[string]*ring[T], name string, n int) *ring[T] {
+	r, ok := m[name]
+	if !ok {
+		r = newRing[T](n)
+		m[name] = r
+	}
+	return r
+}
+
+func (j *journal) add(e Event) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.recent.add(e)
+	ringOf(j.events, e.Service, historyEvents).add(e)
+	for ch := range j.subs {
+		select {
+		case ch <- e:
+		default: // a follower that cannot keep up loses events, never slows a service
+		}
+	}
+}
+
+func (j *journal) addCheck(service string, r CheckResult) {
+	j.mu.Lock()
+	ringOf(j.checks, service, historyChecks).add(r)
+	j.mu.Unlock()
+}
+
+func (j *journal) addSample(service string, s Sample) {
+	j.mu.Lock()
+	ringOf(j.samples, service, historySamples).add(s)
+	j.mu.Unlock()
+}
+
+func (j *journal) forget(service string) {
+	j.mu.Lock()
+	delete(j.events, service)
+	delete(j.checks, service)
+	delete(j.samples, service)
+	j.mu.Unlock()
+}
+
+// event records e (time stamped now) and hands it to followers.
+func (d *Daemon) event(e Event) {
+	e.Time = time.Now()
+	d.journal.add(e)
+}
+
+// observeCheck records a check run and passes it to the metrics observer.
+func (d *Daemon) observeCheck(service string, ev health.Event) {
+	r := ev.Result
+	d.journal.addCheck(service, CheckResult{Time: r.Started, Check: r.Check, OK: r.OK, Latency: r.Latency, Late: max(r.Started.Sub(r.Due), 0)})
+	if o := d.observer; o != nil {
+		o.CheckRan(service, r.Check, r.OK, r.Latency)
+	}
+}
+
+// Observer receives every check run; the metrics package implements it.
+type Observer interface {
+	CheckRan(service, check string, ok bool, latency time.Duration)
+}
+
+// SetObserver installs o; call before Run.
+func (d *Daemon) SetObserver(o Observer) { d.observer = o }
+
+// Events returns the recent events, oldest first, of one service or all.
+func (d *Daemon) Events(service string) []Event {
+	d.journal.mu.Lock()
+	defer d.journal.mu.Unlock()
+	if service == "" {
+		return d.journal.recent.items()
+	}
+	if r, ok := d.journal.events[service]; ok {
+		return r.items()
+	}
+	return nil
+}
+
+// Follow returns a channel of events as they happen, until cancel.
+func (d *Daemon) Follow() (<-chan Event, func()) {
+	ch := make(chan Event, 256)
+	d.journal.mu.Lock()
+	d.journal.subs[ch] = struct{}{}
+	d.journal.mu.Unlock()
+	return ch, func() {
+		d.journal.mu.Lock()
+		delete(d.journal.subs, ch)
+		d.journal.mu.Unlock()
+	}
+}
+
+// History returns what the daemon remembers of a service.
+func (d *Daemon) History(name string) (History, error) {
+	if _, err := d.get(name); err != nil {
+		return History{}, err
+	}
+	j := d.journal
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var h History
+	if r, ok := j.events[name]; ok {
+		h.Events = r.items()
+	}
+	if r, ok := j.checks[name]; ok {
+		h.Checks = r.items()
+	}
+	if r, ok := j.samples[name]; ok {
+		h.Samples = r.items()
+	}
+	return h, nil
+}
+
+// sample records every running service's CPU and memory every sampleEvery:
+// one wake-up for the whole daemon, a few /proc reads per service.
+func (d *Daemon) sample(done <-chan struct{}) {
+	t := time.NewTicker(sampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			st, _ := d.Status(nil)
+			for _, s := range st {
+				if s.Pid != 0 {
+					d.journal.addSample(s.Name, Sample{Time: now, CPUSeconds: s.CPUSeconds, RSSBytes: s.RSSBytes, Restarts: s.Restarts})
+				}
+			}
+		}
+	}
+}

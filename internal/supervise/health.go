@@ -1,0 +1,117 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"upkeep/internal/health"
+	"upkeep/internal/proc"
+	"upkeep/internal/spec"
+)
+
+// runTarget is what the health monitor measures: the processes of the
+// service's current run.
+type runTarget struct {
+	s       *service
+	main    int
+	started time.Time
+}
+
+func (t runTarget) Pids() []int {
+	if t.s.cg != nil {
+		return t.s.cg.Procs()
+	}
+	return []int{t.main}
+}
+
+func (t runTarget) Started() time.Time { return t.started }
+
+// startMonitor starts the checks of the current run; a new run gets a new
+// monitor, so streaks never carry over from a previous process.
+func (s *service) startMonitor() {
+	s.stopMonitor()
+	m := health.Start(s.name, s.spec.Checks, runTarget{s: s, main: s.main.Pid, started: s.startedAt}, s.healthC)
+	s.mu.Lock()
+	s.mon = m
+	s.mu.Unlock()
+}
+
+func (s *service) stopMonitor() {
+	s.mu.Lock()
+	m := s.mon
+	s.mon = nil
+	s.mu.Unlock()
+	if m == nil {
+		return
+	}
+	m.Stop()
+	for { // drop what the stopped monitor left in the channel
+		select {
+		case <-s.healthC:
+		default:
+			return
+		}
+	}
+}
+
+// checks returns the current run's check states, for status.
+func (s *service) checks() []health.CheckStatus {
+	s.mu.Lock()
+	m := s.mon
+	s.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Snapshot()
+}
+
+// health acts on what the monitor reports: readiness, and the check's
+// action once it crosses its failure threshold (monit's "then").
+func (s *service) health(ev health.Event) {
+	switch ev.Kind {
+	case health.Ran:
+		s.d.observeCheck(s.name, ev)
+		if !ev.Result.OK {
+			s.d.log.Warn("check failed", "service", s.name, "check", ev.Result.Check, "message", ev.Result.Message,
+				"streak", ev.Streak, "latency", ev.Result.Latency.String())
+		}
+	case health.Ready:
+		if s.state == Starting && s.active() {
+			s.set(Running, "")
+		}
+	case health.Recovered:
+		s.d.event(Event{Service: s.name, Kind: "check", Check: ev.Check.Name, OK: true, Message: "recovered: " + ev.Result.Message})
+		s.d.log.Info("check recovered", "service", s.name, "check", ev.Check.Name)
+	case health.Failed:
+		c := ev.Check
+		s.d.event(Event{Service: s.name, Kind: "check", Check: c.Name, Message: fmt.Sprintf("failed %d of %d cycles: %s; then %s", c.Cycles, c.Within, ev.Result.Message, c.Then)})
+		s.d.log.Warn("check threshold crossed", "service", s.name, "check", c.Name, "then", c.Then, "message", ev.Result.Message)
+		switch c.Then {
+		case "restart":
+			if s.active() && (s.state == Starting || s.state == Running) {
+				s.lastExit = proc.Exit{Err: fmt.Errorf("check %s failed: %s", c.Name, ev.Result.Message)}
+				s.keepExit = true
+				s.terminate(thenCheck)
+			}
+		case "stop":
+			if s.active() {
+				s.lastExit = proc.Exit{Err: fmt.Errorf("stopped by check %s: %s", c.Name, ev.Result.Message)}
+				s.keepExit = true
+				s.terminate(thenStopped)
+			}
+		case "exec":
+			go s.d.hook(s.name, c, ev)
+		}
+	}
+}
+
+// hook runs a check's exec action off the service's loop: a slow hook
+// never delays the service.
+func (d *Daemon) hook(service string, c *spec.Check, ev health.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout.D())
+	defer cancel()
+	if err := health.RunHook(ctx, c.Exec, service, ev, c.Timeout.D()); err != nil {
+		d.log.Warn("check exec action failed", "service", service, "check", c.Name, "err", err.Error())
+	}
+}
