@@ -81,6 +81,14 @@ func runDemo(ctx context.Context, keep bool) error {
 	fmt.Printf("restarted as pid %d after %v\n\n", st[0].Pid, time.Since(t0).Round(100*time.Microsecond))
 	_ = waitRunning(c, all, 5*time.Second)
 	show(c, "$ upkeep status")
+	if st, err := c.Status(ctx, []string{"www-hello"}); err == nil {
+		fmt.Println("$ upkeep status www-hello   # its HTTP check")
+		printChecks(st)
+		fmt.Println()
+	}
+	fmt.Println("$ upkeep events")
+	_ = c.Events(ctx, "", false, func(e supervise.Event) { fmt.Println(formatEvent(e)) })
+	fmt.Println()
 	for _, f := range []string{"api-worker.log", "api-worker.error.log", "service-ticker.log"} {
 		b, _ := os.ReadFile(filepath.Join(root, "var", "log", f))
 		fmt.Printf("$ cat var/log/%s\n%s\n", f, strings.TrimSpace(string(b)))

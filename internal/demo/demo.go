@@ -24,7 +24,6 @@ func Write(root, exe string) (string, error) {
 		"www-hello": fmt.Sprintf(`# An HTTP service answering /ok (monit: if failed port %d protocol HTTP request /ok ...)
 version = "1.0.0"
 command = [%q, "serve-ok", "--addr", %q]
-ready_after = "200ms"
 
 [restart]
 policy = "always"
@@ -33,7 +32,16 @@ backoff = "10ms"
 [stop]
 signal = "TERM"
 timeout = "2s"
-`, port, exe, addr),
+
+# monit: if failed port %d protocol HTTP request /ok with timeout 5 seconds then restart
+[[check]]
+type = "http"
+url = "http://%s/ok"
+timeout = "5s"
+interval = "1s"
+cycles = 1
+then = "restart"
+`, port, exe, addr, port, addr),
 		"service-ticker": `# A shell script, the way upstart runs "script ... end script"
 script = """
 n=0
