@@ -163,7 +163,7 @@ func (m *Monitor) send(ev Event) bool {
 // run is one check's loop: it owns the check's probe state and judge.
 func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 	defer m.wg.Done()
-	var state ProbeState
+	state := ProbeState{service: m.service}
 	defer state.Close()
 	j := newJudge(c)
 	interval := time.Duration(c.Interval)
@@ -171,6 +171,7 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 		interval = spec.DefaultCheckInterval
 	}
 	grace := time.Duration(c.Grace)
+	passed := false
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	start := time.Now()
@@ -192,7 +193,10 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 			return // a probe cut short by Stop is no result
 		}
 		r.Due = due
-		inGrace := grace > 0 && m.target != nil && r.Started.Before(m.target.Started().Add(grace))
+		// Start grace: until the check has passed once, failures early in
+		// the run are a service still coming up, not a broken one.
+		inGrace := !passed && grace > 0 && r.Started.Before(m.started(start).Add(grace))
+		passed = passed || r.OK
 		verdict := j.add(r.OK, inGrace)
 		if !m.record(i, r, j, verdict) {
 			return
@@ -204,6 +208,15 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 			slot = n
 		}
 	}
+}
+
+// started is when the run began, for grace: the target's word, or the
+// monitor's own start without a target.
+func (m *Monitor) started(fallback time.Time) time.Time {
+	if m.target == nil {
+		return fallback
+	}
+	return m.target.Started()
 }
 
 // record stores r as check i's latest result and sends its events: Ran,

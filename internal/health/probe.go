@@ -29,6 +29,7 @@ const maxBody = 1 << 20
 // connection each time). It is not safe for concurrent use: one check's
 // runs are sequential. Close releases what it holds.
 type ProbeState struct {
+	service    string // for the environment of exec checks
 	cpuSeconds float64
 	cpuAt      time.Time
 	client     *http.Client
@@ -84,9 +85,9 @@ func Probe(ctx context.Context, c *spec.Check, t Target, state *ProbeState) Resu
 	if timeout <= 0 {
 		timeout = spec.DefaultCheckTimeout
 	}
+	start := time.Now() // before the deadline is set: Latency >= timeout on a timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	start := time.Now()
 	r := Result{Check: c.Name, Due: start, Started: start}
 	var err error
 	switch c.Type {
@@ -95,7 +96,7 @@ func Probe(ctx context.Context, c *spec.Check, t Target, state *ProbeState) Resu
 	case "tcp", "unix":
 		r.Message, err = probeConn(ctx, c.Type, c.Address, c.Send, c.Expect)
 	case "exec":
-		r.Message, err = probeExec(ctx, c)
+		r.Message, err = probeExec(ctx, c, state)
 	case "cpu", "memory", "children", "fds", "uptime":
 		r.Message, r.Value, err = probeResource(c, t, state)
 	default:
@@ -216,10 +217,15 @@ func quote(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
-// probeExec runs the command with stdin, stdout and stderr on /dev/null;
+// probeExec runs the command with stdin, stdout and stderr on /dev/null and
+// UPKEEP_CHECK (and, run by a Monitor, UPKEEP_SERVICE) in its environment;
 // exit 0 passes. At the timeout its whole process group is killed: Spawn
 // made it a session (and group) leader.
-func probeExec(ctx context.Context, c *spec.Check) (string, error) {
+func probeExec(ctx context.Context, c *spec.Check, s *ProbeState) (string, error) {
+	env := environ("UPKEEP_CHECK=" + c.Name)
+	if s != nil && s.service != "" {
+		env = append(env, "UPKEEP_SERVICE="+s.service)
+	}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return "", err
@@ -228,7 +234,7 @@ func probeExec(ctx context.Context, c *spec.Check) (string, error) {
 	fd := devnull.Fd()
 	p, err := proc.Reap().Spawn(proc.Attr{
 		Argv:     c.Command,
-		Env:      environ("UPKEEP_CHECK=" + c.Name),
+		Env:      env,
 		Files:    []uintptr{fd, fd, fd},
 		CgroupFD: -1,
 	})

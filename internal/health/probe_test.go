@@ -23,7 +23,7 @@ func probe(c spec.Check, tg Target, s *ProbeState) Result {
 		c.Name = c.Type
 	}
 	if c.Timeout == 0 {
-		c.Timeout = spec.Duration(2 * time.Second)
+		c.Timeout = spec.Duration(5 * time.Second)
 	}
 	return Probe(context.Background(), &c, tg, s)
 }
@@ -141,16 +141,22 @@ func TestExecProbe(t *testing.T) {
 	if missing.OK || !strings.Contains(missing.Message, "not found") {
 		t.Errorf("missing program: %+v", missing)
 	}
+	envFile := filepath.Join(t.TempDir(), "env")
+	r := probe(spec.Check{Name: "script", Type: "exec", Command: []string{"/bin/sh", "-c", `env > "$1"`, "check", envFile}}, nil, &ProbeState{service: "www-test"})
+	if env, _ := os.ReadFile(envFile); !r.OK || !strings.Contains(string(env), "UPKEEP_CHECK=script\n") || !strings.Contains(string(env), "UPKEEP_SERVICE=www-test\n") {
+		t.Errorf("exec environment: %+v\n%s", r, env)
+	}
 	// At the timeout the command dies with everything in its group.
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	slow := probe(spec.Check{Type: "exec", Timeout: spec.Duration(150 * time.Millisecond),
+	const timeout = 500 * time.Millisecond
+	slow := probe(spec.Check{Type: "exec", Timeout: spec.Duration(timeout),
 		Command: []string{"/bin/sh", "-c", `echo $$ > "$1"; sleep 100 & sleep 100`, "check", pidFile}}, nil, nil)
-	if slow.OK || slow.Message != "timeout after 150ms" || slow.Latency < 150*time.Millisecond || slow.Latency > time.Second {
+	if slow.OK || slow.Message != "timeout after 500ms" || slow.Latency < timeout || slow.Latency > timeout+2*time.Second {
 		t.Errorf("slow: %+v", slow)
 	}
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the check did not start within its timeout: %v", err)
 	}
 	pgid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	eventually(t, 5*time.Second, "the check's group to die", func() bool { return len(proc.GroupMembers(pgid)) == 0 })
@@ -190,19 +196,23 @@ func TestResourceProbes(t *testing.T) {
 			return probe(spec.Check{Type: "fds", Limit: 1e9}, &target{pids: func() []int { return pids }}, nil).Value
 		}
 		// Descriptors the test binary inherited without close-on-exec
-		// reach both children too: compare rather than count absolutely.
-		var a, b float64
-		eventually(t, 5*time.Second, "sleep to run with 0-2 and 0-5", func() bool {
-			a, b = count(plain.Pid), count(more.Pid)
-			return a >= 3 && b-a == 3
-		})
+		// reach both children too, and Spawn returns at exec while the
+		// loader still opens files: compare counts taken together, until
+		// both processes have settled.
 		both := &target{pids: func() []int { return []int{plain.Pid, more.Pid} }}
-		r := probe(spec.Check{Type: "fds", Limit: a + b - 1}, both, nil)
-		if r.OK || r.Value != a+b || r.Message != fmt.Sprintf("fds %.0f > %.0f", a+b, a+b-1) {
-			t.Errorf("fds: %+v", r)
+		var over, at Result
+		var a, b float64
+		eventually(t, 5*time.Second, "fds of 0-2 and 0-5 to add up", func() bool {
+			a, b = count(plain.Pid), count(more.Pid)
+			over = probe(spec.Check{Type: "fds", Limit: a + b - 1}, both, nil)
+			at = probe(spec.Check{Type: "fds", Limit: a + b}, both, nil)
+			return a >= 3 && b-a == 3 && over.Value == a+b && at.Value == a+b && count(plain.Pid) == a && count(more.Pid) == b
+		})
+		if over.OK || over.Message != fmt.Sprintf("fds %.0f > %.0f", a+b, a+b-1) {
+			t.Errorf("fds: %+v", over)
 		}
-		if r := probe(spec.Check{Type: "fds", Limit: a + b}, both, nil); !r.OK || r.Message != fmt.Sprintf("fds %.0f", a+b) {
-			t.Errorf("fds at the limit: %+v", r)
+		if !at.OK || at.Message != fmt.Sprintf("fds %.0f", a+b) {
+			t.Errorf("fds at the limit: %+v", at)
 		}
 	})
 	t.Run("cpu", func(t *testing.T) {

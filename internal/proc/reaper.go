@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,6 +87,7 @@ func Reap() *Reaper {
 		reaper = &Reaper{waiting: map[int][]*Process{}}
 		// Best effort: without it, orphans go to init, which reaps them.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+		closeInheritedOnExec()
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGCHLD)
 		go func() {
@@ -113,6 +115,21 @@ func (r *Reaper) reapAll() {
 		r.mu.Unlock()
 		for _, p := range ps {
 			p.finish(Exit{Status: ws, Known: true, Reaped: time.Now()})
+		}
+	}
+}
+
+// closeInheritedOnExec marks every descriptor above stderr close-on-exec:
+// whatever the daemon inherited from whoever started it must not leak into
+// every service it spawns. Go's own descriptors are close-on-exec already.
+func closeInheritedOnExec() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
 		}
 	}
 }

@@ -32,7 +32,7 @@ type Check struct {
 
 	Timeout  Duration `toml:"timeout"`
 	Interval Duration `toml:"interval"`
-	Grace    Duration `toml:"grace"` // failures in the first `grace` after a start do not count
+	Grace    Duration `toml:"grace"` // until the check first passes, failures in the first `grace` after a start do not count
 	Cycles   int      `toml:"cycles"`
 	Within   int      `toml:"within"`
 	Recover  int      `toml:"recover"`
@@ -50,6 +50,7 @@ type Check struct {
 const (
 	DefaultCheckTimeout  = 5 * time.Second
 	DefaultCheckInterval = 30 * time.Second
+	DefaultCheckGrace    = 30 * time.Second // a start timeout, as systemd's TimeoutStartSec
 )
 
 var checkTypes = map[string]bool{"http": true, "tcp": true, "unix": true, "exec": true, "cpu": true, "memory": true, "children": true, "fds": true, "uptime": true}
@@ -66,7 +67,7 @@ func (c *Check) Resource() bool {
 
 // checkDefaults fills in what a [[check]] left out; the decoder cannot
 // pre-fill elements of an array of tables.
-func (c *Check) defaults(i int) {
+func (c *Check) defaults(i int, graceSet bool) {
 	if c.Name == "" {
 		c.Name = fmt.Sprintf("%s-%d", c.Type, i+1)
 	}
@@ -75,6 +76,9 @@ func (c *Check) defaults(i int) {
 	}
 	if c.Interval == 0 {
 		c.Interval = Duration(DefaultCheckInterval)
+	}
+	if !graceSet {
+		c.Grace = Duration(DefaultCheckGrace)
 	}
 	if c.Cycles == 0 {
 		c.Cycles = 1

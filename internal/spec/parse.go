@@ -154,10 +154,11 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	if err := checkUserName(s.Group); err != nil {
 		add("group", "%v", err)
 	}
+	s.Log.check(func(key, format string, args ...any) { add("log."+key, format, args...) })
 	names := map[string]bool{}
 	for i := range s.Checks {
 		c := &s.Checks[i]
-		c.defaults(i)
+		c.defaults(i, graceSet(md, i))
 		at := func(key, format string, args ...any) {
 			add(strings.Replace(key, "check.", fmt.Sprintf("check[%d].", i), 1), format, args...)
 		}
@@ -172,6 +173,21 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 		return nil, ps
 	}
 	return &s, ps
+}
+
+// graceSet reports whether the i-th [[check]] sets grace itself ("0s"
+// included), since the decoder leaves the zero value either way.
+func graceSet(md toml.MetaData, i int) bool {
+	n := -1
+	for _, k := range md.Keys() {
+		if len(k) == 1 && k[0] == "check" {
+			n++ // each [[check]] header is a key of its own
+		}
+		if n == i && len(k) == 2 && k[0] == "check" && k[1] == "grace" {
+			return true
+		}
+	}
+	return false
 }
 
 func checkUserName(u string) error {

@@ -94,6 +94,7 @@ func TestDefaults(t *testing.T) {
 			Window:      Duration(time.Minute),
 		},
 		Stop: Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
+		Log:  Log{When: "daily", Rotate: 7, Compress: true, DelayCompress: true, NotIfEmpty: true, MissingOK: true},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("Defaults() = %+v, want %+v", d, want)
@@ -129,6 +130,20 @@ window       = "2m"
 [stop]
 signal  = "INT"
 timeout = "20s"
+
+[log]
+when          = "hourly"
+size          = "64M"
+minsize       = "1k"
+rotate        = 3
+compress      = false
+delaycompress = false
+notifempty    = false
+missingok     = false
+dateext       = true
+dateformat    = "-%Y%m%d-%s"
+dateyesterday = true
+maxage        = 30
 `
 	s, ps := parse(body)
 	if len(ps) > 0 || s == nil {
@@ -156,6 +171,8 @@ timeout = "20s"
 			Window:      Duration(2 * time.Minute),
 		},
 		Stop: Stop{Signal: "INT", Timeout: Duration(20 * time.Second)},
+		Log: Log{When: "hourly", Size: 64 << 20, MinSize: 1 << 10, Rotate: 3, DateExt: true,
+			DateFormat: "-%Y%m%d-%s", DateYesterday: true, MaxAge: 30},
 		Dir:  testDir,
 		File: testFile,
 	}

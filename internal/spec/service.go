@@ -26,6 +26,7 @@ type Service struct {
 	Restart      Restart           `toml:"restart"`
 	Stop         Stop              `toml:"stop"`
 	Checks       []Check           `toml:"check"`
+	Log          Log               `toml:"log"`
 
 	// Dir is the service's directory (absolute); File its service.toml.
 	Dir  string `toml:"-"`
@@ -74,6 +75,7 @@ func Defaults() Service {
 			Window:      Duration(60 * time.Second),
 		},
 		Stop: Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
+		Log:  DefaultLog(),
 	}
 }
 

@@ -191,6 +191,7 @@ name = "always-fails"
 type = "exec"
 command = ["/bin/false"]
 interval = "50ms"
+grace = "0s"
 cycles = 2
 then = "exec"
 exec = ["/bin/sh", "-c", "echo $UPKEEP_SERVICE $UPKEEP_CHECK $UPKEEP_EVENT > `+out+`; cat >> `+out+`"]
@@ -218,6 +219,7 @@ func TestMemoryCheckStopsAHog(t *testing.T) {
 type = "memory"
 max = "32M"
 interval = "100ms"
+grace = "0s"
 then = "stop"
 `)
 	h.start()
@@ -249,6 +251,7 @@ limit = 3
 type = "exec"
 command = ["/bin/false"]
 interval = "20ms"
+grace = "0s"
 `)
 	h.start()
 	st := h.waitState("service-doomed", Fatal)

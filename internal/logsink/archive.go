@@ -1,0 +1,434 @@
+package logsink
+
+import (
+	"bufio"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"upkeep/internal/spec"
+)
+
+// gzipSlots bounds the compressions running at once across all sinks: at
+// midnight a hundred services rotate together, and each gzip writer holds
+// about a megabyte.
+var gzipSlots = make(chan struct{}, 2)
+
+// archive owns the rotated files of one log: their names (app.log.1,
+// app.log.2.gz, … or dateext names, as logrotate makes them), their
+// compression and their retention. The sink's write path calls rotate,
+// which only renames; the rest runs on a worker goroutine that exists only
+// while there is work.
+type archive struct {
+	dir, base string
+	cfg       spec.Log
+	report    func(Event)
+	dated     *regexp.Regexp // dateext: what follows base in a rotated name
+
+	// mu orders the renames of the write path (rotate) and of the
+	// worker (compression done, retention); both hold it for a few
+	// syscalls only.
+	mu sync.Mutex
+
+	wmu      sync.Mutex
+	idle     *sync.Cond
+	pending  bool
+	running  bool
+	tmpStale bool // temp files found at start are an earlier daemon's
+}
+
+func newArchive(path string, cfg spec.Log, report func(Event)) *archive {
+	a := &archive{dir: filepath.Dir(path), base: filepath.Base(path), cfg: cfg, report: report, tmpStale: true}
+	a.idle = sync.NewCond(&a.wmu)
+	if cfg.DateExt {
+		a.dated = regexp.MustCompile("^" + dateRE(cfg.DateFormatOf()) + `(\.gz)?$`)
+	}
+	return a
+}
+
+func (a *archive) num(i int) string { return filepath.Join(a.dir, a.base+"."+strconv.Itoa(i)) }
+
+// rotate renames the live file at path to its first rotated name, after
+// shifting the older ones the way logrotate does (remove .N, .N-1 → .N, …,
+// .1 → .2), and returns that name; "" when rotate = 0 discards it.
+func (a *archive) rotate(now time.Time, path string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cfg.Rotate == 0 {
+		if err := os.Remove(path); err != nil {
+			return "", fmt.Errorf("rotate %s: %w", path, err)
+		}
+		return "", nil
+	}
+	if a.cfg.DateExt {
+		t := now
+		if a.cfg.DateYesterday {
+			t = t.AddDate(0, 0, -1)
+		}
+		to := filepath.Join(a.dir, a.base+strftime(a.cfg.DateFormatOf(), t))
+		if exists(to) || exists(to+".gz") {
+			return "", fmt.Errorf("rotate %s: %s: %w", path, filepath.Base(to), ErrExists)
+		}
+		if err := os.Rename(path, to); err != nil {
+			return "", fmt.Errorf("rotate %s: %w", path, err)
+		}
+		return to, nil
+	}
+	n := a.cfg.Rotate
+	if n < 0 {
+		n = 1
+		for exists(a.num(n)) || exists(a.num(n)+".gz") {
+			n++
+		}
+	} else {
+		os.Remove(a.num(n))
+		os.Remove(a.num(n) + ".gz")
+	}
+	for i := n - 1; i >= 1; i-- {
+		os.Rename(a.num(i), a.num(i+1))
+		os.Rename(a.num(i)+".gz", a.num(i+1)+".gz")
+	}
+	to := a.num(1)
+	if err := os.Rename(path, to); err != nil {
+		return "", fmt.Errorf("rotate %s: %w", path, err)
+	}
+	return to, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// kick has the worker look at the rotated files (compress, remove), now or
+// right after its current pass.
+func (a *archive) kick() {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	a.pending = true
+	if !a.running {
+		a.running = true
+		go a.work()
+	}
+}
+
+func (a *archive) work() {
+	for {
+		a.wmu.Lock()
+		if !a.pending {
+			a.running = false
+			a.idle.Broadcast()
+			a.wmu.Unlock()
+			return
+		}
+		a.pending = false
+		a.wmu.Unlock()
+		a.sweep()
+	}
+}
+
+func (a *archive) wait() {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	for a.running || a.pending {
+		a.idle.Wait()
+	}
+}
+
+// rotated is one rotated file.
+type rotated struct {
+	path  string
+	index int    // numbered: 1 is the newest
+	date  string // dateext: the date part, sorted as text like logrotate's glob
+	gz    bool
+	mod   time.Time
+	id    fileID
+}
+
+// list returns the rotated files, newest first. Called with mu held.
+func (a *archive) list() ([]rotated, []string) {
+	entries, err := os.ReadDir(a.dir)
+	if err != nil {
+		return nil, nil
+	}
+	var out []rotated
+	var tmps []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, "."+a.base+".") && strings.HasSuffix(name, ".gz.tmp") {
+			tmps = append(tmps, filepath.Join(a.dir, name))
+			continue
+		}
+		rest, ok := strings.CutPrefix(name, a.base)
+		if !ok || rest == "" {
+			continue
+		}
+		r := rotated{path: filepath.Join(a.dir, name)}
+		r.gz = strings.HasSuffix(rest, ".gz")
+		if a.dated != nil {
+			if !a.dated.MatchString(rest) {
+				continue
+			}
+			r.date = strings.TrimSuffix(rest, ".gz")
+		} else {
+			i, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSuffix(rest, ".gz"), "."))
+			if err != nil || i < 1 || !strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, ".+") || strings.HasPrefix(rest, ".0") {
+				continue
+			}
+			r.index = i
+		}
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		r.mod, r.id = fi.ModTime(), idOf(fi)
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].date != out[j].date {
+			return out[i].date > out[j].date
+		}
+		if out[i].index != out[j].index {
+			return out[i].index < out[j].index
+		}
+		return out[i].gz // a compressed twin first
+	})
+	return out, tmps
+}
+
+// sweep removes what retention says (beyond rotate N, older than maxage),
+// then compresses the rotated files that should be (all but the newest
+// with delaycompress), one at a time, oldest first.
+func (a *archive) sweep() {
+	a.mu.Lock()
+	files, tmps := a.list()
+	if a.tmpStale {
+		// The worker is the only writer of temp files and it is here:
+		// the ones present now are an earlier daemon's.
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+		a.tmpStale = false
+	}
+	var keep []rotated
+	cutoff := time.Now().AddDate(0, 0, -a.cfg.MaxAge)
+	seen := map[string]bool{}
+	for _, r := range files {
+		key := strings.TrimSuffix(r.path, ".gz")
+		if !r.gz && seen[key] {
+			// A compressed twin exists: its compression finished but
+			// the daemon stopped before removing the original.
+			os.Remove(r.path)
+			continue
+		}
+		seen[key] = true
+		n := len(seen)
+		if a.dated == nil {
+			n = r.index
+		}
+		if (a.cfg.Rotate >= 0 && n > a.cfg.Rotate) || (a.cfg.MaxAge > 0 && r.mod.Before(cutoff)) {
+			os.Remove(r.path)
+			continue
+		}
+		keep = append(keep, r)
+	}
+	a.mu.Unlock()
+	if !a.cfg.Compress {
+		return
+	}
+	for i := len(keep) - 1; i >= 0; i-- {
+		r := keep[i]
+		if r.gz || (a.cfg.DelayCompress && i == 0 && (a.dated != nil || r.index == 1)) {
+			continue
+		}
+		if err := a.compress(r); err != nil {
+			a.report(Event{Kind: "archive-error", Err: err})
+		}
+	}
+}
+
+// compress writes r as gzip next to it, then, under mu, renames the result
+// to wherever r is by now (a rotation may have shifted it) plus ".gz", and
+// removes r. The gzip itself runs on a thread of lower priority: it is the
+// one thing here that can eat a core, and a service's output must not wait
+// for it.
+func (a *archive) compress(r rotated) error {
+	gzipSlots <- struct{}{}
+	defer func() { <-gzipSlots }()
+	f, err := os.Open(r.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // shifted or removed meanwhile; the next pass sees it
+		}
+		return fmt.Errorf("compress %s: %w", r.path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || idOf(fi) != r.id {
+		return nil
+	}
+	tmp, err := os.CreateTemp(a.dir, "."+a.base+".*.gz.tmp")
+	if err != nil {
+		return fmt.Errorf("compress %s: %w", r.path, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, so its
+		// lower priority is never lent to other goroutines.
+		runtime.LockOSThread()
+		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 10)
+		done <- gzipTo(tmp, f, fi)
+	}()
+	err = <-done
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// As gzip(1) does: the archive keeps the file's time and mode,
+		// which `upkeep logs --since` and maxage go by.
+		os.Chtimes(tmp.Name(), fi.ModTime(), fi.ModTime())
+		os.Chmod(tmp.Name(), fi.Mode().Perm())
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("compress %s: %w", r.path, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	files, _ := a.list()
+	for _, now := range files {
+		if now.id == r.id && !now.gz {
+			if err := os.Rename(tmp.Name(), now.path+".gz"); err != nil {
+				os.Remove(tmp.Name())
+				return fmt.Errorf("compress %s: %w", now.path, err)
+			}
+			os.Remove(now.path)
+			return nil
+		}
+	}
+	os.Remove(tmp.Name()) // removed by retention meanwhile
+	return nil
+}
+
+func gzipTo(w io.Writer, r io.Reader, fi fs.FileInfo) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	zw := gzip.NewWriter(bw)
+	zw.ModTime = fi.ModTime()
+	if _, err := io.Copy(zw, r); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// strftime formats t with the specifiers logrotate's dateformat allows.
+func strftime(f string, t time.Time) string {
+	var b strings.Builder
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' || i+1 == len(f) {
+			b.WriteByte(f[i])
+			continue
+		}
+		i++
+		switch f[i] {
+		case 'Y':
+			fmt.Fprintf(&b, "%04d", t.Year())
+		case 'm':
+			fmt.Fprintf(&b, "%02d", int(t.Month()))
+		case 'd':
+			fmt.Fprintf(&b, "%02d", t.Day())
+		case 'H':
+			fmt.Fprintf(&b, "%02d", t.Hour())
+		case 'M':
+			fmt.Fprintf(&b, "%02d", t.Minute())
+		case 'S':
+			fmt.Fprintf(&b, "%02d", t.Second())
+		case 'V':
+			_, w := t.ISOWeek()
+			fmt.Fprintf(&b, "%02d", w)
+		case 's':
+			b.WriteString(strconv.FormatInt(t.Unix(), 10))
+		default:
+			b.WriteByte('%')
+			b.WriteByte(f[i])
+		}
+	}
+	return b.String()
+}
+
+// dateRE is a regular expression matching what strftime(f, …) makes.
+func dateRE(f string) string {
+	var b strings.Builder
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' || i+1 == len(f) {
+			b.WriteString(regexp.QuoteMeta(f[i : i+1]))
+			continue
+		}
+		i++
+		switch f[i] {
+		case 'Y':
+			b.WriteString(`\d{4}`)
+		case 'm', 'd', 'H', 'M', 'S', 'V':
+			b.WriteString(`\d{2}`)
+		case 's':
+			b.WriteString(`\d+`)
+		default:
+			b.WriteString(regexp.QuoteMeta(f[i-1 : i+1]))
+		}
+	}
+	return b.String()
+}
+
+// periodStart is the start of the period (hour, day, week from Sunday as
+// logrotate's weekly, month, year) that t is in.
+func periodStart(when string, t time.Time) time.Time {
+	y, m, d := t.Date()
+	loc := t.Location()
+	switch when {
+	case spec.Hourly:
+		return time.Date(y, m, d, t.Hour(), 0, 0, 0, loc)
+	case spec.Weekly:
+		return time.Date(y, m, d-int(t.Weekday()), 0, 0, 0, 0, loc)
+	case spec.Monthly:
+		return time.Date(y, m, 1, 0, 0, 0, 0, loc)
+	case spec.Yearly:
+		return time.Date(y, 1, 1, 0, 0, 0, 0, loc)
+	}
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+// nextBoundary is the start of the period after the one t is in.
+func nextBoundary(when string, t time.Time) time.Time {
+	p := periodStart(when, t)
+	y, m, d := p.Date()
+	loc := p.Location()
+	switch when {
+	case spec.Hourly:
+		return time.Date(y, m, d, p.Hour()+1, 0, 0, 0, loc)
+	case spec.Weekly:
+		return time.Date(y, m, d+7, 0, 0, 0, 0, loc)
+	case spec.Monthly:
+		return time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
+	case spec.Yearly:
+		return time.Date(y+1, 1, 1, 0, 0, 0, 0, loc)
+	}
+	return time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+}
