@@ -365,3 +365,17 @@ ready_after = "0s"
 		t.Error("socket left behind")
 	}
 }
+
+func TestSIGHUPReloads(t *testing.T) {
+	h := newHost(t)
+	h.write("service-one", `command = ["/bin/sleep", "1000"]
+ready_after = "0s"
+`)
+	d := h.daemon()
+	h.eventually(10*time.Second, "service-one running", h.allRunning("service-one"))
+	h.write("service-two", `command = ["/bin/sleep", "1000"]
+ready_after = "0s"
+`)
+	d.Process.Signal(syscall.SIGHUP)
+	h.eventually(10*time.Second, "service-two started by SIGHUP", h.allRunning("service-one", "service-two"))
+}

@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"upkeep/internal/health"
@@ -73,8 +74,13 @@ func (s *service) health(ev health.Event) {
 	case health.Ran:
 		s.d.observeCheck(s.name, ev)
 		if !ev.Result.OK {
-			s.d.log.Warn("check failed", "service", s.name, "check", ev.Result.Check, "message", ev.Result.Message,
-				"streak", ev.Streak, "latency", ev.Result.Latency.String())
+			// A failure in the start grace (streak 0) is a service coming up.
+			level := slog.LevelWarn
+			if ev.Streak == 0 {
+				level = slog.LevelInfo
+			}
+			s.d.log.Log(context.Background(), level, "check failed", "service", s.name, "check", ev.Result.Check,
+				"message", ev.Result.Message, "streak", ev.Streak, "latency", ev.Result.Latency.String())
 		}
 	case health.Ready:
 		if s.state == Starting && s.active() {

@@ -3,6 +3,7 @@ package supervise
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -514,7 +515,11 @@ func (s *service) set(st State, detail string) {
 		if s.main != nil {
 			pid = s.main.Pid
 		}
-		s.d.event(Event{Service: s.name, Kind: "state", From: s.state.String(), State: st.String(), Message: detail, Pid: pid})
+		msg := detail
+		if (st == Backoff || st == Exited || st == Fatal) && s.lastExit != (proc.Exit{}) {
+			msg = strings.TrimSuffix(s.lastExit.String()+"; "+detail, "; ")
+		}
+		s.d.event(Event{Service: s.name, Kind: "state", From: s.state.String(), State: st.String(), Message: msg, Pid: pid})
 	}
 	s.state, s.detail = st, detail
 	s.publish()
