@@ -36,36 +36,44 @@ func NewClient(path string) *Client {
 // ErrNoDaemon means nothing listens on the socket.
 var ErrNoDaemon = errors.New("no daemon is running")
 
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd *bytes.Reader
+// open sends a request and returns the response of a 200, or the daemon's
+// error as an error.
+func (c *Client) open(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	b := []byte(nil)
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return nil, err
 		}
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://upkeep"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, "http://upkeep"+path, bytes.NewReader(b))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w (socket %s)", ErrNoDaemon, c.sock)
+			return nil, fmt.Errorf("%w (socket %s)", ErrNoDaemon, c.sock)
 		}
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var eb errorBody
+		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != "" {
+			return nil, errors.New(eb.Error)
+		}
+		return nil, fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	return resp, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.open(ctx, method, path, body)
+	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var eb errorBody
-		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != "" {
-			return errors.New(eb.Error)
-		}
-		return fmt.Errorf("daemon answered %s", resp.Status)
-	}
 	if out == nil {
 		return nil
 	}
@@ -109,25 +117,11 @@ func (c *Client) Events(ctx context.Context, service string, follow bool, fn fun
 	if follow {
 		q.Set("follow", "1")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://upkeep/v1/events?"+q.Encode(), nil)
+	resp, err := c.open(ctx, http.MethodGet, "/v1/events?"+q.Encode(), nil)
 	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w (socket %s)", ErrNoDaemon, c.sock)
-		}
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var eb errorBody
-		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != "" {
-			return errors.New(eb.Error)
-		}
-		return fmt.Errorf("daemon answered %s", resp.Status)
-	}
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var e supervise.Event
