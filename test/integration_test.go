@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -379,3 +381,54 @@ ready_after = "0s"
 	d.Process.Signal(syscall.SIGHUP)
 	h.eventually(10*time.Second, "service-two started by SIGHUP", h.allRunning("service-one", "service-two"))
 }
+
+func TestEventsAndChecksInStatus(t *testing.T) {
+	h := newHost(t)
+	h.write("service-checked", `command = ["/bin/sleep", "1000"]
+[[check]]
+name = "alive"
+type = "exec"
+command = ["/bin/true"]
+interval = "100ms"
+`)
+	h.daemon()
+	h.eventually(10*time.Second, "running after its check passed", h.allRunning("service-checked"))
+	out, _, code := h.cli("status", "service-checked")
+	if code != 0 || !strings.Contains(out, "CHECK") || !regexpMatch(`service-checked\s+alive\s+exec\s+ok`, out) {
+		t.Errorf("status with checks:\n%s", out)
+	}
+	out, _, code = h.cli("events", "service-checked")
+	if code != 0 || !strings.Contains(out, "stopped -> starting") || !strings.Contains(out, "starting -> running") {
+		t.Errorf("events:\n%s", out)
+	}
+	if _, stderr, code := h.cli("events", "service-nope"); code != 1 || !strings.Contains(stderr, "unknown service") {
+		t.Errorf("events for an unknown service: %d %q", code, stderr)
+	}
+
+	follow := exec.Command(bin, "--root", h.root, "events", "-f", "--json", "service-checked")
+	var buf syncBuffer
+	follow.Stdout = &buf
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { follow.Process.Kill(); follow.Wait() }()
+	h.eventually(5*time.Second, "backlog", func() bool { return strings.Contains(buf.String(), `"state":"running"`) })
+	if _, stderr, code := h.cli("restart", "service-checked"); code != 0 {
+		t.Fatal(stderr)
+	}
+	h.eventually(5*time.Second, "followed restart", func() bool { return strings.Contains(buf.String(), `"from":"running","state":"stopping"`) })
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
