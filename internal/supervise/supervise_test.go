@@ -456,3 +456,55 @@ ready_after = "0s"
 		}
 	}
 }
+
+// restartDelays returns, from the journal, how long each backoff lasted.
+func restartDelays(h *host, name string) []time.Duration {
+	var out []time.Duration
+	var entered time.Time
+	for _, e := range h.d.Events(name) {
+		if e.Kind != "state" {
+			continue
+		}
+		if e.State == "backoff" {
+			entered = e.Time
+		} else if e.From == "backoff" && !entered.IsZero() {
+			out = append(out, e.Time.Sub(entered))
+		}
+	}
+	return out
+}
+
+func TestBackoffDoublesAndStableRunResetsIt(t *testing.T) {
+	h := newHost(t)
+	h.write("service-crashy", `script = "exit 1"
+ready_after = "0s"
+[restart]
+backoff = "40ms"
+max_backoff = "200ms"
+limit = 100
+`)
+	h.write("service-steady", `script = "sleep 0.15; exit 1"
+ready_after = "0s"
+[restart]
+backoff = "40ms"
+max_backoff = "1s"
+stable_after = "100ms"
+limit = 100
+`)
+	h.start()
+	h.eventually(10*time.Second, "five backoffs each", func() bool {
+		return len(restartDelays(h, "service-crashy")) >= 5 && len(restartDelays(h, "service-steady")) >= 4
+	})
+	crashy := restartDelays(h, "service-crashy")
+	for i, want := range []time.Duration{40, 80, 160, 200, 200} {
+		want *= time.Millisecond
+		if crashy[i] < want || crashy[i] > want+150*time.Millisecond {
+			t.Errorf("crash loop backoff %d = %v, want %v (doubling, capped at max_backoff)", i, crashy[i], want)
+		}
+	}
+	for i, d := range restartDelays(h, "service-steady")[:4] {
+		if d < 40*time.Millisecond || d > 190*time.Millisecond {
+			t.Errorf("after a stable run, backoff %d = %v, want the initial 40ms again", i, d)
+		}
+	}
+}
