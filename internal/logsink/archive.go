@@ -42,6 +42,10 @@ type archive struct {
 	// worker (compression done, retention); both hold it for a few
 	// syscalls only.
 	mu sync.Mutex
+	// top is the highest index that may exist (-1: not known yet), so
+	// that rotate 1000 shifts the files there are, not a thousand names.
+	top int
+	seq int // of discarded files' names
 
 	wmu      sync.Mutex
 	idle     *sync.Cond
@@ -51,7 +55,7 @@ type archive struct {
 }
 
 func newArchive(path string, cfg spec.Log, report func(Event)) *archive {
-	a := &archive{dir: filepath.Dir(path), base: filepath.Base(path), cfg: cfg, report: report, tmpStale: true}
+	a := &archive{dir: filepath.Dir(path), base: filepath.Base(path), cfg: cfg, report: report, tmpStale: true, top: -1}
 	a.idle = sync.NewCond(&a.wmu)
 	if cfg.DateExt {
 		a.dated = regexp.MustCompile("^" + dateRE(cfg.DateFormatOf()) + `(\.gz)?$`)
@@ -68,7 +72,7 @@ func (a *archive) rotate(now time.Time, path string) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cfg.Rotate == 0 {
-		if err := os.Remove(path); err != nil {
+		if _, err := a.discard(path); err != nil {
 			return "", fmt.Errorf("rotate %s: %w", path, err)
 		}
 		return "", nil
@@ -93,19 +97,65 @@ func (a *archive) rotate(now time.Time, path string) (string, error) {
 		for exists(a.num(n)) || exists(a.num(n)+".gz") {
 			n++
 		}
-	} else {
-		os.Remove(a.num(n))
-		os.Remove(a.num(n) + ".gz")
 	}
-	for i := n - 1; i >= 1; i-- {
+	from := n - 1
+	if a.top >= 0 && a.top < from {
+		from = a.top
+	} else if a.cfg.Rotate > 0 {
+		a.discard(a.num(n))
+		a.discard(a.num(n) + ".gz")
+	}
+	for i := from; i >= 1; i-- {
 		os.Rename(a.num(i), a.num(i+1))
 		os.Rename(a.num(i)+".gz", a.num(i+1)+".gz")
 	}
+	a.top = from + 1
 	to := a.num(1)
 	if err := os.Rename(path, to); err != nil {
 		return "", fmt.Errorf("rotate %s: %w", path, err)
 	}
 	return to, nil
+}
+
+// discard takes a file out of the log by renaming it to a hidden name the
+// worker removes later (the next sweep, if not the caller): unlinking a
+// large file frees its page cache, which takes milliseconds that the write
+// path, holding mu, must not spend. It returns the hidden name. Called with
+// mu held.
+func (a *archive) discard(p string) (string, error) {
+	a.seq++
+	to := filepath.Join(a.dir, "."+a.base+".drop"+strconv.Itoa(a.seq))
+	err := os.Rename(p, to)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", os.Remove(p)
+	}
+	return to, err
+}
+
+// idle runs f on a thread of its own at the lowest priority (SCHED_IDLE,
+// or nice 19 where that is refused): gzip and unlinking large files run on
+// what CPU is left over, never competing with the services or with their
+// output. The thread is never unlocked, so it ends with its goroutine and
+// its policy is never lent to other goroutines. f must not take mu: a
+// thread that may wait long for a CPU must not hold what the write path
+// waits for.
+func idle(f func()) {
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		if unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0) != nil {
+			unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
+		}
+		f()
+		close(done)
+	}()
+	<-done
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
 }
 
 func exists(p string) bool {
@@ -158,18 +208,22 @@ type rotated struct {
 	id    fileID
 }
 
-// list returns the rotated files, newest first. Called with mu held.
-func (a *archive) list() ([]rotated, []string) {
+// list returns the rotated files, newest first, and the worker's temp and
+// discarded files; it learns top on the way. Called with mu held.
+func (a *archive) list() (out []rotated, tmps, dropped []string) {
 	entries, err := os.ReadDir(a.dir)
 	if err != nil {
-		return nil, nil
+		a.top = -1
+		return nil, nil, nil
 	}
-	var out []rotated
-	var tmps []string
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, "."+a.base+".") && strings.HasSuffix(name, ".gz.tmp") {
 			tmps = append(tmps, filepath.Join(a.dir, name))
+			continue
+		}
+		if strings.HasPrefix(name, "."+a.base+".drop") {
+			dropped = append(dropped, filepath.Join(a.dir, name))
 			continue
 		}
 		rest, ok := strings.CutPrefix(name, a.base)
@@ -197,6 +251,10 @@ func (a *archive) list() ([]rotated, []string) {
 		r.mod, r.id = fi.ModTime(), idOf(fi)
 		out = append(out, r)
 	}
+	a.top = 0
+	for _, r := range out {
+		a.top = max(a.top, r.index)
+	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].date != out[j].date {
 			return out[i].date > out[j].date
@@ -206,7 +264,7 @@ func (a *archive) list() ([]rotated, []string) {
 		}
 		return out[i].gz // a compressed twin first
 	})
-	return out, tmps
+	return out, tmps, dropped
 }
 
 // sweep removes what retention says (beyond rotate N, older than maxage),
@@ -214,13 +272,12 @@ func (a *archive) list() ([]rotated, []string) {
 // with delaycompress), one at a time, oldest first.
 func (a *archive) sweep() {
 	a.mu.Lock()
-	files, tmps := a.list()
+	files, tmps, dropped := a.list()
+	var gone []string
 	if a.tmpStale {
 		// The worker is the only writer of temp files and it is here:
 		// the ones present now are an earlier daemon's.
-		for _, t := range tmps {
-			os.Remove(t)
-		}
+		gone = append(gone, tmps...)
 		a.tmpStale = false
 	}
 	var keep []rotated
@@ -231,7 +288,9 @@ func (a *archive) sweep() {
 		if !r.gz && seen[key] {
 			// A compressed twin exists: its compression finished but
 			// the daemon stopped before removing the original.
-			os.Remove(r.path)
+			if to, err := a.discard(r.path); err == nil {
+				gone = append(gone, to)
+			}
 			continue
 		}
 		seen[key] = true
@@ -240,12 +299,18 @@ func (a *archive) sweep() {
 			n = r.index
 		}
 		if (a.cfg.Rotate >= 0 && n > a.cfg.Rotate) || (a.cfg.MaxAge > 0 && r.mod.Before(cutoff)) {
-			os.Remove(r.path)
+			if to, err := a.discard(r.path); err == nil {
+				gone = append(gone, to)
+			}
 			continue
 		}
 		keep = append(keep, r)
 	}
 	a.mu.Unlock()
+	gone = append(gone, dropped...)
+	if len(gone) > 0 {
+		idle(func() { removeAll(gone) })
+	}
 	if !a.cfg.Compress {
 		return
 	}
@@ -262,9 +327,8 @@ func (a *archive) sweep() {
 
 // compress writes r as gzip next to it, then, under mu, renames the result
 // to wherever r is by now (a rotation may have shifted it) plus ".gz", and
-// removes r. The gzip itself runs on a thread of lower priority: it is the
-// one thing here that can eat a core, and a service's output must not wait
-// for it.
+// removes r. The gzip itself runs on an idle thread: it is the one thing
+// here that can eat a core, and a service's output must not wait for it.
 func (a *archive) compress(r rotated) error {
 	gzipSlots <- struct{}{}
 	defer func() { <-gzipSlots }()
@@ -284,15 +348,7 @@ func (a *archive) compress(r rotated) error {
 	if err != nil {
 		return fmt.Errorf("compress %s: %w", r.path, err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread ends with this goroutine, so its
-		// lower priority is never lent to other goroutines.
-		runtime.LockOSThread()
-		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 10)
-		done <- gzipTo(tmp, f, fi)
-	}()
-	err = <-done
+	idle(func() { err = gzipTo(tmp, f, fi) })
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -310,20 +366,44 @@ func (a *archive) compress(r rotated) error {
 		return fmt.Errorf("compress %s: %w", r.path, err)
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	files, _ := a.list()
-	for _, now := range files {
-		if now.id == r.id && !now.gz {
-			if err := os.Rename(tmp.Name(), now.path+".gz"); err != nil {
-				os.Remove(tmp.Name())
-				return fmt.Errorf("compress %s: %w", now.path, err)
-			}
-			os.Remove(now.path)
-			return nil
+	now := a.whereIs(r)
+	if now == "" {
+		now = tmp.Name() // removed by retention meanwhile
+	} else if err = os.Rename(tmp.Name(), now+".gz"); err != nil {
+		err = fmt.Errorf("compress %s: %w", now, err)
+		now = tmp.Name()
+	}
+	gone, derr := a.discard(now)
+	a.mu.Unlock()
+	if derr == nil {
+		idle(func() { os.Remove(gone) })
+	}
+	return err
+}
+
+// whereIs finds where the plain rotated file r is now: a dateext name never
+// changes, a numbered one only moves up (.2 → .3), one step per rotation.
+// Called with mu held.
+func (a *archive) whereIs(r rotated) string {
+	is := func(p string) bool {
+		fi, err := os.Lstat(p)
+		return err == nil && idOf(fi) == r.id
+	}
+	if a.dated != nil {
+		if is(r.path) {
+			return r.path
+		}
+		return ""
+	}
+	for i := r.index; ; i++ {
+		p := a.num(i)
+		if is(p) {
+			return p
+		}
+		if !exists(p) && !exists(p+".gz") {
+			return ""
 		}
 	}
-	os.Remove(tmp.Name()) // removed by retention meanwhile
-	return nil
 }
 
 func gzipTo(w io.Writer, r io.Reader, fi fs.FileInfo) error {

@@ -1,4 +1,5 @@
-// Package logsink owns the path from a service's stdout or stderr pipe to its
-// log file: whole lines, appended, with bounded buffers. It does not know
-// about processes or states; rotation belongs here, not in the supervisor.
+// Package logsink owns a service's output from its pipe to its log files and
+// back: whole lines appended with bounded buffers, rotation with logrotate's
+// names and semantics (compression and retention off the write path), and
+// reading and following a log across rotations. It knows nothing of processes.
 package logsink

@@ -31,59 +31,77 @@ type piece struct {
 }
 
 // snapshot opens the files of the log at path, newest first (the live file
-// first, when present). A rotation between listing and opening would pair
-// a name with the wrong file, so each file opened is checked against what
-// was listed, and the whole is taken again if one moved.
+// first, when present). The names are another process's to change at any
+// time, so the snapshot is taken again (a few times, then it makes do)
+// until the live file and the listing are the same after the files are
+// opened as before: no rotation happened in between.
 func snapshot(path string, cfg spec.Log) ([]piece, error) {
 	a := newArchive(path, cfg, nil)
 	for try := 0; ; try++ {
-		var out []piece
-		closeAll := func() {
-			for _, p := range out {
-				p.f.Close()
-			}
+		out, stable, err := snapshotOnce(a, path)
+		if err != nil || stable || try == 50 {
+			return out, err
 		}
-		live, err := os.Open(path)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+		for _, p := range out {
+			p.f.Close()
 		}
-		if live != nil {
-			fi, err := live.Stat()
-			if err != nil {
-				live.Close()
-				return nil, err
-			}
-			out = append(out, piece{f: live, live: true, size: fi.Size(), mod: fi.ModTime(), id: idOf(fi)})
-		}
-		a.mu.Lock() // orders against nothing in this process; keeps the race detector's view simple
-		files, _ := a.list()
-		a.mu.Unlock()
-		moved := false
-		seen := map[string]bool{}
-		for _, r := range files {
-			key := strings.TrimSuffix(r.path, ".gz")
-			if seen[key] || (live != nil && r.id == out[0].id) {
-				continue // a compressed twin is listed first; the live file was just rotated
-			}
-			seen[key] = true
-			f, err := os.Open(r.path)
-			if err != nil {
-				moved = true
-				break
-			}
-			fi, err := f.Stat()
-			if err != nil || idOf(fi) != r.id {
-				f.Close()
-				moved = true
-				break
-			}
-			out = append(out, piece{f: f, size: fi.Size(), gz: r.gz, mod: fi.ModTime(), id: r.id})
-		}
-		if !moved || try == 5 {
-			return out, nil
-		}
-		closeAll()
+		time.Sleep(time.Millisecond)
 	}
+}
+
+func snapshotOnce(a *archive, path string) ([]piece, bool, error) {
+	var out []piece
+	live, err := os.Open(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	var liveID fileID
+	if live != nil {
+		fi, err := live.Stat()
+		if err != nil {
+			live.Close()
+			return nil, false, err
+		}
+		liveID = idOf(fi)
+		out = append(out, piece{f: live, live: true, size: fi.Size(), mod: fi.ModTime(), id: liveID})
+	}
+	files, _, _ := a.list()
+	stable := true
+	seen := map[string]bool{}
+	for _, r := range files {
+		key := strings.TrimSuffix(r.path, ".gz")
+		if seen[key] {
+			continue // a compressed twin is listed first
+		}
+		seen[key] = true
+		f, err := os.Open(r.path)
+		if err != nil {
+			stable = false
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil || idOf(fi) != r.id {
+			f.Close()
+			stable = false
+			continue
+		}
+		out = append(out, piece{f: f, size: fi.Size(), gz: r.gz, mod: fi.ModTime(), id: r.id})
+	}
+	again, _, _ := a.list()
+	if len(again) != len(files) {
+		stable = false
+	} else {
+		for i := range files {
+			if again[i].path != files[i].path || again[i].id != files[i].id {
+				stable = false
+			}
+		}
+	}
+	fi, err := os.Stat(path)
+	if (err == nil) != (live != nil) || (err == nil && idOf(fi) != liveID) {
+		stable = false
+	}
+	return out, stable, nil
 }
 
 // Tail calls line with the last n lines of the log at path (n < 0: all of
@@ -298,7 +316,8 @@ type Follower struct {
 
 	f       *os.File
 	off     int64
-	id      fileID
+	id      fileID    // of f, or of the last rotated file read whole
+	mod     time.Time // its time once read to the end (compression keeps it)
 	partial []byte
 }
 
@@ -333,6 +352,11 @@ func (fl *Follower) Follow(ctx context.Context, line func([]byte)) error {
 				return err
 			}
 			fl.flush(line)
+			if fl.f != nil {
+				if fi, err := fl.f.Stat(); err == nil {
+					fl.mod = fi.ModTime()
+				}
+			}
 			if err := fl.catchUp(line); err != nil {
 				return err
 			}
@@ -397,15 +421,15 @@ func (fl *Follower) flush(line func([]byte)) {
 }
 
 // catchUp moves from the file just finished to the live one, reading
-// whole any file rotated in between (more than one rotation between two
-// looks). A file no longer found by its identity (compressed, removed)
-// leaves only the live file to go to.
+// whole the files rotated after it, if more than one rotation came
+// between two looks. The file just finished is found by its identity, or,
+// compressed meanwhile, by its time, which compression keeps; if it is
+// gone altogether (retention), only the live file is left to go to.
 func (fl *Follower) catchUp(line func([]byte)) error {
 	pieces, err := snapshot(fl.path, fl.cfg)
 	if err != nil {
 		return err
 	}
-	old := fl.id
 	fl.Close()
 	defer func() {
 		for _, p := range pieces {
@@ -418,18 +442,20 @@ func (fl *Follower) catchUp(line func([]byte)) error {
 	if len(pieces) > 0 && pieces[0].live {
 		first = 1
 	}
-	for i := len(pieces) - 1; i >= first; i-- {
-		if pieces[i].id != old {
-			continue
-		}
-		for j := i - 1; j >= first; j-- {
-			if err := eachLine(pieces[j], line); err != nil {
-				return err
-			}
+	at := -1
+	for i := first; i < len(pieces) && at < 0; i++ {
+		if p := pieces[i]; p.id == fl.id || (p.gz && !fl.mod.IsZero() && p.mod.Equal(fl.mod)) {
+			at = i
 		}
 	}
+	for j := at - 1; j >= first; j-- {
+		if err := eachLine(pieces[j], line); err != nil {
+			return err
+		}
+		fl.id, fl.mod = pieces[j].id, pieces[j].mod
+	}
 	if first == 1 {
-		fl.f, fl.id, fl.off = pieces[0].f, pieces[0].id, 0
+		fl.f, fl.id, fl.off, fl.mod = pieces[0].f, pieces[0].id, 0, time.Time{}
 	}
 	return nil
 }

@@ -13,12 +13,18 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"upkeep/internal/spec"
 )
 
 const (
-	minBuf = 4 << 10  // what an idle service costs
-	maxBuf = 64 << 10 // a pipe's default capacity: one read can fill it
+	minBuf = 4 << 10   // what an idle service costs
+	maxBuf = 256 << 10 // a flooding service's: a quarter of its pipe
+	// pipeSize is what a flooding service's pipe grows to (the default is
+	// 64 KiB): fewer, larger reads and writes. The kernel allocates its
+	// pages only as they fill, and limits it (fs.pipe-max-size).
+	pipeSize = 1 << 20
 
 	// checkEvery is how often a writing sink looks whether its file is
 	// still at its path (renamed by an outside logrotate, removed by an
@@ -94,8 +100,11 @@ func Open(path string) (*Sink, error) {
 // the file: a sink that cannot open it (a missing or unwritable
 // directory) counts what it is given as dropped, reports the condition
 // (Err, Notify) and tries again at most once a second, so a service never
-// stops for its log.
+// stops for its log. A zero cfg rotates nothing.
 func OpenWith(path string, cfg spec.Log) (*Sink, error) {
+	if cfg.When == "" { // a zero spec.Log: no rotation
+		cfg.When = spec.Untimed
+	}
 	if !cfg.Timed() && cfg.When != spec.Untimed {
 		return nil, fmt.Errorf("log %s: when = %q", path, cfg.When)
 	}
@@ -173,7 +182,10 @@ func (s *Sink) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		if s.auto && now.After(s.checkAt) {
-			s.check(now)
+			if s.check(now); s.f == nil {
+				s.dropped.Add(int64(len(p)))
+				return len(p), nil
+			}
 		}
 	}
 	n, err := s.f.Write(p)
@@ -409,12 +421,26 @@ func (s *Sink) Drain(r io.Reader) {
 			bigger := make([]byte, 2*len(buf))
 			copy(bigger, buf[:n])
 			buf = bigger
+			if len(buf) == maxBuf {
+				growPipe(r)
+			}
 		}
 		if err != nil {
 			if n > 0 {
 				s.Write(buf[:n])
 			}
 			return
+		}
+	}
+}
+
+// growPipe enlarges the pipe r reads from, if it is one; where the kernel
+// refuses (an unprivileged user over fs.pipe-user-pages-soft), it stays
+// as it is.
+func growPipe(r io.Reader) {
+	if f, ok := r.(*os.File); ok {
+		if sc, err := f.SyscallConn(); err == nil {
+			sc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
 		}
 	}
 }

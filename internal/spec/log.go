@@ -555,3 +555,31 @@ func (l Log) Logrotate(paths []string) (string, error) {
 	b.WriteString("}\n")
 	return b.String(), nil
 }
+
+// Section writes l as a service.toml [log] section: every setting, but
+// sizes only when set, dateformat only when not the default.
+func (l Log) Section() string {
+	var b strings.Builder
+	b.WriteString("[log]\n")
+	fmt.Fprintf(&b, "when = %q\n", l.When)
+	for _, s := range []struct {
+		key string
+		v   Size
+	}{{"size", l.Size}, {"maxsize", l.MaxSize}, {"minsize", l.MinSize}} {
+		if s.v > 0 {
+			fmt.Fprintf(&b, "%s = %q\n", s.key, s.v.String())
+		}
+	}
+	fmt.Fprintf(&b, "rotate = %d\ncompress = %v\ndelaycompress = %v\nnotifempty = %v\nmissingok = %v\ndateext = %v\n",
+		l.Rotate, l.Compress, l.DelayCompress, l.NotIfEmpty, l.MissingOK, l.DateExt)
+	if l.DateFormat != "" {
+		fmt.Fprintf(&b, "dateformat = %q\n", l.DateFormat)
+	}
+	if l.DateYesterday {
+		b.WriteString("dateyesterday = true\n")
+	}
+	if l.MaxAge > 0 {
+		fmt.Fprintf(&b, "maxage = %d\n", l.MaxAge)
+	}
+	return b.String()
+}

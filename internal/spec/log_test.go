@@ -62,7 +62,7 @@ func TestParseLogrotate(t *testing.T) {
 		{"size replaces daily", "/a {\n daily\n size 10k\n}", []Log{with(func(l *Log) { l.Size = 10 << 10 })}, nil},
 		{"daily replaces size", "/a {\n size 10k\n daily\n}", []Log{with(func(l *Log) { l.When, l.Size = Daily, 0 })}, nil},
 		{"daily with maxsize", "/a {\n maxsize 1G\n daily\n minsize 1\n}",
-			[]Log{with(func(l *Log) { l.When, l.Size, l.MinSize = Daily, 1 << 30, 1 })}, nil},
+			[]Log{with(func(l *Log) { l.When, l.Size, l.MinSize = Daily, 1<<30, 1 })}, nil},
 		{"scripts are skipped", "/a {\n postrotate\n   kill -HUP `cat /run/x.pid` { }\n endscript\n hourly\n}",
 			[]Log{with(func(l *Log) { l.When, l.Size = Hourly, 0 })}, nil},
 		{"dateext", "/a {\n dateext\n dateformat -%Y-%m-%d\n dateyesterday\n maxage 30\n}",
@@ -145,7 +145,12 @@ func TestLogrotateRoundTrip(t *testing.T) {
 		if st[0].CopyTruncate != (l.Compress && !l.DelayCompress) {
 			t.Errorf("%s: copytruncate %v", text, st[0].CopyTruncate)
 		}
-		// And through service.toml: the section validates as it is.
+		// And through service.toml: Section reads back as l.
+		got, ps2 := Parse("/srv/root", testDir, []byte("command = [\"/bin/true\"]\n"+l.Section()))
+		if len(ps2) > 0 || got.Log != l {
+			t.Errorf("%s read back as %+v %v", l.Section(), got, ps2)
+		}
+		// The section validates as it is.
 		var p Problems
 		l2 := l
 		l2.check(func(key, format string, args ...any) { p = append(p, Problem{Key: key}) })

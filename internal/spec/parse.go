@@ -155,6 +155,16 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 		add("group", "%v", err)
 	}
 	s.Log.check(func(key, format string, args ...any) { add("log."+key, format, args...) })
+	for i, c := range s.Copy {
+		cp, err := cleanCopy(c)
+		if err != nil {
+			add("copy", "%v", err)
+		}
+		s.Copy[i] = cp
+	}
+	if s.KeepReleases < 0 {
+		add("keep_releases", "must be at least 1 (or 0 for the host's setting)")
+	}
 	names := map[string]bool{}
 	for i := range s.Checks {
 		c := &s.Checks[i]
@@ -188,6 +198,21 @@ func graceSet(md toml.MetaData, i int) bool {
 		}
 	}
 	return false
+}
+
+// cleanCopy turns a copy entry ("etc/x.conf" or "/etc/x.conf") into its
+// slash-separated form beneath the root.
+func cleanCopy(p string) (string, error) {
+	t := strings.Trim(p, "/")
+	if t == "" || strings.IndexByte(t, 0) >= 0 {
+		return p, fmt.Errorf("%q is not a path beneath the root", p)
+	}
+	for _, c := range strings.Split(t, "/") {
+		if c == ".." {
+			return p, fmt.Errorf("%q has a .. component", p)
+		}
+	}
+	return filepath.ToSlash(filepath.Clean(t)), nil
 }
 
 func checkUserName(u string) error {

@@ -27,6 +27,11 @@ type Service struct {
 	Stop         Stop              `toml:"stop"`
 	Checks       []Check           `toml:"check"`
 	Log          Log               `toml:"log"`
+	// Copy lists files of config/ (paths beneath the root, or directories
+	// holding them) that the overlay copies instead of symlinking.
+	Copy []string `toml:"copy"`
+	// KeepReleases is how many releases deploy keeps (0: the host's setting).
+	KeepReleases int `toml:"keep_releases"`
 
 	// Dir is the service's directory (absolute); File its service.toml.
 	Dir  string `toml:"-"`

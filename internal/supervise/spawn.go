@@ -95,11 +95,11 @@ func (s *service) openLogs() error {
 	if s.stdout != nil {
 		return nil
 	}
-	out, err := logsink.Open(filepath.Join(s.d.logDir, s.name+".log"))
+	out, err := logsink.OpenWith(filepath.Join(s.d.logDir, s.name+".log"), s.spec.Log)
 	if err != nil {
 		return err
 	}
-	errs, err := logsink.Open(filepath.Join(s.d.logDir, s.name+".error.log"))
+	errs, err := logsink.OpenWith(filepath.Join(s.d.logDir, s.name+".error.log"), s.spec.Log)
 	if err != nil {
 		out.Close()
 		return err

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# bench/logs.sh — capturing a service's output: throughput against a shell redirect, lines lost under
+# rotation (upkeep's logsink against logrotate copytruncate), peak RSS of the capturing process.
+#
+#   bash bench/logs.sh          (from the repository root; about 2–4 minutes for 1 GiB × 3 rounds)
+#
+# What runs (internal/logsink/bench_test.go, TestLogsBench): a child writes BYTES of 61-byte numbered
+# lines to its stdout in writes of BUF bytes, (1) redirected straight into a file, as `cmd > file`
+# does: the baseline; (2) through a pipe into a second process that drains it into a logsink.Sink, as
+# the daemon captures a service, without rotation; (3) the same with the defaults plus size rotation
+# every 64 MiB (compress, delaycompress, rotate 7). ROUNDS rounds, alternating; medians reported.
+# Then LOST_LINES lines with a rotation forced every FORCE_MS ms, every file (.gz too) read back and
+# counted; then the same writer appending (>>) to a file that `logrotate -f` with copytruncate rotates
+# three times while it writes.
+#
+# Knobs (env): BYTES (1073741824) ROUNDS (3) BUF (65536) LOST_LINES (6000000) FORCE_MS (20) OUT (bench/out)
+# Everything runs in a temp dir (removed at exit); nothing is installed: without logrotate the
+# copytruncate comparison is skipped.
+
+set -euo pipefail
+if [ -z "${UPKEEP_BENCH_INNER:-}" ]; then
+	export UPKEEP_BENCH_INNER=1
+	exec timeout -k 30 1500 bash "$0" "$@"   # the bound of the whole run
+fi
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$REPO/bench/out}
+mkdir -p "$OUT"
+T=$(mktemp -d /var/tmp/upkeep-logs-bench.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+mkdir "$T/data"
+cd "$REPO"
+go test -c -o "$T/logsink.test" ./internal/logsink
+{
+	echo "date: $(date -u +%FT%TZ)"
+	echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "logrotate: $(logrotate --version 2>&1 | head -1 || echo none)"
+	echo "disk: $(df -h "$T" | tail -1)"
+} | tee "$OUT/logs-machine.txt"
+UPKEEP_LOGS_BENCH=1 DIR="$T/data" "$T/logsink.test" -test.run '^TestLogsBench$' -test.v -test.timeout 20m 2>&1 |
+	tee "$OUT/logs.txt"
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/logs-machine.txt"

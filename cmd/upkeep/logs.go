@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"upkeep/internal/logsink"
+	"upkeep/internal/spec"
+	"upkeep/internal/supervise"
+)
+
+func logsCommand(g *globals) *cobra.Command {
+	var (
+		follow, stderr, all bool
+		n                   int
+		since               time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "logs NAME",
+		Short: "Show a service's output from <root>/var/log, history (.gz too) included; -f follows across rotations",
+		Long: `Show the last lines of a service's captured stdout (<root>/var/log/NAME.log),
+reaching back into its rotated files, compressed ones too, when -n asks for
+more than the live file holds. No daemon is needed: the files are read
+directly. -f keeps printing lines as they are written, across rotations.
+--since keeps lines from files written since then, leaving out lines that
+start with an older timestamp; -n then defaults to all of them.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := minArgs(1, "NAME")(cmd, args); err != nil {
+				return err
+			}
+			return maxArgs(1)(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := checkNames(args); err != nil {
+				return err
+			}
+			if stderr && all {
+				return usageError{errors.New("logs: --stderr and --all exclude each other")}
+			}
+			if since < 0 {
+				return usageError{errors.New("logs: --since must be positive")}
+			}
+			if !cmd.Flags().Changed("lines") && since > 0 {
+				n = -1
+			}
+			var from time.Time
+			if since > 0 {
+				from = time.Now().Add(-since)
+			}
+			dir := filepath.Join(g.root, supervise.LogDir)
+			streams := []struct{ path, prefix string }{{filepath.Join(dir, name+".log"), ""}}
+			switch {
+			case stderr:
+				streams[0].path = filepath.Join(dir, name+".error.log")
+			case all:
+				streams[0].prefix = "out: "
+				streams = append(streams, struct{ path, prefix string }{filepath.Join(dir, name+".error.log"), "err: "})
+			}
+			cfg := logSettings(g.root, name)
+			out := newLineOut()
+			defer out.flush()
+			var followers []*logsink.Follower
+			found := false
+			for _, st := range streams {
+				fl, err := logsink.Tail(st.path, cfg, n, from, out.printer(st.prefix))
+				if err != nil {
+					return fmt.Errorf("logs %s: %w", name, err)
+				}
+				defer fl.Close()
+				followers = append(followers, fl)
+				if _, err := os.Stat(st.path); err == nil || out.lines > 0 {
+					found = true
+				}
+			}
+			if !follow {
+				if !found {
+					return fmt.Errorf("logs %s: no %s under %s", name, filepath.Base(streams[0].path), dir)
+				}
+				return nil
+			}
+			out.flush()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			go out.flushEvery(ctx.Done(), 100*time.Millisecond)
+			var wg sync.WaitGroup
+			errs := make([]error, len(followers))
+			for i, fl := range followers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[i] = fl.Follow(ctx, out.printer(streams[i].prefix))
+				}()
+			}
+			wg.Wait()
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing lines as they are written, across rotations")
+	cmd.Flags().IntVarP(&n, "lines", "n", 10, "how many of the last lines to show (-1: all)")
+	cmd.Flags().BoolVar(&stderr, "stderr", false, "show NAME.error.log (the service's stderr) instead")
+	cmd.Flags().BoolVar(&all, "all", false, "show stdout and stderr, each line prefixed out: or err:")
+	cmd.Flags().DurationVar(&since, "since", 0, "only lines written in the last DURATION (e.g. 10m, 2h)")
+	return cmd
+}
+
+// logSettings is the service's [log] section, which says how its rotated
+// files are named; the defaults when the service is gone or broken.
+func logSettings(root, name string) spec.Log {
+	if s, _ := spec.Load(root, filepath.Join(root, spec.WWW, name)); s != nil {
+		return s.Log
+	}
+	return spec.DefaultLog()
+}
+
+// lineOut prints whole lines from several goroutines, buffered.
+type lineOut struct {
+	mu    sync.Mutex
+	w     *bufio.Writer
+	lines int
+}
+
+func newLineOut() *lineOut { return &lineOut{w: bufio.NewWriterSize(os.Stdout, 64<<10)} }
+
+func (o *lineOut) printer(prefix string) func([]byte) {
+	return func(l []byte) {
+		o.mu.Lock()
+		o.w.WriteString(prefix)
+		o.w.Write(l)
+		o.w.WriteByte('\n')
+		o.lines++
+		o.mu.Unlock()
+	}
+}
+
+func (o *lineOut) flush() {
+	o.mu.Lock()
+	o.w.Flush()
+	o.mu.Unlock()
+}
+
+func (o *lineOut) flushEvery(done <-chan struct{}, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			o.flush()
+		}
+	}
+}

@@ -1,0 +1,521 @@
+package compat
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"upkeep/internal/spec"
+)
+
+// Options are what an importer may use besides the file it is given.
+type Options struct {
+	// ReadFile and Glob follow includes (monit's include, supervisord's
+	// [include]); when nil, an include is reported and not followed.
+	ReadFile func(name string) ([]byte, error)
+	Glob     func(pattern string) ([]string, error)
+	// Validate reads every service.toml made back with spec.Parse, the
+	// daemon's loader, and keeps back any that does not load. The
+	// importers already drop every value spec.Parse would refuse (the
+	// tests and fuzzers hold them to it), so this is a second line of
+	// defence for what is about to be written; it doubles an import's time.
+	Validate bool
+}
+
+// Input is one file to import; Format "" means detect it.
+type Input struct {
+	Path   string
+	Data   []byte
+	Format Format
+}
+
+// Result is what an import produced: the services that can be written
+// (each one's TOML passes spec.Parse), and every note, errors included,
+// in file and line order.
+type Result struct {
+	Services []*Draft
+	Notes    []Note
+}
+
+// Errors returns the notes that kept a service from being written.
+func (r *Result) Errors() []Note {
+	var out []Note
+	for _, n := range r.Notes {
+		if n.Err {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Parse reads one file of a known format.
+func Parse(f Format, file string, data []byte, opt Options) ([]*Draft, []Note) {
+	switch f {
+	case Monit:
+		return ParseMonit(file, data, opt)
+	case Upstart:
+		return ParseUpstart(file, data)
+	case Supervisord:
+		return ParseSupervisord(file, data, opt)
+	case Procfile:
+		return ParseProcfile(file, data)
+	case Logrotate:
+		return ParseLogrotate(file, data)
+	}
+	return nil, []Note{{Pos: Pos{File: file}, Msg: fmt.Sprintf("unknown format %q", f), Err: true}}
+}
+
+var (
+	supervisordRE = regexp.MustCompile(`(?m)^[ \t]*\[(program|supervisord|supervisorctl|include|group|eventlistener|fcgi-program|unix_http_server|inet_http_server|rpcinterface)[:\]]`)
+	monitRE       = regexp.MustCompile(`(?mi)^[ \t]*(check[ \t]+(process|host|file|fifo|filesystem|directory|system|program|network)[ \t]|set[ \t]+daemon[ \t])`)
+	logrotateRE   = regexp.MustCompile(`(?m)^[ \t]*["']?[/*~][^{}\n]*\{[ \t]*$`)
+	upstartRE     = regexp.MustCompile(`(?m)^[ \t]*(exec|script|start on|stop on|respawn|description|setuid|setgid|chdir|env|pre-start|post-stop|post-start|pre-stop|task|manual|instance|console|expect|kill timeout|kill signal|normal exit|author|emits)\b`)
+	procfileRE    = regexp.MustCompile(`^[A-Za-z0-9_-]+:[ \t]*\S`)
+)
+
+// Detect tells a file's format by its name and contents.
+func Detect(file string, data []byte) (Format, error) {
+	base := filepath.Base(file)
+	switch {
+	case base == "Procfile" || strings.HasPrefix(base, "Procfile."):
+		return Procfile, nil
+	case supervisordRE.Match(data):
+		return Supervisord, nil
+	case monitRE.Match(data) || base == "monitrc":
+		return Monit, nil
+	case logrotateRE.Match(data):
+		return Logrotate, nil
+	case upstartRE.Match(data):
+		return Upstart, nil
+	}
+	lines, all := 0, true
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		lines++
+		all = all && procfileRE.MatchString(l)
+	}
+	if lines > 0 && all {
+		return Procfile, nil
+	}
+	return "", fmt.Errorf("%s: cannot tell the format (give --format %s)", file, strings.Join(formatNames(), "|"))
+}
+
+func formatNames() []string {
+	out := make([]string, len(Formats))
+	for i, f := range Formats {
+		out[i] = string(f)
+	}
+	return out
+}
+
+// Import reads the inputs, merges what they say about the same service
+// (the guide's monit stanza and upstart job become one service.toml) and
+// checks each result with spec.Parse.
+func Import(inputs []Input, opt Options) *Result {
+	r := &Result{}
+	var drafts []*Draft
+	order := map[string]int{}
+	for i, in := range inputs {
+		order[in.Path] = i
+		f := in.Format
+		if f == "" {
+			var err error
+			if f, err = Detect(in.Path, in.Data); err != nil {
+				r.Notes = append(r.Notes, Note{Pos: Pos{File: in.Path}, Msg: err.Error(), Err: true})
+				continue
+			}
+		}
+		ds, notes := Parse(f, in.Path, in.Data, opt)
+		drafts = append(drafts, ds...)
+		r.Notes = append(r.Notes, notes...)
+	}
+	merged := mergeDrafts(drafts)
+	ok := make([]bool, len(merged))
+	// Each service is finished and rendered on its own, on every core.
+	parallel(len(merged), func(i int) {
+		if ok[i] = finish(merged[i]); ok[i] {
+			merged[i].rendered = merged[i].render()
+		}
+	})
+	for i, d := range merged {
+		if ok[i] {
+			r.Services = append(r.Services, d)
+		}
+		r.Notes = append(r.Notes, d.notes...)
+	}
+	if opt.Validate {
+		validate(r)
+	}
+	sort.Slice(r.Services, func(i, j int) bool { return r.Services[i].Name < r.Services[j].Name })
+	sort.SliceStable(r.Notes, func(i, j int) bool {
+		a, b := r.Notes[i], r.Notes[j]
+		oa, ok := order[a.File]
+		if !ok {
+			oa = len(inputs)
+		}
+		ob, ok := order[b.File]
+		if !ok {
+			ob = len(inputs)
+		}
+		if oa != ob {
+			return oa < ob
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line
+	})
+	return r
+}
+
+// mergeDrafts folds drafts of one name into the first, in input order. A
+// monit check whose start program only starts another system's job is
+// first renamed to that job when the job was imported too.
+func mergeDrafts(drafts []*Draft) []*Draft {
+	runs := map[string]bool{}
+	for _, d := range drafts {
+		if d.Runs() {
+			runs[d.Name] = true
+		}
+	}
+	for _, d := range drafts {
+		if dl := d.delegate; dl != nil && dl.job != d.Name && runs[dl.job] {
+			d.Note(d.notePos(), "check %s starts job %s: merged into service %s", d.Name, dl.job, dl.job)
+			d.Name = dl.job
+		}
+	}
+	var out []*Draft
+	byName := map[string]*Draft{}
+	for _, d := range drafts {
+		if first, ok := byName[d.Name]; ok {
+			first.merge(d)
+			continue
+		}
+		byName[d.Name] = d
+		out = append(out, d)
+	}
+	for _, d := range out {
+		for i := range d.notes {
+			d.notes[i].Service = d.Name
+		}
+	}
+	return out
+}
+
+func (d *Draft) notePos() Pos {
+	if d.delegate != nil {
+		return Pos{File: d.delegate.at.File, Line: d.delegate.at.Line}
+	}
+	return Pos{}
+}
+
+// finish settles what only the whole service can: delegated start
+// programs and whether anything runs at all. False: it cannot be written.
+func finish(d *Draft) bool {
+	for _, n := range d.notes {
+		if n.Err {
+			return false
+		}
+	}
+	if dl := d.delegate; dl != nil {
+		if !d.Runs() {
+			d.notes = append(d.notes, Note{Pos: dl.at, Service: d.Name, Err: true,
+				Msg: fmt.Sprintf("only asks %s to start job %s: import the job's file together with this one (upkeep runs the process itself)", dl.system, dl.job)})
+			return false
+		}
+		d.Note(dl.at, "replaced by what %s says: upkeep runs the process itself", d.runOrigin())
+		for _, p := range dl.drop {
+			if strings.HasPrefix(p.Text, "pidfile") {
+				d.Note(p, "dropped: upkeep follows the process it starts")
+			} else {
+				d.Note(p, "dropped: upkeep stops the process itself")
+			}
+		}
+	}
+	sanitize(d)
+	if !d.Runs() {
+		p := Pos{File: firstWord(d.Sources)}
+		if d.IsSet("pidfile") {
+			p = d.At("pidfile")
+		}
+		d.notes = append(d.notes, Note{Pos: p, Service: d.Name, Err: true, Msg: fmt.Sprintf("service %s: nothing to run (no command, script or start program)", d.Name)})
+		return false
+	}
+	return true
+}
+
+func firstWord(sources []string) string {
+	if len(sources) == 0 {
+		return ""
+	}
+	f, _, _ := strings.Cut(sources[0], " (")
+	return f
+}
+
+// validate writes each service and reads it back with spec.Parse, the
+// loader the daemon uses, in parallel (this is most of an import's time).
+// A service that does not pass is an importer's bug; it is reported and
+// not written.
+func validate(r *Result) {
+	bad := make([]spec.Problems, len(r.Services))
+	parallel(len(r.Services), func(i int) {
+		d := r.Services[i]
+		_, ps := spec.Parse("/", "/var/www/"+d.Name, d.TOML())
+		bad[i] = ps.Errors()
+	})
+	kept := r.Services[:0]
+	for i, d := range r.Services {
+		if len(bad[i]) == 0 {
+			kept = append(kept, d)
+			continue
+		}
+		r.Notes = append(r.Notes, Note{Pos: Pos{File: firstWord(d.Sources)}, Service: d.Name, Err: true,
+			Msg: "internal: the service.toml made for " + d.Name + " does not validate: " + oneLine(bad[i].Error())})
+	}
+	r.Services = kept
+}
+
+// sanitize drops the values spec.Parse would refuse, each with a note at
+// the line it came from, so that what is written always loads.
+func sanitize(d *Draft) {
+	s := &d.Svc
+	bad := func(key, why string) {
+		d.Note(d.At(key), "%s; dropped", why)
+		d.Unset(key)
+	}
+	badArgv := func(key string, argv []string) {
+		if !d.IsSet(key) {
+			return
+		}
+		if len(argv) == 0 || strings.TrimSpace(argv[0]) == "" {
+			bad(key, "no program")
+			return
+		}
+		for _, a := range argv {
+			if strings.IndexByte(a, 0) >= 0 {
+				bad(key, "a NUL byte in the command")
+				return
+			}
+		}
+	}
+	badArgv("command", s.Command)
+	badArgv("start_command", s.StartCommand)
+	badArgv("stop_command", s.StopCommand)
+	if d.IsSet("script") && (strings.TrimSpace(s.Script) == "" || strings.IndexByte(s.Script, 0) >= 0) {
+		bad("script", "an empty script")
+	}
+	if d.IsSet("start_command") && !d.IsSet("pidfile") {
+		s.Command = s.StartCommand
+		d.Set("command", d.At("start_command"))
+		d.Unset("start_command")
+	}
+	runs := 0
+	for _, k := range []string{"command", "script", "start_command"} {
+		if d.IsSet(k) {
+			runs++
+		}
+	}
+	if runs > 1 {
+		for _, k := range []string{"script", "start_command"} {
+			if d.IsSet(k) && runs > 1 {
+				bad(k, "a second way to run the service")
+				runs--
+			}
+		}
+	}
+	for _, k := range []struct {
+		key string
+		p   *string
+	}{{"directory", &s.Directory}, {"pidfile", &s.PIDFile}, {"env_file", &s.EnvFile}} {
+		if !d.IsSet(k.key) {
+			continue
+		}
+		if *k.p == "" || strings.IndexByte(*k.p, 0) >= 0 {
+			bad(k.key, "not a path")
+		} else if _, err := spec.Resolve("/", "/var/www/"+d.Name, *k.p); err != nil {
+			bad(k.key, err.Error())
+		}
+	}
+	for _, k := range []struct {
+		key string
+		v   string
+	}{{"user", s.User}, {"group", s.Group}} {
+		if d.IsSet(k.key) && (k.v == "" || strings.ContainsAny(k.v, ":/\x00\n \t\r")) {
+			bad(k.key, fmt.Sprintf("%q is not a user or group name", k.v))
+		}
+	}
+	if d.IsSet("stop.signal") {
+		if _, err := spec.ParseSignal(s.Stop.Signal); err != nil {
+			bad("stop.signal", err.Error())
+		}
+	}
+	for _, k := range sortedKeys(s.Env) {
+		if d.IsSet("env."+k) && (k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(s.Env[k], 0) >= 0) {
+			bad("env."+k, fmt.Sprintf("%q is not a variable", k))
+		}
+	}
+	deps := s.DependsOn[:0]
+	for _, dep := range s.DependsOn {
+		if spec.CheckName(dep) == nil && dep != d.Name {
+			deps = append(deps, dep)
+		} else {
+			d.Note(d.At("depends_on"), "%q cannot be a dependency; dropped", dep)
+		}
+	}
+	s.DependsOn = deps
+	if d.IsSet("restart.policy") {
+		switch s.Restart.Policy {
+		case spec.Always, spec.OnFailure, spec.Never:
+		default:
+			bad("restart.policy", "unknown policy")
+		}
+	}
+	if d.IsSet("restart.limit") && s.Restart.Limit < 1 {
+		bad("restart.limit", "a limit below 1")
+	}
+	if d.IsSet("restart.window") && s.Restart.Window <= 0 {
+		bad("restart.window", "an empty window")
+	}
+	def := spec.Defaults()
+	backoff, maxBackoff := def.Restart.Backoff, def.Restart.MaxBackoff
+	if d.IsSet("restart.backoff") {
+		backoff = s.Restart.Backoff
+	}
+	if d.IsSet("restart.max_backoff") {
+		maxBackoff = s.Restart.MaxBackoff
+	}
+	if backoff > maxBackoff {
+		s.Restart.MaxBackoff = backoff
+		d.Set("restart.max_backoff", d.At("restart.backoff"))
+	}
+	if d.IsSet("log.when") {
+		switch s.Log.When {
+		case spec.Hourly, spec.Daily, spec.Weekly, spec.Monthly, spec.Yearly, spec.Untimed:
+		default:
+			bad("log.when", "unknown rotation interval")
+		}
+	}
+	if d.IsSet("log.dateformat") && spec.CheckDateFormat(s.Log.DateFormat) != nil {
+		bad("log.dateformat", "a date format logrotate would refuse")
+	}
+	var checks []spec.Check
+	var at []Pos
+	for i, c := range s.Checks {
+		if why := checkProblem(&c); why != "" {
+			d.Note(d.CheckAt[i], "%s; the check is dropped", why)
+			continue
+		}
+		checks, at = append(checks, c), append(at, d.CheckAt[i])
+	}
+	s.Checks, d.CheckAt = checks, at
+}
+
+// checkProblem mirrors the checks of spec's validation for what importers
+// produce.
+func checkProblem(c *spec.Check) string {
+	if c.Cycles < 0 || c.Within < 0 || c.Within > 1000 || c.Within != 0 && c.Within < max(c.Cycles, 1) {
+		return "a bad cycle count"
+	}
+	switch c.Then {
+	case "", "restart", "stop", "alert":
+	case "exec":
+		if len(c.Exec) == 0 || c.Exec[0] == "" || strings.IndexByte(strings.Join(c.Exec, ""), 0) >= 0 {
+			return "no program to exec"
+		}
+	default:
+		return "unknown action"
+	}
+	switch c.Type {
+	case "http":
+		u, err := url.Parse(c.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Sprintf("%q is not an http URL", c.URL)
+		}
+		if c.Status != "" {
+			lo, hi, found := strings.Cut(c.Status, "-")
+			a, err1 := strconv.Atoi(lo)
+			b, err2 := a, error(nil)
+			if found {
+				b, err2 = strconv.Atoi(hi)
+			}
+			if err1 != nil || err2 != nil || a < 100 || b > 599 || a > b {
+				return "a bad status"
+			}
+		}
+	case "tcp":
+		if _, port, err := net.SplitHostPort(c.Address); err != nil || port == "" {
+			return fmt.Sprintf("%q is not host:port", c.Address)
+		}
+	case "unix":
+		if c.Address == "" || strings.IndexByte(c.Address, 0) >= 0 {
+			return "no socket path"
+		}
+		if _, err := spec.Resolve("/", "/var/www/x", c.Address); err != nil {
+			return err.Error()
+		}
+	case "exec":
+		if len(c.Command) == 0 || c.Command[0] == "" {
+			return "no command"
+		}
+	case "memory":
+		if _, err := spec.ParseSize(c.Max); err != nil {
+			return err.Error()
+		}
+	case "cpu":
+		if v, err := strconv.ParseFloat(strings.TrimSuffix(c.Max, "%"), 64); err != nil || v <= 0 {
+			return "a bad CPU limit"
+		}
+	case "children", "fds":
+		if n, err := strconv.Atoi(c.Max); err != nil || n < 0 {
+			return "a bad limit"
+		}
+	case "uptime":
+		if v, err := time.ParseDuration(c.Max); err != nil || v <= 0 {
+			return "a bad uptime"
+		}
+	default:
+		return "unknown check type"
+	}
+	return ""
+}
+
+// parallel runs f(0) … f(n-1) on every core, in chunks.
+func parallel(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+63)/64)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				start := int(next.Add(64)) - 64
+				if start >= n {
+					return
+				}
+				for i := start; i < min(start+64, n); i++ {
+					f(i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,258 @@
+package compat
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"upkeep/internal/spec"
+)
+
+// TOML writes the draft as a person would write its service.toml: a
+// header naming the files it came from, only the keys those files set,
+// tables in the order of docs/service.toml.md, and at the end, as
+// comments, what could not be translated.
+func (d *Draft) TOML() []byte {
+	if d.rendered != nil {
+		return d.rendered
+	}
+	return d.render()
+}
+
+func (d *Draft) render() []byte {
+	var b bytes.Buffer
+	b.Grow(1024)
+	b.WriteString("# Imported by `upkeep import` from:\n")
+	for _, s := range d.Sources {
+		b.WriteString("#   " + oneLine(s) + "\n")
+	}
+	for _, c := range d.Comments {
+		b.WriteString("# " + oneLine(c) + "\n")
+	}
+	b.WriteString("\n")
+	for _, f := range topFields {
+		if d.IsSet(f.key) {
+			b.WriteString(f.key + " = " + f.toml(&d.Svc) + "\n")
+		}
+		if f.key == "env_file" { // env and depends_on sit with the other environment keys
+			if env := d.envKeys(); len(env) > 0 {
+				parts := make([]string, len(env))
+				for i, k := range env {
+					parts[i] = tomlKey(k) + " = " + tomlString(d.Svc.Env[k])
+				}
+				fmt.Fprintf(&b, "env = { %s }\n", strings.Join(parts, ", "))
+			}
+		}
+		if f.key == "autostart" && d.IsSet("depends_on") && len(d.Svc.DependsOn) > 0 {
+			fmt.Fprintf(&b, "depends_on = %s\n", tomlArray(d.Svc.DependsOn))
+		}
+	}
+	table := func(name string, fs []field) {
+		first := true
+		for _, f := range fs {
+			if !d.IsSet(f.key) {
+				continue
+			}
+			if first {
+				fmt.Fprintf(&b, "\n[%s]\n", name)
+				first = false
+			}
+			b.WriteString(strings.TrimPrefix(f.key, name+".") + " = " + f.toml(&d.Svc) + "\n")
+		}
+	}
+	table("restart", restartFields)
+	table("stop", stopFields)
+	for _, c := range d.Svc.Checks {
+		b.WriteString("\n[[check]]\n")
+		writeCheck(&b, &c)
+	}
+	table("log", logFields)
+	if len(d.notes) > 0 {
+		b.WriteString("\n# Import notes (what did not translate as written):\n")
+		type placed struct {
+			src int // which source file
+			n   Note
+		}
+		notes := make([]placed, len(d.notes))
+		for i, n := range d.notes {
+			notes[i] = placed{len(d.Sources), n}
+			for j, s := range d.Sources {
+				if len(s) > len(n.File) && s[:len(n.File)] == n.File && strings.HasPrefix(s[len(n.File):], " (") {
+					notes[i].src = j
+					break
+				}
+			}
+		}
+		sort.SliceStable(notes, func(i, j int) bool {
+			if notes[i].src != notes[j].src {
+				return notes[i].src < notes[j].src
+			}
+			return notes[i].n.Line < notes[j].n.Line
+		})
+		for _, p := range notes {
+			n := p.n
+			b.WriteString("#   " + oneLine(n.String()) + "\n")
+		}
+	}
+	return b.Bytes()
+}
+
+// envKeys are the variables set by a file, sorted.
+func (d *Draft) envKeys() []string {
+	var ks []string
+	for _, k := range sortedKeys(d.Svc.Env) {
+		if d.IsSet("env." + k) {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// writeCheck writes the keys of a [[check]] that differ from their zero
+// value; spec fills in the defaults.
+func writeCheck(b *bytes.Buffer, c *spec.Check) {
+	kv := func(k, v string) {
+		b.WriteString(k)
+		b.WriteString("         "[:max(0, 8-len(k))])
+		b.WriteString(" = " + v + "\n")
+	}
+	str := func(k, v string) {
+		if v != "" {
+			kv(k, tomlString(v))
+		}
+	}
+	str("name", c.Name)
+	str("type", c.Type)
+	str("url", c.URL)
+	str("method", c.Method)
+	str("status", c.Status)
+	str("body", c.Body)
+	str("host", c.Host)
+	str("address", c.Address)
+	str("send", c.Send)
+	str("expect", c.Expect)
+	if len(c.Command) > 0 {
+		kv("command", tomlArray(c.Command))
+	}
+	str("max", c.Max)
+	for _, x := range []struct {
+		k string
+		v spec.Duration
+	}{{"timeout", c.Timeout}, {"interval", c.Interval}, {"grace", c.Grace}} {
+		if x.v != 0 {
+			kv(x.k, encDur(x.v))
+		}
+	}
+	for _, x := range []struct {
+		k string
+		v int
+	}{{"cycles", c.Cycles}, {"within", c.Within}, {"recover", c.Recover}} {
+		if x.v != 0 {
+			kv(x.k, strconv.Itoa(x.v))
+		}
+	}
+	str("then", c.Then)
+	if len(c.Exec) > 0 {
+		kv("exec", tomlArray(c.Exec))
+	}
+}
+
+// oneLine makes s fit in a comment: one line, UTF-8, no control
+// characters (TOML allows none but tab in a comment).
+func oneLine(s string) string {
+	clean := true
+	for i := 0; i < len(s) && clean; i++ {
+		clean = s[i] >= 0x20 && s[i] < 0x7f || s[i] == '\t'
+	}
+	if clean {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\r':
+			return ' '
+		case r < 0x20 && r != '\t' || r == 0x7f:
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+// tomlString writes a basic string. TOML has no \x escapes, so Go's
+// strconv.Quote will not do; bytes that are not UTF-8 cannot be written
+// at all and become U+FFFD.
+func tomlString(s string) string {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\'
+	}
+	if plain {
+		return `"` + s + `"`
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			if r < 0x20 || r == 0x7f {
+				fmt.Fprintf(&b, `\u%04X`, r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// tomlMultiline writes a script as a literal multi-line string, verbatim
+// (backslashes and all), when it can; a basic string otherwise.
+func tomlMultiline(s string) string {
+	ok := utf8.ValidString(s) && !strings.Contains(s, "'''") && !strings.HasSuffix(s, "'")
+	for _, r := range s {
+		if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f {
+			ok = false
+		}
+	}
+	if !ok || !strings.Contains(s, "\n") {
+		return tomlString(s)
+	}
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	return "'''\n" + s + "'''"
+}
+
+func tomlArray(xs []string) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = tomlString(x)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+var bareKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func tomlKey(k string) string {
+	if bareKey.MatchString(k) {
+		return k
+	}
+	return tomlString(k)
+}

@@ -1,0 +1,548 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"upkeep/internal/control"
+	"upkeep/internal/spec"
+	"upkeep/internal/supervise"
+)
+
+// Daemon is what deploy, rollback and remove ask of the running daemon:
+// *control.Client.
+type Daemon interface {
+	Reload(ctx context.Context) (supervise.ReloadResult, error)
+	Act(ctx context.Context, action string, req control.Request) error
+}
+
+// DeployOptions tune deploy and rollback.
+type DeployOptions struct {
+	Force       bool          // replace conflicting files, a manual directory
+	Timeout     time.Duration // for the service to come up
+	Keep        int           // releases to keep; 0: service.toml's keep_releases, then the host's
+	AllowSetuid bool
+	MaxSize     int64
+}
+
+// DefaultTimeout is how long deploy waits for a service to come up.
+const DefaultTimeout = 60 * time.Second
+
+// RolledBackError is a deploy that failed and was rolled back: the
+// previous release runs again (Up), or was put back but did not come up.
+type RolledBackError struct {
+	Name, Failed, Back string
+	Cause              error
+	Up                 bool
+	BackErr            error
+}
+
+func (e *RolledBackError) Error() string {
+	if e.Up {
+		return fmt.Sprintf("deploy of %s %s failed; rolled back to %s", e.Name, e.Failed, e.Back)
+	}
+	return fmt.Sprintf("deploy of %s %s failed (%v); rolled back to %s, which did not come up either: %v", e.Name, e.Failed, e.Cause, e.Back, e.BackErr)
+}
+
+func (e *RolledBackError) Unwrap() error { return e.Cause }
+
+// Timing is where a deploy's time went, for the benchmarks.
+type Timing struct {
+	Unpack, Overlay, Switch, Total time.Duration
+	Bytes                          int64
+	Files                          int
+}
+
+// Deploy unpacks the image of name at version (the newest when "") into a
+// release, lays its overlay, switches var/www/<name> to it, and has the
+// daemon restart (or start) it and wait until it is up; if it does not come
+// up, the previous release and its overlay come back.
+func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o DeployOptions) (*Timing, error) {
+	t0 := time.Now()
+	tm := &Timing{}
+	cfg, err := h.Config()
+	if err != nil {
+		return nil, err
+	}
+	warn, err := cfg.CheckName(name)
+	if err != nil {
+		return nil, err
+	}
+	if warn != "" {
+		h.say("warning: %s", warn)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	img, err := h.FindImage(name, version)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := h.lock(name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	hs, err := h.history(name)
+	if err != nil {
+		return nil, err
+	}
+	before := h.current(name)
+	if before.Kind == "other" && !o.Force {
+		return nil, fmt.Errorf("%s", before.Problems)
+	}
+	if before.Kind == "manual" && !o.Force {
+		return nil, fmt.Errorf("%s is a directory (a manual install?); deploy replaces it with a symlink to a release only with --force, and then keeps it as a release of its own", h.Path(serviceRel(name)))
+	}
+
+	// The release: reuse it when it holds this very image, else unpack.
+	relRel := releaseRel(name, img.Version)
+	fresh := false
+	if i := hs.find(img.Version); i >= 0 && hs.Releases[i].SHA256 == img.SHA256 && h.exists(relRel) {
+		h.say("release %s %s is already unpacked", name, img.Version)
+	} else {
+		if before.Version == img.Version && before.Kind == "release" {
+			return nil, fmt.Errorf("%s %s is deployed from another image; give the new image its own version", name, img.Version)
+		}
+		t := time.Now()
+		if err := h.unpackRelease(img, o); err != nil {
+			return nil, err
+		}
+		tm.Unpack = time.Since(t)
+		tm.Bytes, tm.Files = img.Unpacked, img.Files
+		fresh = true
+	}
+	discard := func() {
+		if fresh {
+			_ = h.removeRelease(name, img.Version)
+		}
+	}
+	svc, err := h.parseRelease(name, img.Version)
+	if err != nil {
+		discard()
+		return nil, err
+	}
+
+	// Overlay and switch, under the host lock: the overlay's claims span
+	// services.
+	hostUnlock, err := h.lock("host")
+	if err != nil {
+		discard()
+		return nil, err
+	}
+	t := time.Now()
+	plan, err := h.PlanOverlay(name, img.Version, h.Path(relRel), svc.Copy)
+	if err == nil {
+		err = checkConflicts(plan, o.Force)
+	}
+	if err != nil {
+		hostUnlock()
+		discard()
+		return nil, err
+	}
+	ts := time.Now()
+	if err := h.switchTo(name, img.Version, o.Force, hs); err != nil {
+		hostUnlock()
+		discard()
+		return nil, err
+	}
+	tm.Switch = time.Since(ts)
+	h.say("switched %s: %s -> %s", h.Path(serviceRel(name)), describe(before), img.Version)
+	if err := h.ApplyOverlay(plan, o.Force); err != nil {
+		hostUnlock()
+		if before.Kind == "release" {
+			h.say("overlay failed: %v; switching back to %s", err, before.Version)
+			if rerr := h.activate(name, before.Version, true, hs); rerr != nil {
+				return nil, fmt.Errorf("overlay of %s: %w; and switching back failed: %v", name, err, rerr)
+			}
+		}
+		return nil, fmt.Errorf("overlay of %s: %w", name, err)
+	}
+	tm.Overlay = time.Since(t) - tm.Switch
+	hostUnlock()
+	hs.push(Release{Version: img.Version, SHA256: img.SHA256, Deployed: time.Now().UTC().Truncate(time.Second), Status: "pending"})
+	if err := h.SyncService(name); err != nil {
+		h.say("warning: %v", err)
+	}
+	if err := h.saveHistory(hs); err != nil {
+		return nil, err
+	}
+	tm.Total = time.Since(t0)
+	h.say("switched in %v: unpack %v, overlay %v, the switch (one rename) %v", round(tm.Total), round(tm.Unpack), round(tm.Overlay), tm.Switch.Round(time.Microsecond))
+
+	// The daemon: tell it, (re)start, wait.
+	err = h.startAndWait(ctx, d, name, o.Timeout)
+	switch {
+	case errors.Is(err, control.ErrNoDaemon):
+		h.say("%v: the switch is done; %s %s starts when the daemon does", err, name, img.Version)
+		hs.setStatus(img.Version, "unknown")
+	case err != nil:
+		hs.setStatus(img.Version, "failed")
+		h.say("%s %s did not come up: %v", name, img.Version, err)
+		if (before.Kind != "release" && before.Kind != "manual") || before.Version == img.Version {
+			_ = h.saveHistory(hs)
+			return tm, fmt.Errorf("deploy of %s %s failed, and there is no earlier release to roll back to: %w", name, img.Version, err)
+		}
+		prev := before.Version
+		if before.Kind == "manual" {
+			prev = hs.Releases[0].Version
+		}
+		if rerr := h.activate(name, prev, o.Force, hs); rerr != nil {
+			_ = h.saveHistory(hs)
+			return tm, fmt.Errorf("deploy of %s %s failed (%v), and rolling back to %s failed: %w", name, img.Version, err, prev, rerr)
+		}
+		h.say("rolled back %s: %s -> %s", h.Path(serviceRel(name)), img.Version, prev)
+		_ = h.saveHistory(hs)
+		rb := &RolledBackError{Name: name, Failed: img.Version, Back: prev, Cause: err}
+		if rerr := h.startAndWait(ctx, d, name, o.Timeout); rerr != nil {
+			rb.BackErr = rerr
+			return tm, rb
+		}
+		h.say("%s %s is up again", name, prev)
+		rb.Up = true
+		return tm, rb
+	default:
+		hs.setStatus(img.Version, "ok")
+		h.say("%s %s is up", name, img.Version)
+	}
+	h.prune(name, h.keep(o.Keep, svc, cfg), hs)
+	return tm, h.saveHistory(hs)
+}
+
+func describe(c Current) string {
+	switch c.Kind {
+	case "release", "dangling":
+		return c.Version
+	case "manual":
+		return "a directory"
+	}
+	return "nothing"
+}
+
+func (h *Host) keep(flag int, svc *spec.Service, cfg *Config) int {
+	switch {
+	case flag > 0:
+		return flag
+	case svc != nil && svc.KeepReleases > 0:
+		return svc.KeepReleases
+	}
+	return cfg.KeepReleases
+}
+
+func (h *Host) exists(rel string) bool {
+	_, err := h.root.Lstat(rel)
+	return err == nil
+}
+
+func checkConflicts(p *Plan, force bool) error {
+	var stop []Op
+	for _, op := range p.Conflicts() {
+		if op.Hard || !force {
+			stop = append(stop, op)
+		}
+	}
+	if len(stop) > 0 {
+		return &ConflictError{Service: p.Service, Ops: stop, Forced: force}
+	}
+	return nil
+}
+
+// unpackRelease unpacks a stored image into var/www/.releases/<name>/<version>,
+// checking the archive against its recorded sha256 as it goes.
+func (h *Host) unpackRelease(img *Image, o DeployOptions) error {
+	lim, err := h.limits(o.MaxSize, o.AllowSetuid)
+	if err != nil {
+		return err
+	}
+	parent := releasesRel(img.Name)
+	if _, err := h.root.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	f, err := h.home.Open(filepath.Join(homeImage, img.File))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum := sha256.New()
+	tee := teeReader{f, sum}
+	u, err := h.unpack(tee, lim, h.Path(parent))
+	if err != nil {
+		return fmt.Errorf("unpack %s: %w", f.Name(), err)
+	}
+	defer removeAll(u.Staging)
+	if _, err := copyAll(sum, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != img.SHA256 {
+		return fmt.Errorf("%s does not match its recorded sha256 (%.12s, now %.12s): it changed since image add", f.Name(), img.SHA256, got)
+	}
+	if err := os.Chmod(u.Dir, 0o755); err != nil {
+		return err
+	}
+	rel := releaseRel(img.Name, img.Version)
+	if err := h.removeRelease(img.Name, img.Version); err != nil {
+		return err
+	}
+	from, _ := filepath.Rel(h.Root, u.Dir)
+	if err := h.root.Rename(filepath.ToSlash(from), rel); err != nil {
+		return err
+	}
+	h.say("unpacked %s %s into %s (%s, %s)", img.Name, img.Version, h.Path(rel), plural(u.Files, "entry", "entries"), humanBytes(u.Bytes))
+	return nil
+}
+
+// parseRelease reads the release's service.toml as it will be seen once
+// deployed (var/www/<name>/service.toml).
+func (h *Host) parseRelease(name, version string) (*spec.Service, error) {
+	data, err := os.ReadFile(filepath.Join(h.Path(releaseRel(name, version)), spec.FileName))
+	if err != nil {
+		return nil, err
+	}
+	s, ps := spec.Parse(h.Root, h.Path(serviceRel(name)), data)
+	if len(ps.Errors()) > 0 {
+		return nil, fmt.Errorf("the service.toml of %s %s is not valid: %s", name, version, oneLine(ps.Errors().Error()))
+	}
+	return s, nil
+}
+
+// activate makes version the current release again: its overlay, the
+// switch, the operator's links. Rollback uses it.
+func (h *Host) activate(name, version string, force bool, hs *History) error {
+	hostUnlock, err := h.lock("host")
+	if err != nil {
+		return err
+	}
+	defer hostUnlock()
+	var copies []string
+	if svc, err := h.parseRelease(name, version); err == nil {
+		copies = svc.Copy
+	} else if _, serr := os.Stat(filepath.Join(h.Path(releaseRel(name, version)), spec.FileName)); serr == nil {
+		return err
+	}
+	plan, err := h.PlanOverlay(name, version, h.Path(releaseRel(name, version)), copies)
+	if err != nil {
+		return err
+	}
+	if err := checkConflicts(plan, force); err != nil {
+		return err
+	}
+	if err := h.switchTo(name, version, force, hs); err != nil {
+		return err
+	}
+	if err := h.ApplyOverlay(plan, force); err != nil {
+		return err
+	}
+	if err := h.SyncService(name); err != nil {
+		h.say("warning: %v", err)
+	}
+	return nil
+}
+
+// startAndWait tells the daemon about the definitions (a new service is
+// unknown to it until a reload), then restarts the service, or starts it
+// when the reload just added or changed it, and waits until it runs (with
+// checks: until they pass).
+func (h *Host) startAndWait(ctx context.Context, d Daemon, name string, timeout time.Duration) error {
+	if d == nil {
+		return control.ErrNoDaemon
+	}
+	res, err := d.Reload(ctx)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(res.Broken, name) {
+		return fmt.Errorf("the daemon refused the definition: %s", strings.TrimSpace(res.Problems))
+	}
+	action := "restart"
+	if slices.Contains(res.Added, name) || slices.Contains(res.Changed, name) {
+		action = "start"
+	}
+	h.say("%s %s through the daemon; waiting up to %v for it to come up", action, name, timeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	defer cancel()
+	return d.Act(wctx, action, control.Request{Names: []string{name}, Wait: true, Timeout: timeout.String()})
+}
+
+// Rollback makes the release deployed before the current one current
+// again, with its overlay, and has the daemon restart the service.
+func (h *Host) Rollback(ctx context.Context, d Daemon, name string, o DeployOptions) (string, error) {
+	if err := spec.CheckName(name); err != nil {
+		return "", err
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	unlock, err := h.lock(name)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	hs, err := h.history(name)
+	if err != nil {
+		return "", err
+	}
+	cur := h.current(name)
+	if cur.Kind != "release" && cur.Kind != "dangling" {
+		return "", fmt.Errorf("%s is not deployed from a release (%s)", name, describe(cur))
+	}
+	i := hs.find(cur.Version)
+	prev := ""
+	for j := i - 1; j >= 0 && i >= 0; j-- {
+		if h.exists(releaseRel(name, hs.Releases[j].Version)) {
+			prev = hs.Releases[j].Version
+			break
+		}
+	}
+	if prev == "" {
+		return "", fmt.Errorf("no earlier release of %s to roll back to (upkeep releases %s)", name, name)
+	}
+	if err := h.activate(name, prev, o.Force, hs); err != nil {
+		return "", err
+	}
+	h.say("rolled back %s: %s -> %s", h.Path(serviceRel(name)), cur.Version, prev)
+	err = h.startAndWait(ctx, d, name, o.Timeout)
+	switch {
+	case errors.Is(err, control.ErrNoDaemon):
+		h.say("%v: the switch is done; %s %s starts when the daemon does", err, name, prev)
+	case err != nil:
+		return prev, fmt.Errorf("rolled back %s to %s, but it did not come up: %w", name, prev, err)
+	default:
+		h.say("%s %s is up", name, prev)
+	}
+	return prev, h.saveHistory(hs)
+}
+
+// RemoveOptions tune remove.
+type RemoveOptions struct {
+	Purge   bool // also var/db/<name> and the logs
+	Force   bool // remove a manual directory in var/www too
+	Timeout time.Duration
+}
+
+// Remove stops the service through the daemon, then removes its overlay,
+// var/www/<name>, its releases and the operator's symlinks; its data and
+// logs stay unless purge.
+func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOptions) error {
+	if err := spec.CheckName(name); err != nil {
+		return err
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	unlock, err := h.lock(name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur := h.current(name)
+	if cur.Kind == "manual" && !o.Force {
+		return fmt.Errorf("%s is a directory not deployed by upkeep; remove it only with --force", h.Path(serviceRel(name)))
+	}
+	_, manifestErr := h.root.Lstat(manifestRel(name))
+	_, historyErr := h.root.Lstat(historyRel(name))
+	if cur.Kind == "none" && manifestErr != nil && historyErr != nil && !h.exists(releasesRel(name)) {
+		return fmt.Errorf("%s is not deployed", name)
+	}
+	daemonUp := d != nil
+	if daemonUp {
+		sctx, cancel := context.WithTimeout(ctx, o.Timeout+5*time.Second)
+		err := d.Act(sctx, "stop", control.Request{Names: []string{name}, Wait: true, Timeout: o.Timeout.String()})
+		cancel()
+		switch {
+		case errors.Is(err, control.ErrNoDaemon):
+			h.say("%v: nothing to stop", err)
+			daemonUp = false
+		case err != nil && strings.Contains(err.Error(), supervise.ErrUnknown.Error()):
+		case err != nil:
+			return fmt.Errorf("stop %s: %w", name, err)
+		default:
+			h.say("stopped %s", name)
+		}
+	}
+	switch cur.Kind {
+	case "manual":
+		if err := h.root.RemoveAll(serviceRel(name)); err != nil {
+			return err
+		}
+	case "none":
+	default:
+		if err := h.root.Remove(serviceRel(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	h.say("removed %s", h.Path(serviceRel(name)))
+	if daemonUp {
+		// The daemon forgets a service whose directory is gone.
+		if _, err := d.Reload(ctx); err != nil && !errors.Is(err, control.ErrNoDaemon) {
+			h.say("warning: reload: %v", err)
+		}
+	}
+	hostUnlock, err := h.lock("host")
+	if err != nil {
+		return err
+	}
+	err = h.RemoveOverlay(name)
+	hostUnlock()
+	if err != nil {
+		return err
+	}
+	if err := h.root.RemoveAll(releasesRel(name)); err != nil {
+		removeAll(h.Path(releasesRel(name)))
+	}
+	if err := h.root.Remove(historyRel(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	h.unlinkHome(name)
+	// The lock file goes too (held, so no other command is between its
+	// open and its flock on this service now).
+	_ = h.root.Remove(path.Join(LockDir, name+".lock"))
+	if !o.Purge {
+		h.say("kept %s and the logs %s*; --purge removes them", h.Path(dbRel(name)), h.Path(logRel(name)))
+		return nil
+	}
+	if err := (tree{h.Path(DBDir)}).RemoveAll(name); err != nil {
+		return err
+	}
+	h.say("removed %s", h.Path(dbRel(name)))
+	entries, _ := os.ReadDir(h.Path(LogDir))
+	for _, e := range entries {
+		if isLogOf(e.Name(), name) {
+			if err := h.root.Remove(LogDir + "/" + e.Name()); err == nil {
+				h.say("removed %s", h.Path(LogDir+"/"+e.Name()))
+			}
+		}
+	}
+	return nil
+}
+
+// isLogOf reports whether file is a log of name: <name>.log,
+// <name>.error.log, and their rotated forms (.1, .2.gz, -20240101).
+func isLogOf(file, name string) bool {
+	for _, base := range []string{name + ".log", name + ".error.log"} {
+		rest, ok := strings.CutPrefix(file, base)
+		if !ok {
+			continue
+		}
+		if rest == "" || (len(rest) > 1 && (rest[0] == '.' || rest[0] == '-') && rest[1] >= '0' && rest[1] <= '9') {
+			return true
+		}
+	}
+	return false
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
