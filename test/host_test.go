@@ -195,7 +195,7 @@ func TestDeployRollbackThroughDaemon(t *testing.T) {
 		"config/etc/app/copied.conf":  "copy v1",
 	})
 	h.image("www-app", map[string]string{
-		"service.toml":                appTOML("2.0.0", "7102", ""),
+		"service.toml":                appTOML("2.0.0", "7102", "[[check]]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\ninterval = \"100ms\"\n"),
 		"config/etc/app/www-app.conf": "v2",
 		"config/etc/app/only-v2.conf": "v2",
 		"config/etc/app/copied.conf":  "copy v2",

@@ -79,6 +79,8 @@ func rootCommand() *cobra.Command {
 		validateCommand(g),
 		demoCommand(g),
 		serveOKCommand(),
+		provisionCommand(g), doctorCommand(g), imageCommand(g), deployCommand(g), rollbackCommand(g),
+		releasesCommand(g), overlayCommand(g), removeCommand(g),
 	)
 	return root
 }

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/host"
 	"upkeep/internal/spec"
 )
 
@@ -22,10 +24,18 @@ func validateCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			cfg, err := host.LoadConfig(g.root) // prefixes and strict_names from etc/upkeep/upkeep.toml
+			if err != nil {
+				return err
+			}
+			prefixes := spec.Prefixes
+			if len(cfg.Prefixes) > 0 {
+				prefixes = cfg.Prefixes
+			}
 			for _, s := range svcs {
-				if !spec.HasPrefix(s.Name, spec.Prefixes) {
-					problems = append(problems, spec.Problem{File: s.File, Warning: !strict,
-						Msg: fmt.Sprintf("name %q has none of the conventional prefixes www-, api-, service-", s.Name)})
+				if !spec.HasPrefix(s.Name, prefixes) {
+					problems = append(problems, spec.Problem{File: s.File, Warning: !(strict || cfg.StrictNames),
+						Msg: fmt.Sprintf("name %q has none of the conventional prefixes %s", s.Name, strings.Join(prefixes, ", "))})
 				}
 			}
 			for _, p := range problems {

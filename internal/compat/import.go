@@ -316,11 +316,6 @@ func sanitize(d *Draft) {
 	if d.IsSet("script") && (strings.TrimSpace(s.Script) == "" || strings.IndexByte(s.Script, 0) >= 0) {
 		bad("script", "an empty script")
 	}
-	if d.IsSet("start_command") && !d.IsSet("pidfile") {
-		s.Command = s.StartCommand
-		d.Set("command", d.At("start_command"))
-		d.Unset("start_command")
-	}
 	runs := 0
 	for _, k := range []string{"command", "script", "start_command"} {
 		if d.IsSet(k) {
@@ -347,6 +342,14 @@ func sanitize(d *Draft) {
 		} else if _, err := spec.Resolve("/", "/var/www/"+d.Name, *k.p); err != nil {
 			bad(k.key, err.Error())
 		}
+	}
+	// Without its pid file (dropped above), a start command can only be
+	// run as the main process.
+	if d.IsSet("start_command") && !d.IsSet("pidfile") {
+		s.Command = s.StartCommand
+		d.Set("command", d.At("start_command"))
+		d.Unset("start_command")
+		d.Note(d.At("command"), "imported as command: without a pid file upkeep runs it as the main process")
 	}
 	for _, k := range []struct {
 		key string

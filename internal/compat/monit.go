@@ -1168,6 +1168,14 @@ func (c *monitCheck) finish(cycle time.Duration) {
 		d.Svc.Restart.Policy = spec.Always
 		d.Set("restart.policy", c.at)
 	}
+	if c.start != nil && strings.TrimSpace(c.start.cmd) == "" {
+		d.Note(c.start.at, "an empty start program; dropped")
+		c.start = nil
+	}
+	if c.stop != nil && strings.TrimSpace(c.stop.cmd) == "" {
+		d.Note(c.stop.at, "an empty stop program; dropped")
+		c.stop = nil
+	}
 	if c.start != nil {
 		words, plain := plainWords(c.start.cmd)
 		if job, system := delegated(words, plain); job != "" {
