@@ -81,6 +81,8 @@ func rootCommand() *cobra.Command {
 		serveOKCommand(),
 		provisionCommand(g), doctorCommand(g), imageCommand(g), deployCommand(g), rollbackCommand(g),
 		releasesCommand(g), overlayCommand(g), removeCommand(g),
+		logsCommand(g), logrotateCommand(g),
+		importCommand(g), exportCommand(g),
 	)
 	return root
 }

@@ -272,6 +272,15 @@ func (d *Daemon) Status(names []string) ([]Status, error) {
 
 func measure(sv *service, st *Status) {
 	st.Checks = sv.checks()
+	sv.mu.Lock()
+	sinks := sv.sinks
+	sv.mu.Unlock()
+	for _, sink := range sinks {
+		st.DroppedBytes += sink.Dropped()
+		if err := sink.Err(); err != nil {
+			st.LogError = err.Error()
+		}
+	}
 	if st.Pid == 0 {
 		return
 	}

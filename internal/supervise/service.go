@@ -72,6 +72,7 @@ type service struct {
 	mu       sync.Mutex
 	snap     Status
 	snapSpec *spec.Service
+	sinks    []*logsink.Sink
 	cg       *proc.Cgroup // set once, before run starts
 
 	spec      *spec.Service
@@ -97,6 +98,8 @@ type service struct {
 	removed   bool
 	stdout    *logsink.Sink
 	stderr    *logsink.Sink
+	logCfg    spec.Log
+	drains    *sync.WaitGroup // the drains writing into stdout and stderr
 	mon       *health.Monitor
 	healthC   chan health.Event
 	healthEv  health.Event
@@ -589,10 +592,16 @@ func (s *service) stopPoll() {
 	}
 }
 
+// closeLogs closes the sinks once every drain writing to them is done.
 func (s *service) closeLogs() {
-	for _, l := range []*logsink.Sink{s.stdout, s.stderr} {
-		if l != nil {
-			l.Close()
-		}
+	out, errs, wg := s.stdout, s.stderr, s.drains
+	s.stdout, s.stderr = nil, nil
+	if out == nil {
+		return
 	}
+	go func() {
+		wg.Wait()
+		out.Close()
+		errs.Close()
+	}()
 }

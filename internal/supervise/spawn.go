@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -81,19 +83,28 @@ func (s *service) spawn(argv []string) (*proc.Process, error) {
 		errR.Close()
 		return nil, err
 	}
-	go drain(s.stdout, outR)
-	go drain(s.stderr, errR)
+	wg := s.drains
+	wg.Add(2)
+	go drain(s.stdout, outR, wg)
+	go drain(s.stderr, errR, wg)
 	return p, nil
 }
 
-func drain(sink *logsink.Sink, r *os.File) {
+func drain(sink *logsink.Sink, r *os.File, wg *sync.WaitGroup) {
+	defer wg.Done()
 	defer r.Close()
 	sink.Drain(r)
 }
 
+// openLogs opens the service's two log sinks, or, when a reload changed
+// its [log] settings, replaces them: the old ones are closed once what the
+// previous run left in its pipes has been written.
 func (s *service) openLogs() error {
-	if s.stdout != nil {
+	if s.stdout != nil && sameLog(s.logCfg, s.spec.Log) {
 		return nil
+	}
+	if s.stdout != nil {
+		s.closeLogs()
 	}
 	out, err := logsink.OpenWith(filepath.Join(s.d.logDir, s.name+".log"), s.spec.Log)
 	if err != nil {
@@ -104,8 +115,33 @@ func (s *service) openLogs() error {
 		out.Close()
 		return err
 	}
-	s.stdout, s.stderr = out, errs
+	for _, sink := range []*logsink.Sink{out, errs} {
+		sink.Notify(func(e logsink.Event) { s.d.logEvent(s.name, e) })
+	}
+	s.stdout, s.stderr, s.logCfg, s.drains = out, errs, s.spec.Log, &sync.WaitGroup{}
+	s.mu.Lock()
+	s.sinks = []*logsink.Sink{out, errs}
+	s.mu.Unlock()
 	return nil
+}
+
+func sameLog(a, b spec.Log) bool { return reflect.DeepEqual(a, b) }
+
+// logEvent reports what a log sink noticed: rotations at info, a disk that
+// drops output as an event (and its recovery).
+func (d *Daemon) logEvent(service string, e logsink.Event) {
+	switch e.Kind {
+	case "rotated":
+		d.log.Info("log rotated", "service", service, "file", e.Path, "to", e.To)
+		return
+	case "error", "archive-error":
+		msg := fmt.Sprintf("%s: %v (%d bytes dropped so far)", e.Path, e.Err, e.Dropped)
+		d.log.Warn("log "+e.Kind, "service", service, "file", e.Path, "err", fmt.Sprint(e.Err), "dropped", e.Dropped)
+		d.event(Event{Service: service, Kind: "log", Message: msg})
+	case "recovered":
+		d.log.Info("log writable again", "service", service, "file", e.Path, "dropped", e.Dropped)
+		d.event(Event{Service: service, Kind: "log", OK: true, Message: fmt.Sprintf("%s: writable again (%d bytes dropped)", e.Path, e.Dropped)})
+	}
 }
 
 // environ builds a clean environment, as systemd does rather than passing

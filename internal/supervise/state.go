@@ -51,6 +51,7 @@ type Status struct {
 	RSSBytes      uint64               `json:"rss_bytes"`
 	Autostart     bool                 `json:"autostart"`
 	DroppedBytes  int64                `json:"log_dropped_bytes,omitempty"`
+	LogError      string               `json:"log_error,omitempty"`
 	Checks        []health.CheckStatus `json:"checks,omitempty"`
 }
 
