@@ -75,6 +75,9 @@ func printStatus(st []supervise.Status) {
 	}
 	w.Flush()
 	for _, s := range st {
+		if s.LogError != "" || s.DroppedBytes > 0 {
+			fmt.Fprintf(os.Stdout, "\n%s: log output dropped: %d bytes (%s)\n", s.Name, s.DroppedBytes, s.LogError)
+		}
 		if s.Error != "" {
 			fmt.Fprintf(os.Stdout, "\n%s: definition problems:\n  %s\n", s.Name, strings.ReplaceAll(s.Error, "\n", "\n  "))
 		}
