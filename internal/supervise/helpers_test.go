@@ -28,10 +28,10 @@ type host struct {
 func newHost(t *testing.T) *host {
 	t.Helper()
 	root := t.TempDir()
-	// Let services that run as another user into the tree.
-	for p := root; p != "/" && p != "."; p = filepath.Dir(p) {
-		os.Chmod(p, 0o755)
-	}
+	// Let services that run as another user into the tree: t.TempDir makes
+	// root and its parent 0700 (the parent of those is /tmp; leave it be).
+	os.Chmod(root, 0o755)
+	os.Chmod(filepath.Dir(root), 0o755)
 	return &host{t: t, root: root}
 }
 
