@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -21,23 +22,29 @@ type Event struct {
 	Pid     int       `json:"pid,omitempty"`
 }
 
-// ring is a bounded buffer that keeps the newest n items.
+// ring is a bounded buffer that keeps the newest n items. It grows as it
+// fills, so a quiet service costs nothing; keep T free of pointers where it
+// is large, so the garbage collector never scans it.
 type ring[T any] struct {
 	buf  []T
+	n    int
 	next int
-	full bool
 }
 
-func newRing[T any](n int) *ring[T] { return &ring[T]{buf: make([]T, 0, n)} }
+func newRing[T any](n int) *ring[T] { return &ring[T]{n: n} }
 
 func (r *ring[T]) add(v T) {
-	if len(r.buf) < cap(r.buf) {
+	if len(r.buf) < r.n {
+		if len(r.buf) == cap(r.buf) {
+			grown := make([]T, len(r.buf), min(max(2*cap(r.buf), 8), r.n))
+			copy(grown, r.buf)
+			r.buf = grown
+		}
 		r.buf = append(r.buf, v)
 		return
 	}
 	r.buf[r.next] = v
 	r.next = (r.next + 1) % len(r.buf)
-	r.full = true
 }
 
 // items returns the contents, oldest first.
@@ -64,6 +71,20 @@ type CheckResult struct {
 	Late    time.Duration `json:"late_ns"`
 }
 
+// checkRun and sample are how the rings hold check runs and samples: small
+// and pointer-free (times as Unix nanoseconds, the check by index).
+type checkRun struct {
+	at, latency, late int64
+	check             uint16
+	ok                bool
+}
+
+type sample struct {
+	at, rss  int64
+	cpu      float64
+	restarts int32
+}
+
 // History is what the daemon remembers of one service, bounded: about an
 // hour of samples at the 10 s sampling interval, the last 1024 check runs,
 // and the last 256 events.
@@ -87,8 +108,9 @@ type journal struct {
 	mu      sync.Mutex
 	recent  *ring[Event]
 	events  map[string]*ring[Event]
-	checks  map[string]*ring[CheckResult]
-	samples map[string]*ring[Sample]
+	checks  map[string]*ring[checkRun]
+	names   map[string][]string // check names of a service, by checkRun.check
+	samples map[string]*ring[sample]
 	subs    map[chan Event]struct{}
 }
 
@@ -96,8 +118,9 @@ func newJournal() *journal {
 	return &journal{
 		recent:  newRing[Event](recentEvents),
 		events:  map[string]*ring[Event]{},
-		checks:  map[string]*ring[CheckResult]{},
-		samples: map[string]*ring[Sample]{},
+		checks:  map[string]*ring[checkRun]{},
+		names:   map[string][]string{},
+		samples: map[string]*ring[sample]{},
 		subs:    map[chan Event]struct{}{},
 	}
 }
@@ -126,13 +149,19 @@ func (j *journal) add(e Event) {
 
 func (j *journal) addCheck(service string, r CheckResult) {
 	j.mu.Lock()
-	ringOf(j.checks, service, historyChecks).add(r)
-	j.mu.Unlock()
+	defer j.mu.Unlock()
+	names := j.names[service]
+	idx := slices.Index(names, r.Check)
+	if idx < 0 {
+		idx = len(names)
+		j.names[service] = append(names, r.Check)
+	}
+	ringOf(j.checks, service, historyChecks).add(checkRun{at: r.Time.UnixNano(), latency: int64(r.Latency), late: int64(r.Late), check: uint16(idx), ok: r.OK})
 }
 
 func (j *journal) addSample(service string, s Sample) {
 	j.mu.Lock()
-	ringOf(j.samples, service, historySamples).add(s)
+	ringOf(j.samples, service, historySamples).add(sample{at: s.Time.UnixNano(), rss: int64(s.RSSBytes), cpu: s.CPUSeconds, restarts: int32(s.Restarts)})
 	j.mu.Unlock()
 }
 
@@ -140,8 +169,16 @@ func (j *journal) forget(service string) {
 	j.mu.Lock()
 	delete(j.events, service)
 	delete(j.checks, service)
+	delete(j.names, service)
 	delete(j.samples, service)
 	j.mu.Unlock()
+}
+
+func ringItems[T any](r *ring[T]) []T {
+	if r == nil {
+		return nil
+	}
+	return r.items()
 }
 
 // event records e (time stamped now) and hands it to followers.
@@ -205,11 +242,12 @@ func (d *Daemon) History(name string) (History, error) {
 	if r, ok := j.events[name]; ok {
 		h.Events = r.items()
 	}
-	if r, ok := j.checks[name]; ok {
-		h.Checks = r.items()
+	for _, c := range ringItems(j.checks[name]) {
+		h.Checks = append(h.Checks, CheckResult{Time: time.Unix(0, c.at), Check: j.names[name][c.check], OK: c.ok,
+			Latency: time.Duration(c.latency), Late: time.Duration(c.late)})
 	}
-	if r, ok := j.samples[name]; ok {
-		h.Samples = r.items()
+	for _, s := range ringItems(j.samples[name]) {
+		h.Samples = append(h.Samples, Sample{Time: time.Unix(0, s.at), CPUSeconds: s.cpu, RSSBytes: uint64(s.rss), Restarts: int(s.restarts)})
 	}
 	return h, nil
 }
