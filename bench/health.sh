@@ -293,11 +293,12 @@ metrics() { # the daemon's own figures from its Prometheus endpoint
 		     END { printf "goroutines=%d heap_inuse_kb=%d fds=%d", g, h / 1024, f }'
 }
 SOAK="$OUT/soak.tsv"
-printf 'min\tload1\trss_kb\tcpu_ticks\tgoroutines\theap_inuse_kb\tfds\n' >"$SOAK"
+printf 'min\tt_s\tload1\trss_kb\tcpu_ticks\tgoroutines\theap_inuse_kb\tfds\n' >"$SOAK"
 soak_sample() { # MINUTE
 	local m
 	m=$(metrics)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(cut -d' ' -f1 /proc/loadavg)" "$(rss_kb "$UP2")" "$(ticks "$UP2")" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$((($(now_ns) - t0) / 1000000))" "$(cut -d' ' -f1 /proc/loadavg)" \
+		"$(rss_kb "$UP2")" "$(ticks "$UP2")" \
 		"$(field goroutines "$m")" "$(field heap_inuse_kb "$m")" "$(field fds "$m")" >>"$SOAK"
 }
 t0=$(now_ns)
@@ -322,11 +323,12 @@ late_figures() { # KEY FROM TO
 	R[$1,late_n]=$(field n "$line"); R[$1,late_p50]=$(field p50 "$line"); R[$1,late_p99]=$(field p99 "$line")
 	R[$1,late_p999]=$(field p999 "$line"); R[$1,late_max]=$(field max "$line"); R[$1,late_over]=$(field over50 "$line")
 	R[$1,failed_runs]=$(field failed_runs "$line")
+	R[$1,late_secs]=$(field late_secs "$line"); R[$1,fail_secs]=$(field fail_secs "$line"); R[$1,first]=$(field first "$line")
 	line=$(timeout --foreground 120 "$HB" arrivals -ctl "$SRV_SOCK" -from "$2" -to "$3" -exclude "${PORTS[0]}")
 	echo "$1 arrival jitter at the server: $line" >>"$OUT/raw.txt"
 	say "$1 arrivals: $line"
 	R[$1,arr_p50]=$(field p50 "$line"); R[$1,arr_p99]=$(field p99 "$line"); R[$1,arr_max]=$(field max "$line")
-	R[$1,arr_period]=$(field mean_period_ms "$line"); R[$1,arr_irregular]=$(field irregular "$line")
+	R[$1,arr_period]=$(field mean_period_ms "$line"); R[$1,arr_breaks]=$(field breaks "$line")
 }
 late_figures Ccpu "$t0" "$t1"
 
@@ -353,6 +355,17 @@ R[C,running]=$(timeout 10 curl -s --unix-socket "$U2/run/upkeep/upkeep.sock" htt
 	jq '[.[] | select(.state == "running")] | length')
 say "C: at the end ${R[C,running]} running; restarts of the $((N_SVCS - 1)) untouched services: ${R[C,restarts]}"
 kill -TERM "$UP2"; wait_gone "$UP2" 30
+# the daemon's log: every failed check run, every stop that ran into its timeout
+cp "$U2/var/log/upkeep.log" "$OUT/upkeep-500.log" 2>/dev/null
+R[C,log_failed]=$(grep -c '"msg":"check failed"' "$OUT/upkeep-500.log" 2>/dev/null)
+R[C,log_killed]=$(grep -c '"msg":"stop timeout; killing"' "$OUT/upkeep-500.log" 2>/dev/null)
+R[C,log_maxlat]=$(grep '"msg":"check failed"' "$OUT/upkeep-500.log" 2>/dev/null | jq -r .latency | awk '
+	{ v = $1; s = 0 # a Go duration: 549.2µs, 12ms, 1.0005s, 1m2.5s
+	  if (v ~ /(µs|us)$/) { sub(/(µs|us)$/, "", v); s = v / 1e6 } else if (v ~ /ns$/) { sub(/ns$/, "", v); s = v / 1e9 }
+	  else if (v ~ /ms$/) { sub(/ms$/, "", v); s = v / 1000 } else if (v ~ /m[0-9]/) { split(v, p, "m"); sub(/s$/, "", p[2]); s = p[1] * 60 + p[2] }
+	  else { sub(/s$/, "", v); s = v }
+	  if (s > m) m = s }
+	END { printf "%.2f", m }')
 
 # ================================================================== D: monit, N_SVCS checked services
 if [ "$MONIT" = 1 ]; then
@@ -411,19 +424,20 @@ rss_growth=$(awk -v a="$(v C,rss0)" -v b="$(v C,rss1)" 'BEGIN { if (a > 0) print
 	echo "| daemon RSS at start → after ${SOAK_MIN} min (MB) | $(awk -v a="$(v C,rss0)" -v b="$(v C,rss1)" 'BEGIN { printf "%.1f → %.1f", a / 1024, b / 1024 }') (${rss_growth} %) | $(awk -v a="$(v D,rss)" 'BEGIN { printf "%.1f", a / 1024 }') | flat | $(awk -v a="$(v C,rss0)" -v b="$(v C,rss1)" 'BEGIN { print (a > 0 && b <= a * 1.10) ? "met" : "NOT met" }') |"
 	echo
 	echo "- $N_SVCS services running and healthy $(v C,up_ms) ms after the daemon was launched (polled every 0.5 s); daemon CPU $(v C,ticks) ticks of 10 ms over ${CPU_SECS} s; the helper server (load generator, same machine) used $(v C,srv_cpu) % meanwhile."
-	echo "- lateness = start of a check run − its slot, from upkeep's /v1/history (late_ns): $(v Ccpu,late_n) runs in the CPU window, $(v Csoak,late_n) over the whole run; runs over 50 ms late: $(v Ccpu,late_over) / $(v Csoak,late_over); p99.9 $(v Ccpu,late_p999) / $(v Csoak,late_p999) ms; failed runs: $(v Ccpu,failed_runs) / $(v Csoak,failed_runs) (the latter includes the trials' failures)."
-	echo "- arrival jitter = how late each request reached the server against the fixed-rate schedule fitted to its port's arrivals (a constant offset is not seen); irregular intervals (a skipped or doubled slot): $(v Ccpu,arr_irregular) over ${CPU_SECS} s, $(v Csoak,arr_irregular) over the whole run; whole-run p99 / max $(v Csoak,arr_p99) / $(v Csoak,arr_max) ms."
+	echo "- lateness = start of a check run − its slot, from upkeep's /v1/history (late_ns): $(v Ccpu,late_n) runs in the CPU window, $(v Csoak,late_n) over the whole run (the history keeps each service's last 1024 runs: from $(v Csoak,first) UTC); runs over 50 ms late: $(v Ccpu,late_over) / $(v Csoak,late_over), in $(v Ccpu,late_secs) / $(v Csoak,late_secs) distinct seconds; p99.9 $(v Ccpu,late_p999) / $(v Csoak,late_p999) ms; failed runs: $(v Ccpu,failed_runs) / $(v Csoak,failed_runs) in $(v Ccpu,fail_secs) / $(v Csoak,fail_secs) distinct seconds (the latter includes the trials' failures)."
+	echo "- arrival jitter = how late each request reached the server against a fixed-rate schedule fitted to each stretch of regular arrivals of its port (a constant offset is not seen); breaks (a gap off the 1 s interval by more than 0.5 s: a restart or a stall): $(v Ccpu,arr_breaks) over ${CPU_SECS} s, $(v Csoak,arr_breaks) over the whole run; whole-run p99 / max $(v Csoak,arr_p99) / $(v Csoak,arr_max) ms."
+	echo "- the daemon's log over the whole run: $(v C,log_failed) failed check runs (the longest took $(v C,log_maxlat) s against a 1 s timeout), $(v C,log_killed) stops that ran into the 2 s stop timeout (the services are \`sleep\`s, which exit on TERM at once)."
 	echo "- restarts of the $((N_SVCS - 1)) services not failed on purpose, over the whole run: $(v C,restarts); running at the end: $(v C,running) of $N_SVCS."
 	echo "- failure → restart: upkeep $(v A500,line) (500); $(v Ahang,line) (hang). Without a reset between trials: $(v Aseries,line)."
 	echo "- monit: $(v B500,line) (500); $(v Bhang,line) (hang); $N_SVCS checks: RSS $(v D,rss) kB, $(v D,requests) requests in ${CPU_SECS} s, $(v D,failed) failed tests logged."
 	echo "- load average (1/5/15 min): A $(v A,load0) → $(v A,load1); B $(v B,load0) → $(v B,load1); C $(v C,load0) → after the CPU window $(v C,load_cpu) → end $(v C,load1); D $(v D,load0) → $(v D,load1)."
 	echo
-	echo "The daemon over the whole run (CPU: % of one core over the minute before the sample; the trials under load fall in minute 1–2):"
+	echo "The daemon over the whole run (CPU: % of one core since the previous sample; the trials under load come between the samples of minute 0 and 1):"
 	echo
-	echo "| minute | load (1 min) | RSS (MB) | CPU (%) | goroutines | Go heap in use (MB) | open fds |"
-	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-	awk -F'\t' 'NR > 1 { cpu = (NR > 2) ? sprintf("%.2f", ($4 - prev) / 60) : "—"; prev = $4
-		printf "| %s | %s | %.1f | %s | %s | %.1f | %s |\n", $1, $2, $3 / 1024, cpu, $5, $6 / 1024, $7 }' "$SOAK"
+	echo "| minute | s | load (1 min) | RSS (MB) | CPU (%) | goroutines | Go heap in use (MB) | open fds |"
+	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	awk -F'\t' 'NR > 1 { cpu = (NR > 2 && $2 > pt) ? sprintf("%.2f", ($5 - prev) / (($2 - pt) / 1000)) : "—"; prev = $5; pt = $2
+		printf "| %s | %.0f | %s | %.1f | %s | %s | %.1f | %s |\n", $1, $2 / 1000, $3, $4 / 1024, cpu, $6, $7 / 1024, $8 }' "$SOAK"
 } | tee "$OUT/results.md"
 echo "load at end: $(load)" >>"$OUT/machine.txt"
 say "done; raw figures in $OUT"

@@ -316,6 +316,8 @@ func cmdLateness(args []string) error {
 	}
 	var late []float64
 	failed, services := 0, 0
+	lateSecs, failSecs := map[int64]int{}, map[int64]int{}
+	var first, last time.Time
 	for _, s := range sts {
 		var h history
 		if err := getJSON(c, "/v1/history?name="+s.Name, &h); err != nil {
@@ -327,8 +329,18 @@ func cmdLateness(args []string) error {
 				continue
 			}
 			late = append(late, ms(time.Duration(r.Late)))
+			if time.Duration(r.Late) > 50*time.Millisecond {
+				lateSecs[r.Time.Unix()]++
+			}
 			if !r.OK {
 				failed++
+				failSecs[r.Time.Unix()]++
+			}
+			if first.IsZero() || r.Time.Before(first) {
+				first = r.Time
+			}
+			if r.Time.After(last) {
+				last = r.Time
 			}
 		}
 	}
@@ -339,16 +351,39 @@ func cmdLateness(args []string) error {
 		}
 		_ = os.WriteFile(*raw, []byte(b.String()), 0o644)
 	}
-	fmt.Printf("services=%d failed_runs=%d %s\n", services, failed, summary(late))
+	// the seconds in which runs were late or failed: isolated stragglers,
+	// or the whole daemon held up at once?
+	worst := func(m map[int64]int) string {
+		type sec struct {
+			t int64
+			n int
+		}
+		var ss []sec
+		for t, n := range m {
+			ss = append(ss, sec{t, n})
+		}
+		sort.Slice(ss, func(i, j int) bool { return ss[i].n > ss[j].n || ss[i].n == ss[j].n && ss[i].t < ss[j].t })
+		var parts []string
+		for i := 0; i < len(ss) && i < 5; i++ {
+			parts = append(parts, fmt.Sprintf("%s:%d", time.Unix(ss[i].t, 0).UTC().Format("15:04:05"), ss[i].n))
+		}
+		return strings.Join(parts, ",")
+	}
+	span := ""
+	if !first.IsZero() {
+		span = fmt.Sprintf(" first=%s last=%s", first.UTC().Format("15:04:05"), last.UTC().Format("15:04:05"))
+	}
+	fmt.Printf("services=%d failed_runs=%d late_secs=%d fail_secs=%d%s %s worst_late=%s worst_fail=%s\n", services, failed,
+		len(lateSecs), len(failSecs), span, summary(late), worst(lateSecs), worst(failSecs))
 	return nil
 }
 
 // ---------------------------------------------------------------- arrivals
 
 // cmdArrivals: per port, fit the fixed-rate schedule t0 + k*interval to
-// the arrivals (k from rounding, t0 the earliest a-k*interval), and report
-// how far each arrival is behind it. The fit makes this a jitter measure:
-// a constant delay of every run is not seen.
+// each stretch of regular arrivals (k from rounding, t0 the earliest
+// a-k*interval), and report how far each arrival is behind it. The fit
+// makes this a jitter measure: a constant delay of every run is not seen.
 func cmdArrivals(args []string) error {
 	fs := flag.NewFlagSet("arrivals", flag.ExitOnError)
 	ctl := fs.String("ctl", "", "the server's control socket")
@@ -367,7 +402,7 @@ func cmdArrivals(args []string) error {
 	}
 	iv := int64(*interval)
 	var late, periods []float64
-	ports, gaps, reqs := 0, 0, 0
+	ports, breaks, reqs := 0, 0, 0
 	maxGap := time.Duration(0)
 	for pn, a := range all {
 		if ex[pn] || len(a) < 2 {
@@ -376,28 +411,42 @@ func cmdArrivals(args []string) error {
 		ports++
 		reqs += len(a)
 		periods = append(periods, ms(time.Duration(a[len(a)-1]-a[0]))/float64(len(a)-1))
-		for i := 1; i < len(a); i++ {
-			maxGap = max(maxGap, time.Duration(a[i]-a[i-1]))
-		}
-		ks := make([]int64, len(a))
-		base := int64(math.MaxInt64)
-		for i, t := range a {
-			ks[i] = int64(math.Round(float64(t-a[0]) / float64(iv)))
-			if i > 0 && ks[i]-ks[i-1] != 1 {
-				gaps++ // a slot skipped, or two requests in one slot
+		// A schedule is fitted to each stretch of regular arrivals; a gap
+		// off the interval by more than half of it (a restart, which starts
+		// a new schedule, or a stall) ends a stretch and counts as a break.
+		seg := []int64{a[0]}
+		flush := func() {
+			if len(seg) < 2 {
+				return
 			}
-			base = min(base, t-ks[i]*iv)
+			base := int64(math.MaxInt64)
+			ks := make([]int64, len(seg))
+			for i, t := range seg {
+				ks[i] = int64(math.Round(float64(t-seg[0]) / float64(iv)))
+				base = min(base, t-ks[i]*iv)
+			}
+			for i, t := range seg {
+				late = append(late, ms(time.Duration(t-ks[i]*iv-base)))
+			}
 		}
-		for i, t := range a {
-			late = append(late, ms(time.Duration(t-ks[i]*iv-base)))
+		for i := 1; i < len(a); i++ {
+			gap := a[i] - a[i-1]
+			maxGap = max(maxGap, time.Duration(gap))
+			if gap < iv/2 || gap > iv+iv/2 {
+				breaks++
+				flush()
+				seg = seg[:0]
+			}
+			seg = append(seg, a[i])
 		}
+		flush()
 	}
 	mean := 0.0
 	for _, p := range periods {
 		mean += p / float64(len(periods))
 	}
-	fmt.Printf("ports=%d requests=%d mean_period_ms=%.1f max_gap_ms=%.1f irregular=%d %s\n",
-		ports, reqs, mean, ms(maxGap), gaps, summary(late))
+	fmt.Printf("ports=%d requests=%d mean_period_ms=%.1f max_gap_ms=%.1f breaks=%d %s\n",
+		ports, reqs, mean, ms(maxGap), breaks, summary(late))
 	return nil
 }
 

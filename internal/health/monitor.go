@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -175,8 +176,16 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	start := time.Now()
+	// The first run is at once (readiness); the rest are shifted by a random
+	// phase, so the checks of services started together do not all fire in
+	// the same instant every interval — a stall of the whole machine then
+	// hits a few of them, not all at once.
+	phase := rand.N(interval)
 	for slot := int64(0); ; {
-		due := start.Add(time.Duration(slot) * interval)
+		due := start
+		if slot > 0 {
+			due = start.Add(phase + time.Duration(slot)*interval)
+		}
 		if wait := time.Until(due); wait > 0 {
 			timer.Reset(wait)
 			select {
@@ -204,7 +213,7 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 		// Fixed rate: the next slot is the first one still ahead, so a run
 		// that overran its interval skips the slots it missed.
 		slot++
-		if n := int64(time.Since(start)/interval) + 1; n > slot {
+		if n := int64((time.Since(start)-phase)/interval) + 1; n > slot {
 			slot = n
 		}
 	}

@@ -436,9 +436,6 @@ func (s *service) settle() {
 // applyPolicy decides what follows an exit nobody asked for.
 func (s *service) applyPolicy() {
 	r := s.spec.Restart
-	if time.Since(s.startedAt) >= r.StableAfter.D() {
-		s.failures = 0
-	}
 	restart := r.Policy == spec.Always || (r.Policy == spec.OnFailure && !s.lastExit.Success())
 	if !restart || s.removed {
 		s.set(Exited, "")
@@ -455,6 +452,9 @@ func (s *service) restartAfterFailure() {
 	if s.removed {
 		s.set(Exited, "")
 		return
+	}
+	if time.Since(s.startedAt) >= r.StableAfter.D() {
+		s.failures = 0 // a run that lasted counts as a fresh start
 	}
 	cutoff := time.Now().Add(-r.Window.D())
 	for len(s.starts) > 0 && s.starts[0].Before(cutoff) {
