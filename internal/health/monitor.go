@@ -183,7 +183,9 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 	phase := rand.N(interval)
 	for slot := int64(0); ; {
 		due := start
-		if slot > 0 {
+		if slot == 0 {
+			due = time.Now()
+		} else {
 			due = start.Add(phase + time.Duration(slot)*interval)
 		}
 		if wait := time.Until(due); wait > 0 {
@@ -210,6 +212,17 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 		if !m.record(i, r, j, verdict) {
 			return
 		}
+		// Coming up: until the first pass, within the grace, look again
+		// soon (at most every readyPoll) so readiness is seen quickly.
+		if !passed && grace > 0 && time.Since(m.started(start)) < grace && interval > readyPoll {
+			timer.Reset(readyPoll)
+			select {
+			case <-m.done:
+				return
+			case <-timer.C:
+			}
+			continue // slot stays 0: due "now"
+		}
 		// Fixed rate: the next slot is the first one still ahead, so a run
 		// that overran its interval skips the slots it missed.
 		slot++
@@ -218,6 +231,10 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 		}
 	}
 }
+
+// readyPoll is how often a check that has not passed yet runs while its
+// service is in its start grace.
+const readyPoll = 250 * time.Millisecond
 
 // started is when the run began, for grace: the target's word, or the
 // monitor's own start without a target.
