@@ -185,11 +185,12 @@ func deployCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
+// exactName accepts exactly one argument that is a safe service name.
 func exactName(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
 		return usageError{fmt.Errorf("%s: want one service name", cmd.Name())}
 	}
-	return nil
+	return checkNames(args)
 }
 
 func rollbackCommand(g *globals) *cobra.Command {
@@ -199,9 +200,6 @@ func rollbackCommand(g *globals) *cobra.Command {
 		Short: "Go back to the release deployed before the current one, with its overlay, and restart",
 		Args:  exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkNames(args); err != nil {
-				return err
-			}
 			h, err := g.host()
 			if err != nil {
 				return err
@@ -221,9 +219,6 @@ func releasesCommand(g *globals) *cobra.Command {
 		Short: "List a service's releases in the order they were deployed (* marks the current one)",
 		Args:  exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkNames(args); err != nil {
-				return err
-			}
 			h, err := g.host()
 			if err != nil {
 				return err
@@ -272,9 +267,6 @@ func overlayCommand(g *globals) *cobra.Command {
 		Short: "Lay var/www/NAME/config/ onto the root (symlinks; copies for service.toml's copy list); --dry-run prints the plan",
 		Args:  exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkNames(args); err != nil {
-				return err
-			}
 			h, err := g.host()
 			if err != nil {
 				return err
@@ -295,9 +287,6 @@ func removeCommand(g *globals) *cobra.Command {
 		Short: "Stop a service and remove its overlay, var/www/NAME, releases and symlinks (data and logs stay unless --purge)",
 		Args:  exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkNames(args); err != nil {
-				return err
-			}
 			h, err := g.host()
 			if err != nil {
 				return err
