@@ -165,7 +165,12 @@ func deployCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy NAME[@VERSION]",
 		Short: "Unpack an image into a release, lay its overlay, switch var/www/NAME, restart, and roll back if it does not come up",
-		Args:  exactName,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("deploy: want NAME[@VERSION]")}
+			}
+			return nil // nameVersion checks the name
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, version, err := nameVersion(args[0])
 			if err != nil {
