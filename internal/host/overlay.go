@@ -442,14 +442,8 @@ func (h *Host) show(p string) string {
 // symlinked path. The manifest is written even when a step fails, so that it
 // always lists what is in place.
 func (h *Host) ApplyOverlay(p *Plan, force bool) (err error) {
-	var stop []Op
-	for _, op := range p.Conflicts() {
-		if op.Hard || !force {
-			stop = append(stop, op)
-		}
-	}
-	if len(stop) > 0 {
-		return &ConflictError{Service: p.Service, Ops: stop, Forced: force}
+	if err := checkConflicts(p, force); err != nil {
+		return err
 	}
 	m := &Manifest{Service: p.Service, Release: p.Release, Dirs: p.own.Dirs}
 	keep := map[string]Placed{}
