@@ -74,6 +74,7 @@ type Monitor struct {
 	service string
 	target  Target
 	out     chan<- Event
+	ran     func(Event) // when set, Ran events go here instead of out
 	done    chan struct{}
 	cancel  context.CancelFunc // ends probes in flight at Stop
 	stop    sync.Once
@@ -92,11 +93,21 @@ type Monitor struct {
 // may reuse the slice. A monitor with no checks is vacuously ready: it sends
 // Ready once.
 func Start(service string, checks []spec.Check, t Target, out chan<- Event) *Monitor {
+	return StartObserved(service, checks, t, out, nil)
+}
+
+// StartObserved is Start with every Ran event given to ran, in the check's
+// own goroutine, instead of being sent on out; ran must be safe for
+// concurrent use and quick. Only the events that need the supervisor's
+// decision (Failed, Recovered, Ready) then cross the channel: one goroutine
+// hand-off less for every check run.
+func StartObserved(service string, checks []spec.Check, t Target, out chan<- Event, ran func(Event)) *Monitor {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Monitor{
 		service: service,
 		target:  t,
 		out:     out,
+		ran:     ran,
 		done:    make(chan struct{}),
 		cancel:  cancel,
 		status:  make([]CheckStatus, len(checks)),
@@ -179,8 +190,20 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 	// The first run is at once (readiness); the rest are shifted by a random
 	// phase, so the checks of services started together do not all fire in
 	// the same instant every interval — a stall of the whole machine then
-	// hits a few of them, not all at once.
+	// hits a few of them, not all at once. The phases fall on a grid of
+	// `tick` shared by all checks: the checks due in one tick then run in
+	// one wake-up of the daemon instead of each in its own. Waking an idle
+	// Go runtime costs far more than a probe (threads unparked, the sysmon
+	// thread spinning up again); with hundreds of checks a second that was
+	// most of the daemon's CPU.
 	phase := rand.N(interval)
+	if interval >= 10*tick {
+		grid := start.Add(-time.Duration(start.UnixNano() % int64(tick))) // start, down to the grid
+		phase = grid.Sub(start) + rand.N(interval/tick)*tick
+		if phase <= 0 {
+			phase += interval
+		}
+	}
 	for slot := int64(0); ; {
 		due := start
 		if slot == 0 {
@@ -232,6 +255,9 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 	}
 }
 
+// tick is the grid the checks' schedules are aligned on.
+const tick = 20 * time.Millisecond
+
 // readyPoll is how often a check that has not passed yet runs while its
 // service is in its start grace.
 const readyPoll = 250 * time.Millisecond
@@ -269,7 +295,12 @@ func (m *Monitor) record(i int, r Result, j *judge, v verdict) bool {
 	m.mu.Unlock()
 
 	c := j.check
-	if !m.send(Event{Kind: Ran, Check: c, Result: r, Streak: j.streak}) {
+	if m.ran != nil {
+		if m.stopped() {
+			return false
+		}
+		m.ran(Event{Kind: Ran, Check: c, Result: r, Streak: j.streak})
+	} else if !m.send(Event{Kind: Ran, Check: c, Result: r, Streak: j.streak}) {
 		return false
 	}
 	switch v {

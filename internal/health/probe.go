@@ -3,7 +3,6 @@ package health
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,59 +23,25 @@ import (
 const maxBody = 1 << 20
 
 // ProbeState carries what a probe keeps between runs of one check: the
-// previous CPU sample (cpu), and the HTTP client whose keep-alive connection
-// is reused (http). The zero value is ready to use; a nil *ProbeState is
-// allowed (cpu then always reports a first sample, http uses a fresh
-// connection each time). It is not safe for concurrent use: one check's
-// runs are sequential. Close releases what it holds.
+// previous CPU sample (cpu), and the HTTP connection kept alive for the next
+// run with the request built for it (http). The zero value is ready to use;
+// a nil *ProbeState is allowed (cpu then always reports a first sample, http
+// uses a fresh connection each time). It is not safe for concurrent use: one
+// check's runs are sequential. Close releases what it holds.
 type ProbeState struct {
 	service    string // for the environment of exec checks
 	cpuSeconds float64
 	cpuAt      time.Time
-	client     *http.Client
-	transport  *http.Transport
+	http       httpConn
+	req        *http.Request // for reqKey
+	reqKey     string
 }
 
-// Close closes the idle HTTP connection kept for the next run.
+// Close closes the connection kept for the next run.
 func (s *ProbeState) Close() {
-	if s != nil && s.transport != nil {
-		s.transport.CloseIdleConnections()
+	if s != nil {
+		s.http.close()
 	}
-}
-
-func (s *ProbeState) httpClient() (*http.Client, func()) {
-	if s == nil {
-		c, t := newHTTPClient(false)
-		return c, t.CloseIdleConnections
-	}
-	if s.client == nil {
-		s.client, s.transport = newHTTPClient(true)
-	}
-	return s.client, func() {}
-}
-
-// newHTTPClient is monit's HTTP test: no proxy, no certificate
-// verification (monit checks that the port answers, not who it is), no
-// redirects followed (a 3xx is the answer, judged by the status range), and
-// no timeout of its own: the probe's context bounds dial, request and body
-// together, so a hung endpoint costs one timeout and its connection is
-// closed when it expires.
-func newHTTPClient(keepAlive bool) (*http.Client, *http.Transport) {
-	t := &http.Transport{
-		DialContext:         (&net.Dialer{}).DialContext,
-		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true},
-		DisableKeepAlives:   !keepAlive,
-		MaxIdleConns:        1,
-		MaxIdleConnsPerHost: 1,
-		IdleConnTimeout:     2 * time.Minute,
-	}
-	c := &http.Client{
-		Transport: t,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-	return c, t
 }
 
 // Probe runs one check once, bounded by c.Timeout (and ctx). Due and
@@ -129,41 +95,39 @@ func describe(ctx context.Context, err error, timeout time.Duration) string {
 }
 
 func probeHTTP(ctx context.Context, c *spec.Check, s *ProbeState) (string, error) {
-	client, done := s.httpClient()
-	defer done()
+	if s == nil {
+		s = &ProbeState{}
+		defer s.Close()
+	}
 	method := c.Method
 	if method == "" {
 		method = http.MethodGet
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.URL, nil)
+	if key := method + " " + c.URL; s.req == nil || s.reqKey != key {
+		req, err := http.NewRequest(method, c.URL, nil)
+		if err != nil {
+			return "", err
+		}
+		if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+			return "", fmt.Errorf("unsupported protocol scheme %q", req.URL.Scheme)
+		}
+		s.req, s.reqKey = req, key
+	}
+	status, body, err := s.http.do(ctx, s.req, c.Host)
 	if err != nil {
 		return "", err
-	}
-	if c.Host != "" {
-		req.Host = c.Host
-	}
-	req.Header.Set("User-Agent", "upkeep-health")
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	// Reading the body (up to the limit) also lets the connection be reused.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return "", fmt.Errorf("HTTP %d: read body: %w", resp.StatusCode, err)
 	}
 	lo, hi := c.StatusMin, c.StatusMax
 	if lo == 0 && hi == 0 { // a check that did not pass through validation
 		lo, hi = 200, 399
 	}
-	if resp.StatusCode < lo || resp.StatusCode > hi {
-		return "", fmt.Errorf("HTTP %d, want %d-%d", resp.StatusCode, lo, hi)
+	if status < lo || status > hi {
+		return "", fmt.Errorf("HTTP %d, want %d-%d", status, lo, hi)
 	}
 	if c.Body != "" && !bytes.Contains(body, []byte(c.Body)) {
-		return "", fmt.Errorf("HTTP %d: body does not contain %q", resp.StatusCode, c.Body)
+		return "", fmt.Errorf("HTTP %d: body does not contain %q", status, c.Body)
 	}
-	return fmt.Sprintf("HTTP %d", resp.StatusCode), nil
+	return "HTTP " + strconv.Itoa(status), nil
 }
 
 // probeConn connects; with send it writes it; with expect it reads until

@@ -263,3 +263,40 @@ func TestMemoryCheckFails(t *testing.T) {
 		t.Errorf("Failed = %+v", f)
 	}
 }
+
+// A server that closes a kept-alive connection while it is idle (without
+// saying so) costs the check nothing: the request goes again on a new one.
+func TestHTTPProbeStaleConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			buf := make([]byte, 4096)
+			conn.Read(buf)
+			conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+			time.Sleep(20 * time.Millisecond)
+			conn.Close()
+		}
+	}()
+	var s ProbeState
+	defer s.Close()
+	c := spec.Check{Type: "http", URL: "http://" + ln.Addr().String() + "/", Body: "ok"}
+	for i := range 3 {
+		if r := probe(c, nil, &s); !r.OK || r.Message != "HTTP 200" {
+			t.Fatalf("run %d: %+v", i, r)
+		}
+		time.Sleep(50 * time.Millisecond) // the server has closed by now
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("%d connections accepted, want 3 (one per run)", n)
+	}
+}

@@ -32,7 +32,7 @@ func (t runTarget) Started() time.Time { return t.started }
 // monitor, so streaks never carry over from a previous process.
 func (s *service) startMonitor() {
 	s.stopMonitor()
-	m := health.Start(s.name, s.spec.Checks, runTarget{s: s, main: s.main.Pid, started: s.startedAt}, s.healthC)
+	m := health.StartObserved(s.name, s.spec.Checks, runTarget{s: s, main: s.main.Pid, started: s.startedAt}, s.healthC, s.ran)
 	s.mu.Lock()
 	s.mon = m
 	s.mu.Unlock()
@@ -67,21 +67,28 @@ func (s *service) checks() []health.CheckStatus {
 	return m.Snapshot()
 }
 
+// ran records every check run; the monitor calls it from the check's
+// goroutine, so it touches only what is safe for concurrent use (the
+// journal, the metrics, the log), never the service's state.
+func (s *service) ran(ev health.Event) {
+	s.d.observeCheck(s.name, ev)
+	if !ev.Result.OK {
+		// A failure in the start grace (streak 0) is a service coming up.
+		level := slog.LevelWarn
+		if ev.Streak == 0 {
+			level = slog.LevelInfo
+		}
+		s.d.log.Log(context.Background(), level, "check failed", "service", s.name, "check", ev.Result.Check,
+			"message", ev.Result.Message, "streak", ev.Streak, "latency", ev.Result.Latency.String())
+	}
+}
+
 // health acts on what the monitor reports: readiness, and the check's
 // action once it crosses its failure threshold (monit's "then").
 func (s *service) health(ev health.Event) {
 	switch ev.Kind {
 	case health.Ran:
-		s.d.observeCheck(s.name, ev)
-		if !ev.Result.OK {
-			// A failure in the start grace (streak 0) is a service coming up.
-			level := slog.LevelWarn
-			if ev.Streak == 0 {
-				level = slog.LevelInfo
-			}
-			s.d.log.Log(context.Background(), level, "check failed", "service", s.name, "check", ev.Result.Check,
-				"message", ev.Result.Message, "streak", ev.Streak, "latency", ev.Result.Latency.String())
-		}
+		s.ran(ev)
 	case health.Ready:
 		if s.state == Starting && s.active() {
 			s.set(Running, "")
