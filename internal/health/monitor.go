@@ -222,7 +222,15 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 		if m.stopped() {
 			return
 		}
-		r := Probe(ctx, c, m.target, &state)
+		r := runProbe(ctx, c, m.target, &state)
+		if !r.OK && stalled(r, c) && !m.stopped() {
+			// The deadline was seen long after it passed: this process (or
+			// the whole machine) did not get to run, so the failure says
+			// nothing of the service. Under a stall that would fail every
+			// check in flight at once and restart healthy services in bulk;
+			// ask again instead, and count that answer.
+			r = runProbe(ctx, c, m.target, &state)
+		}
 		if m.stopped() {
 			return // a probe cut short by Stop is no result
 		}
@@ -253,6 +261,20 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 			slot = n
 		}
 	}
+}
+
+// runProbe is Probe; tests replace it to simulate what a real machine does
+// rarely (a stalled process).
+var runProbe = Probe
+
+// stalled reports whether a failed run took far longer than its timeout
+// allows: more than half the timeout again, and at least 250ms, past it.
+func stalled(r Result, c *spec.Check) bool {
+	timeout := time.Duration(c.Timeout)
+	if timeout <= 0 {
+		timeout = spec.DefaultCheckTimeout
+	}
+	return r.Latency > timeout+max(timeout/2, 250*time.Millisecond)
 }
 
 // tick is the grid the checks' schedules are aligned on.

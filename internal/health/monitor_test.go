@@ -1,8 +1,11 @@
 package health
 
 import (
+	"context"
 	"runtime"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -339,4 +342,47 @@ func TestStopWithAnUnreadChannel(t *testing.T) {
 		t.Fatal("Stop blocked on a send")
 	}
 	m.Stop() // twice is fine
+}
+
+// A failed run that took far longer than its timeout is a stalled daemon,
+// not a failed service: the check asks again and counts that answer. A run
+// that failed within its timeout counts at once.
+func TestStalledRunIsRetried(t *testing.T) {
+	var calls atomic.Int64
+	saved := runProbe
+	defer func() { runProbe = saved }()
+	runProbe = func(ctx context.Context, c *spec.Check, tg Target, s *ProbeState) Result {
+		n := calls.Add(1)
+		r := Result{Check: c.Name, Started: time.Now()}
+		switch {
+		case n == 1: // passes: the check becomes ready
+			r.OK, r.Message, r.Latency = true, "HTTP 200", time.Millisecond
+		case n == 2: // stalled: the 1s timeout noticed 3s late
+			r.Message, r.Latency = "timeout after 1s", 4*time.Second
+		case n == 3: // the retry passes
+			r.OK, r.Message, r.Latency = true, "HTTP 200", time.Millisecond
+		default: // a genuine failure within its timeout
+			r.Message, r.Latency = "HTTP 500", 2*time.Millisecond
+		}
+		return r
+	}
+	c := spec.Check{Name: "web", Type: "http", Timeout: spec.Duration(time.Second),
+		Interval: spec.Duration(30 * time.Millisecond), Cycles: 1, Within: 1, Recover: 1, Then: "restart"}
+	out := make(chan Event, 64)
+	m := Start("www-test", []spec.Check{c}, nil, out)
+	defer m.Stop()
+	evs := collect(t, out, 10*time.Second, func(ev Event) bool { return ev.Kind == Failed })
+	var ran []string
+	for _, ev := range evs {
+		if ev.Kind == Ran {
+			ran = append(ran, ev.Result.Message)
+		}
+	}
+	// Runs 1, 2+3 (one result), 4 (fails: threshold of 1 crossed).
+	if want := []string{"HTTP 200", "HTTP 200", "HTTP 500"}; !slices.Equal(ran, want) {
+		t.Errorf("results %q, want %q", ran, want)
+	}
+	if f := evs[len(evs)-1]; f.Result.Message != "HTTP 500" {
+		t.Errorf("Failed on %q, want the genuine failure", f.Result.Message)
+	}
 }

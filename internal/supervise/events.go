@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -74,9 +75,10 @@ type CheckResult struct {
 // checkRun and sample are how the rings hold check runs and samples: small
 // and pointer-free (times as Unix nanoseconds, the check by index).
 type checkRun struct {
-	at, latency, late int64
-	check             uint16
-	ok                bool
+	at, latency int64
+	late        int32 // microseconds, clamped
+	check       uint16
+	ok          bool
 }
 
 type sample struct {
@@ -156,7 +158,18 @@ func (j *journal) addCheck(service string, r CheckResult) {
 		idx = len(names)
 		j.names[service] = append(names, r.Check)
 	}
-	ringOf(j.checks, service, historyChecks).add(checkRun{at: r.Time.UnixNano(), latency: int64(r.Latency), late: int64(r.Late), check: uint16(idx), ok: r.OK})
+	ring, ok := j.checks[service]
+	if !ok {
+		// Allocated whole and touched at once: a checked service's memory is
+		// what it will be after an hour, not a slope that looks like a leak.
+		ring = newRing[checkRun](historyChecks)
+		ring.buf = make([]checkRun, historyChecks)
+		clear(ring.buf)
+		ring.buf = ring.buf[:0]
+		j.checks[service] = ring
+	}
+	late := min(r.Late/time.Microsecond, math.MaxInt32)
+	ring.add(checkRun{at: r.Time.UnixNano(), latency: int64(r.Latency), late: int32(late), check: uint16(idx), ok: r.OK})
 }
 
 func (j *journal) addSample(service string, s Sample) {
@@ -244,7 +257,7 @@ func (d *Daemon) History(name string) (History, error) {
 	}
 	for _, c := range ringItems(j.checks[name]) {
 		h.Checks = append(h.Checks, CheckResult{Time: time.Unix(0, c.at), Check: j.names[name][c.check], OK: c.ok,
-			Latency: time.Duration(c.latency), Late: time.Duration(c.late)})
+			Latency: time.Duration(c.latency), Late: time.Duration(c.late) * time.Microsecond})
 	}
 	for _, s := range ringItems(j.samples[name]) {
 		h.Samples = append(h.Samples, Sample{Time: time.Unix(0, s.at), CPUSeconds: s.cpu, RSSBytes: uint64(s.rss), Restarts: int(s.restarts)})
