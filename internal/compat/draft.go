@@ -43,6 +43,14 @@ func (p Pos) Directive() string {
 	return p.Text
 }
 
+// fixed is p with its directive made.
+func (p Pos) fixed() Pos {
+	if p.text != nil {
+		p.Text, p.text = p.Directive(), nil
+	}
+	return p
+}
+
 func (p Pos) String() string {
 	if p.Line > 0 {
 		return fmt.Sprintf("%s:%d", p.File, p.Line)

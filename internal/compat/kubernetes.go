@@ -3,7 +3,6 @@ package compat
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -14,11 +13,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
 	"upkeep/internal/spec"
@@ -28,7 +22,7 @@ import (
 // pod's own address.
 type probe struct {
 	check   *spec.Check
-	handler corev1.ProbeHandler
+	handler k8sProbeHandler
 	port    int
 }
 
@@ -44,8 +38,8 @@ func (x *exporter) kubernetes() ([]File, error) {
 	if s.Version != "" {
 		labels["app.kubernetes.io/version"] = k8sLabelValue(s.Version)
 	}
-	meta := func(n string) metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: n, Labels: labels,
+	meta := func(n string) k8sObjectMeta {
+		return k8sObjectMeta{Name: n, Labels: labels,
 			Annotations: map[string]string{"upkeep/exported-from": x.hostPath(s.File)}}
 	}
 	image := s.Name + ":latest"
@@ -54,7 +48,7 @@ func (x *exporter) kubernetes() ([]File, error) {
 	}
 	x.note("image", "upkeep runs programs from the host; build the image %s with them and %s in it", image, x.hostPath(s.Dir))
 
-	c := corev1.Container{
+	c := k8sContainer{
 		Name:       name,
 		Image:      image,
 		Command:    k8sEscape(x.argv()),
@@ -62,7 +56,7 @@ func (x *exporter) kubernetes() ([]File, error) {
 	}
 	env := x.env()
 	for _, k := range sortedKeys(env) {
-		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: env[k]})
+		c.Env = append(c.Env, k8sEnvVar{Name: k, Value: env[k]})
 	}
 	var objects []any
 	if s.EnvFile != "" {
@@ -70,15 +64,15 @@ func (x *exporter) kubernetes() ([]File, error) {
 		if err != nil {
 			x.note("env_file", "cannot be read (%v); not exported", err)
 		} else {
-			cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: meta(name + "-env"), Data: vars}
+			cm := &k8sConfigMap{k8sTypeMeta: k8sTypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, Metadata: meta(name + "-env"), Data: vars}
 			objects = append(objects, cm)
-			c.EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm.Name}}}}
-			x.note("env_file", "copied into ConfigMap %s as it is now; upkeep reads the file at every start", cm.Name)
+			c.EnvFrom = []k8sEnvFromSource{{ConfigMapRef: &k8sLocalObjectRef{Name: cm.Metadata.Name}}}
+			x.note("env_file", "copied into ConfigMap %s as it is now; upkeep reads the file at every start", cm.Metadata.Name)
 		}
 	}
-	pod := corev1.PodSpec{TerminationGracePeriodSeconds: new(seconds(s.Stop.Timeout, 0))}
+	pod := k8sPodSpec{TerminationGracePeriodSeconds: new(seconds(s.Stop.Timeout, 0))}
 	if cfg := x.configFiles(); len(cfg) > 0 {
-		cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: meta(name + "-config")}
+		cm := &k8sConfigMap{k8sTypeMeta: k8sTypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, Metadata: meta(name + "-config")}
 		used := map[string]bool{}
 		total := 0
 		for _, f := range cfg {
@@ -95,19 +89,19 @@ func (x *exporter) kubernetes() ([]File, error) {
 				}
 				cm.BinaryData[key] = f.data
 			}
-			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "config", MountPath: f.target, SubPath: key, ReadOnly: true})
+			c.VolumeMounts = append(c.VolumeMounts, k8sVolumeMount{Name: "config", MountPath: f.target, SubPath: key, ReadOnly: true})
 		}
 		if total > 1<<20 {
 			x.note("config/", "%d bytes: more than a ConfigMap holds (1 MiB)", total)
 		}
-		pod.Volumes = []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm.Name}}}}}
+		pod.Volumes = []k8sVolume{{Name: "config", ConfigMap: &k8sLocalObjectRef{Name: cm.Metadata.Name}}}
 		objects = append(objects, cm)
 	}
-	x.k8sSecurity(&pod, &c)
+	x.k8sSecurity(&c)
 	ports := x.k8sProbes(&c)
 	x.k8sResources(&c)
 	if len(s.StopCommand) > 0 {
-		c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: k8sEscape(s.StopCommand)}}}
+		c.Lifecycle = &k8sLifecycle{PreStop: &k8sProbeHandler{Exec: &k8sExecAction{Command: k8sEscape(s.StopCommand)}}}
 		x.note("stop_command", "runs as a preStop hook, and the kubelet still sends SIGTERM after it")
 	}
 	if sig := strings.TrimPrefix(strings.ToUpper(s.Stop.Signal), "SIG"); sig != "TERM" && sig != "15" {
@@ -120,25 +114,25 @@ func (x *exporter) kubernetes() ([]File, error) {
 		replicas = 0
 		x.note("autostart", "false: replicas = 0; scale it up to start it")
 	}
-	pod.Containers = []corev1.Container{c}
-	dep := &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: meta(name),
-		Spec: appsv1.DeploymentSpec{
+	pod.Containers = []k8sContainer{c}
+	dep := &k8sDeployment{
+		k8sTypeMeta: k8sTypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		Metadata:    meta(name),
+		Spec: k8sDeploymentSpec{
 			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": name}},
+			Selector: &k8sLabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": name}},
 			// One process at a time, as on the host: the old pod stops
 			// before the new one starts (ports, pid files, data).
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod},
+			Strategy: k8sStrategy{Type: "Recreate"},
+			Template: k8sPodTemplateSpec{Metadata: k8sObjectMeta{Labels: labels}, Spec: pod},
 		},
 	}
 	objects = append(objects, dep)
 	if len(ports) > 0 {
-		svc := &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: meta(name),
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app.kubernetes.io/name": name}}}
+		svc := &k8sService{k8sTypeMeta: k8sTypeMeta{APIVersion: "v1", Kind: "Service"}, Metadata: meta(name),
+			Spec: k8sServiceSpec{Selector: map[string]string{"app.kubernetes.io/name": name}}}
 		for _, p := range ports {
-			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: portName(p), Port: int32(p), TargetPort: intstr.FromInt32(int32(p)), Protocol: corev1.ProtocolTCP})
+			svc.Spec.Ports = append(svc.Spec.Ports, k8sServicePort{Name: portName(p), Port: int32(p), TargetPort: int32(p), Protocol: "TCP"})
 		}
 		objects = append(objects, svc)
 	}
@@ -148,48 +142,13 @@ func (x *exporter) kubernetes() ([]File, error) {
 		if i > 0 {
 			out.WriteString("---\n")
 		}
-		data, err := k8sYAML(o)
+		data, err := yaml.Marshal(o)
 		if err != nil {
 			return nil, err
 		}
 		out.Write(data)
 	}
 	return []File{{Name: s.Name + ".yaml", Data: out.Bytes()}}, nil
-}
-
-// k8sYAML serialises an object as kubectl prints it, less the fields a
-// typed struct always carries when empty (creationTimestamp: null,
-// status: {}).
-func k8sYAML(o any) ([]byte, error) {
-	j, err := json.Marshal(o)
-	if err != nil {
-		return nil, err
-	}
-	var v any
-	if err := json.Unmarshal(j, &v); err != nil {
-		return nil, err
-	}
-	return yaml.Marshal(prune(v))
-}
-
-// prune drops nulls and empty objects, recursively.
-func prune(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, e := range t {
-			e = prune(e)
-			if m, ok := e.(map[string]any); e == nil || ok && len(m) == 0 {
-				delete(t, k)
-				continue
-			}
-			t[k] = e
-		}
-	case []any:
-		for i := range t {
-			t[i] = prune(t[i])
-		}
-	}
-	return v
 }
 
 var k8sBad = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -244,7 +203,7 @@ func local(host string) bool {
 // first check a probe can run (upkeep's "running" waits for every check),
 // liveness and a startup probe (upkeep's grace) from the first that
 // restarts. It returns the ports the checks name.
-func (x *exporter) k8sProbes(c *corev1.Container) []int {
+func (x *exporter) k8sProbes(c *k8sContainer) []int {
 	var probes []probe
 	var ports []int
 	for i := range x.s.Checks {
@@ -256,25 +215,25 @@ func (x *exporter) k8sProbes(c *corev1.Container) []int {
 		probes = append(probes, p)
 		if p.port > 0 && !contains(ports, p.port) {
 			ports = append(ports, p.port)
-			c.Ports = append(c.Ports, corev1.ContainerPort{Name: portName(p.port), ContainerPort: int32(p.port), Protocol: corev1.ProtocolTCP})
+			c.Ports = append(c.Ports, k8sContainerPort{Name: portName(p.port), ContainerPort: int32(p.port), Protocol: "TCP"})
 		}
 	}
 	used := map[*spec.Check]bool{}
 	for i := range probes {
 		p := &probes[i]
 		if c.ReadinessProbe == nil {
-			c.ReadinessProbe = k8sProbe(p, int32(p.check.Recover))
+			c.ReadinessProbe = newK8sProbe(p, int32(p.check.Recover))
 			used[p.check] = true
 		}
 		if c.LivenessProbe == nil && p.check.Then == "restart" {
 			if p.check.Recover > 1 {
 				x.note("check "+p.check.Name, "recover = %d: a liveness probe recovers after one success", p.check.Recover)
 			}
-			c.LivenessProbe = k8sProbe(p, 1)
+			c.LivenessProbe = newK8sProbe(p, 1)
 			if g := p.check.Grace.D(); g > 0 {
 				// upkeep ignores failures for grace after a start, then
 				// counts cycles of them: probe often until the first pass.
-				sp := k8sProbe(p, 1)
+				sp := newK8sProbe(p, 1)
 				sp.PeriodSeconds = min(sp.PeriodSeconds, 5)
 				period := int64(sp.PeriodSeconds)
 				sp.FailureThreshold = int32((seconds(p.check.Grace, 1)+period-1)/period) + int32(max(p.check.Cycles, 1))
@@ -291,10 +250,10 @@ func (x *exporter) k8sProbes(c *corev1.Container) []int {
 	return ports
 }
 
-func k8sProbe(p *probe, success int32) *corev1.Probe {
+func newK8sProbe(p *probe, success int32) *k8sProbe {
 	c := p.check
-	pr := &corev1.Probe{
-		ProbeHandler:     p.handler,
+	pr := &k8sProbe{
+		k8sProbeHandler:  p.handler,
 		TimeoutSeconds:   int32(seconds(c.Timeout, 1)),
 		PeriodSeconds:    int32(seconds(c.Interval, 1)),
 		SuccessThreshold: max(success, 1),
@@ -336,12 +295,12 @@ func (x *exporter) k8sHandler(c *spec.Check) (probe, bool) {
 		if u.RawQuery != "" {
 			path += "?" + u.RawQuery
 		}
-		g := &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(int32(p.port)), Scheme: corev1.URISchemeHTTP}
+		g := &k8sHTTPGetAction{Path: path, Port: int32(p.port), Scheme: "HTTP"}
 		if u.Scheme == "https" {
-			g.Scheme = corev1.URISchemeHTTPS
+			g.Scheme = "HTTPS"
 		}
 		if c.Host != "" {
-			g.HTTPHeaders = []corev1.HTTPHeader{{Name: "Host", Value: c.Host}}
+			g.HTTPHeaders = []k8sHTTPHeader{{Name: "Host", Value: c.Host}}
 		}
 		if c.Method != "" && c.Method != "GET" {
 			x.note("check "+c.Name, "method %s: a probe sends GET", c.Method)
@@ -360,12 +319,12 @@ func (x *exporter) k8sHandler(c *spec.Check) (probe, bool) {
 			return p, false
 		}
 		p.port, _ = strconv.Atoi(port)
-		p.handler.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(p.port))}
+		p.handler.TCPSocket = &k8sTCPSocketAction{Port: int32(p.port)}
 		if c.Send != "" || c.Expect != "" {
 			x.note("check "+c.Name, "send/expect: a TCP probe only connects")
 		}
 	case "exec":
-		p.handler.Exec = &corev1.ExecAction{Command: k8sEscape(c.Command)}
+		p.handler.Exec = &k8sExecAction{Command: k8sEscape(c.Command)}
 	case "unix":
 		x.checkNote(c, "a probe cannot connect to a unix socket (an exec probe with a client can)")
 		return p, false
@@ -377,14 +336,13 @@ func (x *exporter) k8sHandler(c *spec.Check) (probe, bool) {
 
 // k8sResources turns a memory check that restarts into a memory limit:
 // the kernel kills the container above it and the kubelet restarts it.
-func (x *exporter) k8sResources(c *corev1.Container) {
+func (x *exporter) k8sResources(c *k8sContainer) {
 	for i := range x.s.Checks {
 		chk := &x.s.Checks[i]
 		switch {
-		case chk.Type == "memory" && chk.Then == "restart" && c.Resources.Limits == nil:
-			q := resource.NewQuantity(int64(chk.Limit), resource.BinarySI)
-			c.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: *q}
-			c.Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *q}
+		case chk.Type == "memory" && chk.Then == "restart" && c.Resources == nil:
+			q := k8sQuantity(int64(chk.Limit))
+			c.Resources = &k8sResources{Limits: map[string]string{"memory": q}, Requests: map[string]string{"memory": q}}
 			x.note("check "+chk.Name, "exported as a memory limit: the container is killed at once above it, not after %d check(s)", max(chk.Cycles, 1))
 		case chk.Type == "cpu":
 			x.checkNote(chk, "a CPU limit throttles the container; it does not restart it")
@@ -396,12 +354,12 @@ func (x *exporter) k8sResources(c *corev1.Container) {
 
 // k8sSecurity sets runAsUser/runAsGroup, which want numbers: a name is
 // looked up in the host's /etc/passwd and /etc/group (under the root).
-func (x *exporter) k8sSecurity(pod *corev1.PodSpec, c *corev1.Container) {
+func (x *exporter) k8sSecurity(c *k8sContainer) {
 	s := x.s
 	if s.User == "" && s.Group == "" {
 		return
 	}
-	sc := &corev1.SecurityContext{}
+	sc := &k8sSecurityContext{}
 	if s.User != "" {
 		uid, gid, ok := x.lookup("etc/passwd", s.User)
 		if ok {

@@ -1,14 +1,17 @@
 package compat
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"net"
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"upkeep/internal/spec"
@@ -32,6 +35,7 @@ var monitStatements = map[string]bool{
 	"depends": true, "group": true, "mode": true, "every": true, "alert": true, "noalert": true, "onreboot": true,
 }
 
+// mtok is a token as a statement reads it.
 type mtok struct {
 	s      string // as written
 	k      string // as a keyword: lower case; "" when quoted
@@ -39,13 +43,59 @@ type mtok struct {
 	quoted bool
 }
 
-// lexMonit splits a control file into tokens. It never fails: an
-// unterminated string runs to the end of the file and is reported.
-func lexMonit(file string, data []byte) ([]mtok, []Note) {
-	toks := make([]mtok, 0, len(data)/5+16) // about one token per five bytes
+// monitTokens are a text's tokens as lexed. A large file has hundreds of
+// thousands, which are kept for the notes' directives: each points into
+// the text instead of holding strings, so that they take a third of the
+// memory and none of the garbage collector's time.
+type monitTokens struct {
+	text  string
+	toks  []ltok
+	extra []string // what is not a piece of text: lower-cased words, strings with \" in them
+}
+
+type ltok struct {
+	off, end int32 // the token is text[off:end]; a string's without its quotes
+	line     int32
+	// For a word, extra[alt] is its lower case; for a string, it is its
+	// contents, escapes undone. -1: the text as it is.
+	alt    int32
+	quoted bool
+}
+
+func (t *monitTokens) n() int { return len(t.toks) }
+
+func (t *monitTokens) str(i int) string {
+	if a := t.toks[i].alt; a >= 0 && t.toks[i].quoted {
+		return t.extra[a]
+	}
+	return t.text[t.toks[i].off:t.toks[i].end]
+}
+
+// key is token i as a keyword: lower case, "" when quoted.
+func (t *monitTokens) key(i int) string {
+	switch tk := &t.toks[i]; {
+	case tk.quoted:
+		return ""
+	case tk.alt >= 0:
+		return t.extra[tk.alt]
+	}
+	return t.text[t.toks[i].off:t.toks[i].end]
+}
+
+func (t *monitTokens) tok(i int) mtok {
+	return mtok{s: t.str(i), k: t.key(i), line: int(t.toks[i].line), quoted: t.toks[i].quoted}
+}
+
+// lexMonit splits a control file into tokens, the first line being line.
+// It never fails: an unterminated string runs to the end of the file and
+// is reported.
+func lexMonit(file string, data []byte, line int) (*monitTokens, []Note) {
+	t := &monitTokens{text: string(data), toks: make([]ltok, 0, len(data)/5+16)} // about one token per five bytes
 	var notes []Note
-	s := string(data)
-	line := 1
+	s := t.text
+	add := func(off, end int, line int, alt int32, quoted bool) {
+		t.toks = append(t.toks, ltok{off: int32(off), end: int32(end), line: int32(line), alt: alt, quoted: quoted})
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
@@ -62,44 +112,53 @@ func lexMonit(file string, data []byte) ([]mtok, []Note) {
 			}
 		case c == '"' || c == '\'':
 			start := line
-			var b strings.Builder
+			escaped := false
 			j := i + 1
 			for ; j < len(s) && s[j] != c; j++ {
 				if s[j] == '\\' && j+1 < len(s) && s[j+1] == c {
+					escaped = true
 					j++
 				}
 				if s[j] == '\n' {
 					line++
 				}
-				b.WriteByte(s[j])
 			}
 			if j >= len(s) {
 				notes = append(notes, Note{Pos: Pos{File: file, Line: start}, Msg: "unterminated string; read to the end of the file"})
 			}
-			toks = append(toks, mtok{s: b.String(), line: start, quoted: true})
+			alt := int32(-1)
+			if escaped {
+				alt = int32(len(t.extra))
+				t.extra = append(t.extra, strings.ReplaceAll(s[i+1:j], "\\"+string(c), string(c)))
+			}
+			add(i+1, j, start, alt, true)
 			i = j + 1
 		case strings.IndexByte("=<>!,{}[]", c) >= 0:
-			op := string(c)
+			n := 1
 			if i+1 < len(s) && (s[i+1] == '=' || c == '<' && s[i+1] == '>') {
-				op = s[i : i+2]
+				n = 2
 			}
-			if op == "!" { // not an operator: part of a word
-				j := wordEnd(s, i+1)
-				op = s[i:j]
+			if c == '!' && n == 1 { // not an operator: part of a word
+				n = wordEnd(s, i+1) - i
 			}
-			toks = append(toks, mtok{s: op, k: op, line: line})
-			i += len(op)
+			add(i, i+n, line, -1, false) // its key is as written, even "!Word"
+			i += n
 		default:
 			j := wordEnd(s, i)
 			if j == i {
 				j++
 			}
 			w := s[i:j]
-			toks = append(toks, mtok{s: w, k: strings.ToLower(w), line: line})
+			alt := int32(-1)
+			if lw := strings.ToLower(w); lw != w {
+				alt = int32(len(t.extra))
+				t.extra = append(t.extra, lw)
+			}
+			add(i, j, line, alt, false)
 			i = j
 		}
 	}
-	return toks, notes
+	return t, notes
 }
 
 func wordEnd(s string, i int) int {
@@ -111,22 +170,29 @@ func wordEnd(s string, i int) int {
 
 // monitState is shared by a control file and the files it includes.
 type monitState struct {
-	opt    Options
-	cycle  time.Duration // set daemon
-	drafts []*Draft
-	checks []*monitCheck
-	notes  []Note
-	depth  int
-	seen   map[string]bool
+	opt      Options
+	cycle    time.Duration // set daemon
+	cycleSet bool
+	drafts   []*Draft
+	checks   []*monitCheck
+	notes    []Note
+	depth    int
+	seen     map[string]bool
+	// A part of a file (parseParts) follows no include: it only counts
+	// them, and the file is parsed again as a whole.
+	part     bool
+	includes int
 }
 
 type monitParser struct {
 	*monitState
-	file    string
-	toks    []mtok
-	i       int
-	cur     *monitCheck
-	scratch []mtok
+	*monitTokens
+	file     string
+	lexNotes []Note // the lexer's, also at the start of notes
+	i        int
+	last     int // where the statement being read starts
+	cur      *monitCheck
+	scratch  []mtok
 }
 
 // monitCheck is a `check` stanza while it is read; finish turns it into
@@ -159,30 +225,168 @@ type monitProgram struct {
 // ParseMonit reads a monit control file (and, with opt's functions, the
 // files it includes) into one draft per `check process` or `check host`.
 func ParseMonit(file string, data []byte, opt Options) ([]*Draft, []Note) {
-	st := &monitState{opt: opt, cycle: spec.DefaultCheckInterval, seen: map[string]bool{file: true}}
-	st.parse(file, data)
-	for _, c := range st.checks {
-		c.finish(st.cycle)
+	parts := 1
+	if len(data) >= monitPartMin {
+		parts = 4 * runtime.GOMAXPROCS(0)
 	}
+	return parseMonit(file, data, opt, parts)
+}
+
+// monitPartMin is the size from which a file is parsed in parts, on every
+// core: 5,000 stanzas are 3 MB.
+const monitPartMin = 256 << 10
+
+// parseMonit parses data in up to parts parts, or as a whole when it
+// cannot be cut where a sequential parse would start a check (see
+// parseParts). The result is the same either way.
+func parseMonit(file string, data []byte, opt Options, parts int) ([]*Draft, []Note) {
+	newState := func() *monitState {
+		return &monitState{opt: opt, cycle: spec.DefaultCheckInterval, seen: map[string]bool{file: true}}
+	}
+	st := newState()
+	if parts < 2 || !st.parseParts(file, data, parts) {
+		st = newState()
+		st.parse(file, data, 1)
+	}
+	parallel(len(st.checks), func(i int) { st.checks[i].finish(st.cycle) })
 	return st.drafts, st.notes
 }
 
-func (st *monitState) parse(file string, data []byte) {
-	toks, notes := lexMonit(file, data)
+// parse reads a whole file, the first line being line; it returns the
+// parser, for parseParts.
+func (st *monitState) parse(file string, data []byte, line int) *monitParser {
+	toks, notes := lexMonit(file, data, line)
 	st.notes = append(st.notes, notes...)
-	p := &monitParser{monitState: st, file: file, toks: toks}
-	for p.i < len(p.toks) {
+	p := &monitParser{monitState: st, monitTokens: toks, file: file, last: -1, lexNotes: notes}
+	for p.i < p.n() {
+		p.last = p.i
 		p.statement()
 	}
 	p.endCheck()
+	return p
+}
+
+// parseParts cuts data before lines that start with `check` and parses
+// the parts in parallel. False: the parts would not read as the whole
+// does, and nothing is kept. That is when a part ends inside a string, a
+// cut is not where the statement before it ends (an unclosed { list, a
+// `then` before the check), or the file includes others (which are read
+// once, in order). Each part's first statement is then a check, which
+// ends whatever stanza came before: the parts share nothing but the
+// cycle, set daemon's, which the last part that sets it decides, as the
+// last statement would.
+func (st *monitState) parseParts(file string, data []byte, parts int) bool {
+	cuts, lines := monitCuts(data, parts)
+	if len(cuts) < 3 {
+		return false
+	}
+	ps := make([]*monitParser, len(cuts)-1)
+	var wg sync.WaitGroup
+	for k := range ps {
+		wg.Go(func() {
+			pst := &monitState{opt: st.opt, cycle: st.cycle, seen: st.seen, part: true}
+			ps[k] = pst.parse(file, data[cuts[k]:cuts[k+1]], lines[k])
+		})
+	}
+	wg.Wait()
+	for k, p := range ps {
+		if p.includes > 0 || k+1 < len(ps) && (unterminated(p.lexNotes) || !p.continuesAt(ps[k+1])) {
+			return false
+		}
+	}
+	// As a whole: the lexer's notes first, then the statements'.
+	for _, p := range ps {
+		st.notes = append(st.notes, p.lexNotes...)
+	}
+	for _, p := range ps {
+		st.drafts = append(st.drafts, p.drafts...)
+		st.checks = append(st.checks, p.checks...)
+		st.notes = append(st.notes, p.notes[len(p.lexNotes):]...)
+		if p.cycleSet {
+			st.cycle, st.cycleSet = p.cycle, true
+		}
+	}
+	return true
+}
+
+// monitCuts finds up to parts-1 places to cut data, evenly spread: the
+// starts of lines whose first word is check. It returns the parts'
+// bounds (0, the cuts, len(data)) and each part's first line number.
+func monitCuts(data []byte, parts int) (bounds, lines []int) {
+	bounds, lines = []int{0}, []int{1}
+	step := len(data) / parts
+	line, next := 1, step
+	for i := 0; i < len(data); {
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+		line++
+		if i < next || i >= len(data) {
+			continue
+		}
+		k := i
+		for k < len(data) && (data[k] == ' ' || data[k] == '\t') {
+			k++
+		}
+		if k+6 <= len(data) && bytes.EqualFold(data[k:k+5], []byte("check")) && (data[k+5] == ' ' || data[k+5] == '\t') {
+			bounds, lines = append(bounds, i), append(lines, line)
+			next = i + step
+		}
+	}
+	return append(bounds, len(data)), lines
+}
+
+func unterminated(notes []Note) bool {
+	for _, n := range notes {
+		if strings.HasPrefix(n.Msg, "unterminated string") {
+			return true
+		}
+	}
+	return false
+}
+
+// continuesAt reports whether a sequential parse of p's tokens followed by
+// q's would start a statement at q's first token, as parsing q on its own
+// does. p's last statement ran to p's end, so next would get there: at q's
+// check if no { list is open and nothing before it (then, else, …) makes
+// it part of that statement (stmtStart).
+func (p *monitParser) continuesAt(q *monitParser) bool {
+	if q.n() == 0 || q.key(0) != "check" {
+		return false
+	}
+	if p.last < 0 {
+		return true // p has no statement: q starts the file, as it were
+	}
+	depth := 0
+	for j := p.last + 1; j < p.n(); j++ {
+		switch p.key(j) {
+		case "{", "[":
+			depth++
+		case "}", "]":
+			if depth > 0 {
+				depth--
+			}
+		}
+	}
+	j := p.n() - 1
+	for j > p.last && monitNoise[p.key(j)] {
+		j--
+	}
+	switch p.key(j) {
+	case "then", "else", "repeat", "onreboot", "not", "set":
+		return false
+	}
+	return depth == 0
 }
 
 // word is token i as a keyword: lower case, "" when quoted or past the end.
 func (p *monitParser) word(i int) string {
-	if i < 0 || i >= len(p.toks) {
+	if i < 0 || i >= p.n() {
 		return ""
 	}
-	return p.toks[i].k
+	return p.key(i)
 }
 
 func (p *monitParser) stmtStart(i int) bool {
@@ -207,7 +411,7 @@ func (p *monitParser) stmtStart(i int) bool {
 // skipping braces ({ … } lists hold words such as start and stop).
 func (p *monitParser) next(i int) int {
 	depth := 0
-	for j := i + 1; j < len(p.toks); j++ {
+	for j := i + 1; j < p.n(); j++ {
 		switch p.word(j) {
 		case "{", "[":
 			depth++
@@ -220,24 +424,23 @@ func (p *monitParser) next(i int) int {
 			return j
 		}
 	}
-	return len(p.toks)
+	return p.n()
 }
 
 // text is tokens [i, j) as written (near enough), for notes.
 func (p *monitParser) text(i, j int) string {
 	var b strings.Builder
 	b.Grow(80)
-	for k := i; k < j && k < len(p.toks); k++ {
+	for k := i; k < j && k < p.n(); k++ {
 		if k > i {
 			b.WriteByte(' ')
 		}
-		t := p.toks[k]
-		if t.quoted {
+		if p.toks[k].quoted {
 			b.WriteByte('"')
-			b.WriteString(t.s)
+			b.WriteString(p.str(k))
 			b.WriteByte('"')
 		} else {
-			b.WriteString(t.s)
+			b.WriteString(p.str(k))
 		}
 	}
 	return shorten(b.String())
@@ -245,8 +448,8 @@ func (p *monitParser) text(i, j int) string {
 
 func (p *monitParser) pos(i, j int) Pos {
 	line := 0
-	if i < len(p.toks) {
-		line = p.toks[i].line
+	if i < p.n() {
+		line = int(p.toks[i].line)
 	}
 	return Pos{File: p.file, Line: line, text: func() string { return p.text(i, j) }}
 }
@@ -256,12 +459,11 @@ func (p *monitParser) clean(i, j int) []mtok {
 	// One statement is interpreted at a time: its tokens can share a buffer.
 	out := p.scratch[:0]
 	defer func() { p.scratch = out[:0] }()
-	for k := i; k < j && k < len(p.toks); k++ {
-		t := p.toks[k]
-		if !t.quoted && monitNoise[t.k] {
+	for k := i; k < j && k < p.n(); k++ {
+		if !p.toks[k].quoted && monitNoise[p.key(k)] {
 			continue
 		}
-		out = append(out, t)
+		out = append(out, p.tok(k))
 	}
 	return out
 }
@@ -369,7 +571,7 @@ func (p *monitParser) check(i, end int) {
 		p.cur = &monitCheck{}
 		return
 	}
-	raw := p.toks[i+2].s
+	raw := p.str(i + 2)
 	if kind != "process" && kind != "host" {
 		// Dropped together with its statements, which are reported here.
 		last := p.lastOfStanza(end)
@@ -423,13 +625,13 @@ func (p *monitParser) check(i, end int) {
 // lastOfStanza is the line of the last token before the next check.
 func (p *monitParser) lastOfStanza(from int) int {
 	j := from
-	for j < len(p.toks) && p.word(j) != "check" {
+	for j < p.n() && p.word(j) != "check" {
 		j++
 	}
-	if j == 0 || j > len(p.toks) {
+	if j == 0 || j > p.n() {
 		return 0
 	}
-	return p.toks[j-1].line
+	return int(p.toks[j-1].line)
 }
 
 func (p *monitParser) endCheck() { p.cur = nil }
@@ -439,7 +641,7 @@ func (p *monitParser) set(i, end int) {
 	c := p.clean(i+1, end)
 	if len(c) >= 2 && c[0].k == "daemon" {
 		if n, err := strconv.Atoi(c[1].s); err == nil && n > 0 && n <= 86400 {
-			p.cycle = time.Duration(n) * time.Second
+			p.cycle, p.cycleSet = time.Duration(n)*time.Second, true
 			if len(c) > 2 {
 				p.fileNote(at, "has no equivalent for what follows the interval (upkeep starts checking with each start); dropped in part")
 			}
@@ -455,9 +657,13 @@ func (p *monitParser) include(i, end int) {
 		p.fileNote(at, "include without a pattern; dropped")
 		return
 	}
-	pattern := p.toks[i+1].s
+	pattern := p.str(i + 1)
 	if !filepath.IsAbs(pattern) {
 		pattern = filepath.Join(filepath.Dir(p.file), pattern)
+	}
+	if p.part {
+		p.includes++
+		return
 	}
 	if p.opt.Glob == nil || p.opt.ReadFile == nil {
 		p.fileNote(at, "not followed (read the included files on their own)")
@@ -488,7 +694,7 @@ func (p *monitParser) include(i, end int) {
 		}
 		p.depth++
 		cur := p.cur
-		p.parse(f, data)
+		p.parse(f, data, 1)
 		p.cur = cur
 		p.depth--
 	}

@@ -6,12 +6,9 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
-
-	nomad "github.com/hashicorp/nomad/api"
 
 	"upkeep/internal/spec"
 )
@@ -38,14 +35,14 @@ func (x *exporter) nomad() ([]File, error) {
 			x.note("command", "%q: Nomad interpolates ${…} in args", a)
 		}
 	}
-	task := &nomad.Task{
+	task := &nomadTask{
 		Name:        s.Name,
 		Driver:      "raw_exec",
 		User:        s.User,
-		Config:      map[string]any{"command": "/bin/sh", "args": args},
+		Config:      nomadRawExecConfig{Command: "/bin/sh", Args: args},
 		Env:         x.env(),
 		KillSignal:  "SIG" + strings.TrimPrefix(strings.ToUpper(s.Stop.Signal), "SIG"),
-		KillTimeout: new(s.Stop.Timeout.D()),
+		KillTimeout: s.Stop.Timeout.D(),
 		LogConfig:   x.nomadLogs(),
 	}
 	x.note("driver", "raw_exec: enable it on the clients (plugin \"raw_exec\" { config { enabled = true } })")
@@ -67,143 +64,79 @@ func (x *exporter) nomad() ([]File, error) {
 	if len(task.Templates) > 0 && len(x.configFiles()) > 0 {
 		x.note("config/", "templates outside the task directory need the client's template { disable_file_sandbox = true }")
 	}
-	group := &nomad.TaskGroup{
-		Name:          new(s.Name),
-		Count:         new(1),
+	group := &nomadTaskGroup{
+		Name:          s.Name,
+		Count:         1,
 		RestartPolicy: x.nomadRestart(),
-		Tasks:         []*nomad.Task{task},
+		Tasks:         []*nomadTask{task},
 	}
 	if !s.Autostart {
-		group.Count = new(0)
+		group.Count = 0
 		x.note("autostart", "false: count = 0; scale the group up to start it")
 	}
 	group.ReschedulePolicy = x.nomadReschedule()
 	ports := x.nomadServices(task)
 	if len(ports) > 0 {
-		net := &nomad.NetworkResource{Mode: "host"}
+		net := &nomadNetwork{Mode: "host"}
 		for _, p := range ports {
-			net.ReservedPorts = append(net.ReservedPorts, nomad.Port{Label: portName(p), Value: p})
+			net.ReservedPorts = append(net.ReservedPorts, nomadPort{Label: portName(p), Value: p})
 		}
-		group.Networks = []*nomad.NetworkResource{net}
+		group.Networks = []*nomadNetwork{net}
 	}
-	update := &nomad.UpdateStrategy{MinHealthyTime: new(s.ReadyAfter.D())}
+	update := &nomadUpdate{MinHealthyTime: s.ReadyAfter.D(), HealthCheck: "task_states"}
 	if len(task.Services) > 0 && len(task.Services[0].Checks) > 0 {
-		update.HealthCheck = new("checks")
-	} else {
-		update.HealthCheck = new("task_states")
+		update.HealthCheck = "checks"
 	}
 	group.Update = update
-	job := &nomad.Job{
-		ID:          new(s.Name),
-		Name:        new(s.Name),
-		Type:        new("service"),
+	job := &nomadJob{
+		ID:          s.Name,
+		Name:        s.Name,
+		Type:        "service",
 		Datacenters: []string{"*"},
-		TaskGroups:  []*nomad.TaskGroup{group},
+		TaskGroups:  []*nomadTaskGroup{group},
 		Meta:        map[string]string{"upkeep_exported_from": x.hostPath(s.File)},
 	}
 	if s.Version != "" {
 		job.Meta["version"] = s.Version
 	}
 	x.nomadNotes()
-	v, _ := apiValue(reflect.ValueOf(job))
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(map[string]any{"Job": v}); err != nil {
+	if err := enc.Encode(struct{ Job *nomadJob }{job}); err != nil {
 		return nil, err
 	}
 	return []File{{Name: s.Name + ".nomad.json", Data: out.Bytes()}}, nil
 }
 
-// apiValue turns an api struct into what its JSON would be without the
-// fields left unset: nil pointers and zero values (the api types have no
-// omitempty). A pointer that is set is kept even when it points to zero
-// (Count 0, Attempts 0, Unlimited false mean something).
-func apiValue(v reflect.Value) (any, bool) {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		if v.IsNil() {
-			return nil, false
-		}
-		x, _ := apiValue(v.Elem())
-		return x, true
-	case reflect.Struct:
-		m := map[string]any{}
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if !f.IsExported() || name == "-" {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			fv := v.Field(i)
-			if k := fv.Kind(); k != reflect.Pointer && k != reflect.Interface && fv.IsZero() {
-				continue
-			}
-			if x, keep := apiValue(fv); keep {
-				m[name] = x
-			}
-		}
-		return m, true
-	case reflect.Map:
-		if v.Len() == 0 {
-			return nil, false
-		}
-		m := map[string]any{}
-		for _, k := range v.MapKeys() {
-			if x, keep := apiValue(v.MapIndex(k)); keep {
-				m[k.String()] = x
-			}
-		}
-		return m, true
-	case reflect.Slice:
-		if v.Len() == 0 {
-			return nil, false
-		}
-		out := make([]any, 0, v.Len())
-		for i := 0; i < v.Len(); i++ {
-			x, _ := apiValue(v.Index(i))
-			out = append(out, x)
-		}
-		return out, true
-	}
-	return v.Interface(), true
-}
-
 // nomadTemplate writes a file verbatim: delimiters no file holds keep
 // consul-template from reading {{ }} in it.
-func (x *exporter) nomadTemplate(data []byte, dest string, env bool) *nomad.Template {
-	t := &nomad.Template{
-		EmbeddedTmpl: new(string(data)),
-		DestPath:     new(dest),
-		ChangeMode:   new("restart"),
-		LeftDelim:    new("[[upkeep-verbatim"),
-		RightDelim:   new("upkeep-verbatim]]"),
+func (x *exporter) nomadTemplate(data []byte, dest string, env bool) *nomadTemplate {
+	return &nomadTemplate{
+		EmbeddedTmpl: string(data),
+		DestPath:     dest,
+		ChangeMode:   "restart",
+		LeftDelim:    "[[upkeep-verbatim",
+		RightDelim:   "upkeep-verbatim]]",
+		Envvars:      env,
 	}
-	if env {
-		t.Envvars = new(true)
-	}
-	return t
 }
 
 // nomadRestart: upkeep allows `limit` starts in `window`, then the service
 // is fatal; Nomad allows `attempts` restarts (starts after the first) in
 // `interval`, then with mode "fail" the allocation fails.
-func (x *exporter) nomadRestart() *nomad.RestartPolicy {
+func (x *exporter) nomadRestart() *nomadRestartPolicy {
 	s := x.s
-	r := &nomad.RestartPolicy{
-		Attempts: new(s.Restart.Limit - 1),
-		Interval: new(s.Restart.Window.D()),
-		Delay:    new(s.Restart.Backoff.D()),
-		Mode:     new("fail"),
+	r := &nomadRestartPolicy{
+		Attempts: s.Restart.Limit - 1,
+		Interval: s.Restart.Window.D(),
+		Delay:    s.Restart.Backoff.D(),
+		Mode:     "fail",
 	}
 	switch s.Restart.Policy {
 	case spec.Never:
-		r.Attempts = new(0)
+		r.Attempts = 0
 	case spec.OnFailure:
 		x.note("restart.policy", "on-failure: Nomad restarts a service task after any exit")
 	}
@@ -211,9 +144,9 @@ func (x *exporter) nomadRestart() *nomad.RestartPolicy {
 		x.note("restart.max_backoff", "Nomad waits the same delay (%s) before each restart; the doubling up to %s is kept only for rescheduling", FormatDuration(s.Restart.Backoff.D()), FormatDuration(s.Restart.MaxBackoff.D()))
 	}
 	// Nomad refuses attempts × delay > interval.
-	if time.Duration(*r.Attempts)*(*r.Delay) > *r.Interval {
-		r.Interval = new(time.Duration(*r.Attempts) * (*r.Delay))
-		x.note("restart.window", "widened to %s: Nomad needs room for %d delays of %s", FormatDuration(*r.Interval), *r.Attempts, FormatDuration(*r.Delay))
+	if time.Duration(r.Attempts)*r.Delay > r.Interval {
+		r.Interval = time.Duration(r.Attempts) * r.Delay
+		x.note("restart.window", "widened to %s: Nomad needs room for %d delays of %s", FormatDuration(r.Interval), r.Attempts, FormatDuration(r.Delay))
 	}
 	return r
 }
@@ -222,22 +155,22 @@ func (x *exporter) nomadRestart() *nomad.RestartPolicy {
 // fatal on its host; in a cluster the allocation is placed again, with
 // upkeep's back-off between the attempts. A service that is never
 // restarted is not rescheduled either.
-func (x *exporter) nomadReschedule() *nomad.ReschedulePolicy {
+func (x *exporter) nomadReschedule() *nomadReschedulePolicy {
 	s := x.s
 	if s.Restart.Policy == spec.Never {
-		return &nomad.ReschedulePolicy{Attempts: new(0), Unlimited: new(false)}
+		return &nomadReschedulePolicy{Attempts: new(0), Unlimited: false}
 	}
 	delay := max(s.Restart.Backoff.D(), nomadMinReschedule)
-	return &nomad.ReschedulePolicy{
+	return &nomadReschedulePolicy{
 		Delay:         new(delay),
-		DelayFunction: new("exponential"),
+		DelayFunction: "exponential",
 		MaxDelay:      new(max(s.Restart.MaxBackoff.D(), delay)),
-		Unlimited:     new(true),
+		Unlimited:     true,
 	}
 }
 
 // nomadLogs maps [log] onto Nomad's size-based rotation of the task's logs.
-func (x *exporter) nomadLogs() *nomad.LogConfig {
+func (x *exporter) nomadLogs() *nomadLogConfig {
 	l := x.s.Log
 	files := l.Rotate + 1 // the current file and the rotated ones
 	if l.Rotate < 0 {
@@ -255,17 +188,17 @@ func (x *exporter) nomadLogs() *nomad.LogConfig {
 		x.note("log", "compress, maxage and dateext: Nomad keeps plain numbered files")
 	}
 	x.note("log", "the output goes to the allocation's alloc/logs/%s.stdout.N, not /var/log/%s.log", x.s.Name, x.s.Name)
-	return &nomad.LogConfig{MaxFiles: new(max(files, 1)), MaxFileSizeMB: new(mb)}
+	return &nomadLogConfig{MaxFiles: max(files, 1), MaxFileSizeMB: mb}
 }
 
 // nomadServices registers the service with Nomad's own service discovery
 // and turns http and tcp checks into its checks; the ports they name.
-func (x *exporter) nomadServices(task *nomad.Task) []int {
+func (x *exporter) nomadServices(task *nomadTask) []int {
 	var ports []int
-	var checks []nomad.ServiceCheck
+	var checks []nomadCheck
 	for i := range x.s.Checks {
 		c := &x.s.Checks[i]
-		sc := nomad.ServiceCheck{
+		sc := nomadCheck{
 			Name:     c.Name,
 			Interval: max(c.Interval.D(), nomadMinCheck),
 			Timeout:  max(c.Timeout.D(), nomadMinCheck),
@@ -315,7 +248,7 @@ func (x *exporter) nomadServices(task *nomad.Task) []int {
 			continue
 		case "memory":
 			if c.Then == "restart" {
-				task.Resources = &nomad.Resources{MemoryMB: new(int(max(1, int64(c.Limit)>>20)))}
+				task.Resources = &nomadResources{MemoryMB: int(max(1, int64(c.Limit)>>20))}
 				x.note("check "+c.Name, "exported as the task's memory (raw_exec does not enforce it)")
 				continue
 			}
@@ -331,7 +264,7 @@ func (x *exporter) nomadServices(task *nomad.Task) []int {
 		}
 		switch c.Then {
 		case "restart":
-			sc.CheckRestart = &nomad.CheckRestart{Limit: max(c.Cycles, 1), Grace: new(c.Grace.D())}
+			sc.CheckRestart = &nomadCheckRestart{Limit: max(c.Cycles, 1), Grace: c.Grace.D()}
 			if c.Within > c.Cycles {
 				x.note("check "+c.Name, "within = %d: check_restart counts consecutive failures", c.Within)
 			}
@@ -346,7 +279,7 @@ func (x *exporter) nomadServices(task *nomad.Task) []int {
 		checks = append(checks, sc)
 	}
 	if len(ports) > 0 {
-		task.Services = []*nomad.Service{{Name: k8sName(x.s.Name), Provider: "nomad", PortLabel: portName(ports[0]), Checks: checks}}
+		task.Services = []*nomadService{{Name: k8sName(x.s.Name), Provider: "nomad", PortLabel: portName(ports[0]), Checks: checks}}
 	}
 	return ports
 }

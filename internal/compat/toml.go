@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"upkeep/internal/spec"
@@ -20,23 +21,36 @@ func (d *Draft) TOML() []byte {
 	if d.rendered != nil {
 		return d.rendered
 	}
-	return d.render()
+	data, _ := d.render()
+	return data
 }
 
-func (d *Draft) render() []byte {
-	var b bytes.Buffer
-	b.Grow(1024)
-	b.WriteString("# Imported by `upkeep import` from:\n")
+// render writes the TOML; keys is where the header comments end and the
+// notes at the end begin: everything outside is comment lines.
+func (d *Draft) render() (data []byte, keys [2]int) {
+	// Written in a buffer that is used again, and copied out at its size:
+	// an import renders thousands.
+	b := renderBufs.Get().(*bytes.Buffer)
+	defer renderBufs.Put(b)
+	b.Reset()
+	line := func(parts ...string) {
+		for _, p := range parts {
+			b.WriteString(p)
+		}
+		b.WriteByte('\n')
+	}
+	line("# Imported by `upkeep import` from:")
 	for _, s := range d.Sources {
-		b.WriteString("#   " + oneLine(s) + "\n")
+		line("#   ", oneLine(s))
 	}
 	for _, c := range d.Comments {
-		b.WriteString("# " + oneLine(c) + "\n")
+		line("# ", oneLine(c))
 	}
+	keys[0] = b.Len()
 	b.WriteString("\n")
 	for _, f := range topFields {
 		if d.IsSet(f.key) {
-			b.WriteString(f.key + " = " + f.toml(&d.Svc) + "\n")
+			line(f.key, " = ", f.toml(&d.Svc))
 		}
 		if f.key == "env_file" { // env and depends_on sit with the other environment keys
 			if env := d.envKeys(); len(env) > 0 {
@@ -44,11 +58,11 @@ func (d *Draft) render() []byte {
 				for i, k := range env {
 					parts[i] = tomlKey(k) + " = " + tomlString(d.Svc.Env[k])
 				}
-				fmt.Fprintf(&b, "env = { %s }\n", strings.Join(parts, ", "))
+				line("env = { ", strings.Join(parts, ", "), " }")
 			}
 		}
 		if f.key == "autostart" && d.IsSet("depends_on") && len(d.Svc.DependsOn) > 0 {
-			fmt.Fprintf(&b, "depends_on = %s\n", tomlArray(d.Svc.DependsOn))
+			line("depends_on = ", tomlArray(d.Svc.DependsOn))
 		}
 	}
 	table := func(name string, fs []field) {
@@ -58,19 +72,20 @@ func (d *Draft) render() []byte {
 				continue
 			}
 			if first {
-				fmt.Fprintf(&b, "\n[%s]\n", name)
+				line("\n[", name, "]")
 				first = false
 			}
-			b.WriteString(strings.TrimPrefix(f.key, name+".") + " = " + f.toml(&d.Svc) + "\n")
+			line(f.key[len(name)+1:], " = ", f.toml(&d.Svc))
 		}
 	}
 	table("restart", restartFields)
 	table("stop", stopFields)
 	for _, c := range d.Svc.Checks {
 		b.WriteString("\n[[check]]\n")
-		writeCheck(&b, &c)
+		writeCheck(b, &c)
 	}
 	table("log", logFields)
+	keys[1] = b.Len()
 	if len(d.notes) > 0 {
 		b.WriteString("\n# Import notes (what did not translate as written):\n")
 		type placed struct {
@@ -95,10 +110,41 @@ func (d *Draft) render() []byte {
 		})
 		for _, p := range notes {
 			n := p.n
-			b.WriteString("#   " + oneLine(n.String()) + "\n")
+			line("#   ", oneLine(n.String()))
 		}
 	}
-	return b.Bytes()
+	return bytes.Clone(b.Bytes()), keys
+}
+
+var renderBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// commentLines reports whether b is whole lines that are blank or TOML
+// comments: '#' and then no control character but tab, in UTF-8. TOML
+// reads such lines as nothing at all.
+func commentLines(b []byte) bool {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false
+		}
+		line := b[:i]
+		b = b[i+1:]
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] != '#' {
+			return false
+		}
+		for _, c := range line[1:] {
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+		if !utf8.Valid(line) {
+			return false
+		}
+	}
+	return true
 }
 
 // envKeys are the variables set by a file, sorted.

@@ -6,7 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"upkeep/internal/spec"
 )
@@ -15,86 +20,333 @@ import (
 // already there, when it may not be replaced.
 var ErrExists = errors.New("exists")
 
+// ServiceFile is one service.toml to write.
+type ServiceFile struct {
+	Name string
+	Data []byte
+}
+
+// Written is what became of one ServiceFile: File is dir/<name>/service.toml
+// (also with ErrExists), Err why it was not written.
+type Written struct {
+	Name string
+	File string
+	Err  error
+}
+
 // WriteService writes data as dir/<name>/service.toml. It never writes
 // outside dir (a service directory that is a symlink must stay inside it,
 // and service.toml itself must not be a symlink) and never replaces an
 // existing file unless force. The file appears whole or not at all.
 func WriteService(dir, name string, data []byte, force bool) (string, error) {
-	if err := spec.CheckName(name); err != nil {
-		return "", err
+	w := WriteServices(dir, []ServiceFile{{Name: name, Data: data}}, force)[0]
+	return w.File, w.Err
+}
+
+// WriteServices writes many service.toml files with WriteService's
+// guarantees, each whole or not at all; one service's error keeps back
+// that service only. An import writes thousands, so it works in three
+// passes rather than file by file:
+//
+//  1. stage: each file is written under a temporary name in its service
+//     directory, on several goroutines (the time is the file system's,
+//     making directories and inodes);
+//  2. flush: one syncfs(2) puts the data of all of them on disk, where an
+//     fsync each cost a disk write (and a journal commit) each; a single
+//     file still gets its fsync;
+//  3. commit: each file gets its name, by a hard link that fails if the
+//     name exists, or with force a rename.
+//
+// The flush comes before any name appears, so a crash never leaves a
+// service.toml that is empty or cut short, only temporary files.
+func WriteServices(dir string, files []ServiceFile, force bool) []Written {
+	out := make([]Written, len(files))
+	for i, f := range files {
+		out[i].Name = f.Name
 	}
-	abs, err := filepath.Abs(dir)
+	abs, real, dev, err := outputDir(dir)
 	if err != nil {
-		return "", err
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	seen := make(map[string]bool, len(files))
+	for i, f := range files {
+		if seen[f.Name] {
+			out[i].Err = errors.New("given twice; written once")
+			continue
+		}
+		seen[f.Name] = true
+	}
+	st := make([]staged, len(files))
+	parallelIO(len(files), func(i int) {
+		if out[i].Err == nil {
+			st[i], out[i].File, out[i].Err = stage(abs, real, dev, files[i], force)
+		}
+	})
+	defer func() {
+		parallelIO(len(st), func(i int) { st[i].clean() })
+	}()
+	if err := flush(abs, st); err != nil {
+		err = fmt.Errorf("sync %s: %w", abs, err)
+		for i := range st {
+			if st[i].tmp != "" {
+				out[i].Err = err
+			}
+		}
+		return out
+	}
+	parallelIO(len(files), func(i int) {
+		if st[i].tmp != "" {
+			out[i].Err = st[i].commit(out[i].File, force)
+		}
+	})
+	return out
+}
+
+// staged is a file written under its temporary name.
+type staged struct {
+	tmp     string // "" if nothing was staged
+	dir     string
+	madeDir bool // dir was made for it: removed again if the file is not written
+	synced  bool // on another file system than the output directory: synced already
+	done    bool
+}
+
+// outputDir makes dir and resolves it: its absolute path, the real one
+// (which service directories that are symlinks must stay inside) and its
+// file system.
+func outputDir(dir string) (abs, real string, dev uint64, err error) {
+	if abs, err = filepath.Abs(dir); err != nil {
+		return "", "", 0, err
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return "", err
+		return "", "", 0, err
 	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return "", err
+	if real, err = filepath.EvalSymlinks(abs); err != nil {
+		return "", "", 0, err
 	}
-	svcDir := filepath.Join(abs, name)
-	file := filepath.Join(svcDir, spec.FileName)
-	switch fi, err := os.Lstat(svcDir); {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.Mkdir(svcDir, 0o755); err != nil {
-			return "", err
+	var s unix.Stat_t
+	if err := unix.Stat(real, &s); err != nil {
+		return "", "", 0, err
+	}
+	return abs, real, s.Dev, nil
+}
+
+var (
+	tmpSeq atomic.Uint64
+	pid    = os.Getpid()
+)
+
+// writeAll writes b to fd, as os.File.Write does: short writes continue,
+// EINTR is tried again.
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
 		}
-	case err != nil:
-		return "", err
-	case fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir():
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// stage checks where the file goes and writes it under a temporary name
+// next to it.
+func stage(abs, real string, dev uint64, f ServiceFile, force bool) (staged, string, error) {
+	if err := spec.CheckName(f.Name); err != nil {
+		return staged{}, "", err
+	}
+	svcDir := filepath.Join(abs, f.Name)
+	file := filepath.Join(svcDir, spec.FileName)
+	st := staged{dir: svcDir}
+	switch err := os.Mkdir(svcDir, 0o755); {
+	case err == nil:
+		// New and empty: nothing there to check.
+		st.madeDir = true
+	case !errors.Is(err, fs.ErrExist):
+		return staged{}, "", err
+	default:
+		if err := checkServiceDir(real, svcDir, file, force); err != nil {
+			if errors.Is(err, ErrExists) {
+				return staged{}, file, err
+			}
+			return staged{}, "", err
+		}
+	}
+	// O_EXCL with a name of our own: another writer's file is never
+	// opened, and a name left by a crash is skipped. (unix, not os: an
+	// os.File costs four more system calls, for the poller, and an
+	// import makes thousands.)
+	var fd int
+	var err error
+	for range 10 {
+		st.tmp = filepath.Join(svcDir, ".service.toml."+strconv.Itoa(pid)+"."+strconv.FormatUint(tmpSeq.Add(1), 10))
+		fd, err = unix.Open(st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != unix.EEXIST {
+			break
+		}
+	}
+	if err != nil {
+		st.tmp = ""
+		st.clean()
+		return staged{}, "", &fs.PathError{Op: "open", Path: filepath.Join(svcDir, ".service.toml.*"), Err: err}
+	}
+	err = writeAll(fd, f.Data)
+	if err == nil {
+		err = unix.Fchmod(fd, 0o644) // whatever the umask
+	}
+	if err == nil && !st.madeDir {
+		// A directory that was there may be a mount, or a symlink to
+		// another file system, which flush's syncfs would miss.
+		var s unix.Stat_t
+		if err = unix.Fstat(fd, &s); err == nil && s.Dev != dev {
+			err = unix.Fsync(fd)
+			st.synced = true
+		}
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		tmp := st.tmp
+		st.clean()
+		return staged{}, "", &fs.PathError{Op: "write", Path: tmp, Err: err}
+	}
+	return st, file, nil
+}
+
+// checkServiceDir vets a service directory that was already there.
+func checkServiceDir(real, svcDir, file string, force bool) error {
+	fi, err := os.Lstat(svcDir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
 		target, err := filepath.EvalSymlinks(svcDir)
 		if err != nil {
-			return "", err
+			return err
 		}
 		rel, err := filepath.Rel(real, target)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", fmt.Errorf("%s points outside %s; not written", svcDir, abs)
+			return fmt.Errorf("%s points outside %s; not written", svcDir, filepath.Dir(svcDir))
 		}
 		if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
-			return "", fmt.Errorf("%s is not a directory", svcDir)
+			return fmt.Errorf("%s is not a directory", svcDir)
 		}
 	}
 	switch fi, err := os.Lstat(file); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return "", err
+		return err
 	case fi.Mode()&fs.ModeSymlink != 0:
-		return "", fmt.Errorf("%s is a symlink; not written", file)
+		return fmt.Errorf("%s is a symlink; not written", file)
 	case !force:
-		return file, fmt.Errorf("%s %w (--force replaces it)", file, ErrExists)
+		return fmt.Errorf("%s %w (--force replaces it)", file, ErrExists)
 	}
-	tmp, err := os.CreateTemp(svcDir, ".service.toml.*")
+	return nil
+}
+
+// flush puts the staged files' data on disk: one syncfs on dir's file
+// system, or an fsync for a single file. (A file in a service directory
+// on another file system, a mount or a symlink to one, was synced when it
+// was staged.)
+func flush(dir string, st []staged) error {
+	var one string
+	n := 0
+	for i := range st {
+		if st[i].tmp != "" && !st[i].synced {
+			one = st[i].tmp
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		return syncFile(one)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", err
+		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return "", err
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
+}
+
+func syncFile(name string) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return "", err
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
+	return err
+}
+
+// commit gives a staged file its name.
+func (st *staged) commit(file string, force bool) error {
 	if force {
-		return file, os.Rename(tmp.Name(), file)
+		if err := os.Rename(st.tmp, file); err != nil {
+			return err
+		}
+		st.tmp = ""
+		st.done = true
+		return nil
 	}
 	// A hard link fails if the name exists: no window in which another
 	// writer's file could be replaced.
-	if err := os.Link(tmp.Name(), file); err != nil {
+	if err := os.Link(st.tmp, file); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return file, fmt.Errorf("%s %w (--force replaces it)", file, ErrExists)
+			return fmt.Errorf("%s %w (--force replaces it)", file, ErrExists)
 		}
-		return "", err
+		return err
 	}
-	return file, nil
+	st.done = true
+	return nil
+}
+
+// clean removes the temporary file, and the service directory if it was
+// made for a file that was not written.
+func (st *staged) clean() {
+	if st.tmp != "" {
+		os.Remove(st.tmp)
+		st.tmp = ""
+	}
+	if st.madeDir && !st.done {
+		os.Remove(st.dir) // only if empty
+		st.madeDir = false
+	}
+}
+
+// parallelIO runs f(0) … f(n-1) on a few goroutines more than there are
+// cores: f mostly waits for the file system.
+func parallelIO(n int, f func(i int)) {
+	workers := min(8, n)
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }

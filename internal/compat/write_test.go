@@ -2,8 +2,10 @@ package compat
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +60,80 @@ func TestWriteService(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(rel, "service.toml")); err != nil {
 		t.Errorf("release symlink: %v", err)
+	}
+}
+
+// WriteServices writes many files in one go: each one whole or not at
+// all, an error keeping back its own service only, no temporary file or
+// empty directory left behind.
+func TestWriteServices(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "www")
+	outside := t.TempDir()
+	old := []byte("command = [\"/bin/old\"]\n")
+	if _, err := WriteService(dir, "api-old", old, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "api-out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "api-file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var files []ServiceFile
+	for i := range 300 {
+		files = append(files, ServiceFile{Name: fmt.Sprintf("api-%03d", i), Data: []byte(fmt.Sprintf("command = [\"/bin/%d\"]\n", i))})
+	}
+	files = append(files,
+		ServiceFile{Name: "api-old", Data: []byte("new")},   // exists
+		ServiceFile{Name: "api-out", Data: []byte("x")},     // a symlink out of dir
+		ServiceFile{Name: "Bad Name", Data: []byte("x")},    // not a name
+		ServiceFile{Name: "api-001", Data: []byte("twice")}, // given twice
+		ServiceFile{Name: "api-file", Data: []byte("x")},    // a file where its directory goes
+	)
+	ws := WriteServices(dir, files, false)
+	if len(ws) != len(files) {
+		t.Fatalf("%d results for %d files", len(ws), len(files))
+	}
+	for i, w := range ws[:300] {
+		got, err := os.ReadFile(filepath.Join(dir, files[i].Name, "service.toml"))
+		if w.Err != nil || err != nil || string(got) != string(files[i].Data) || w.File != filepath.Join(dir, files[i].Name, "service.toml") {
+			t.Errorf("%s: %+v, %q, %v", files[i].Name, w, got, err)
+		}
+	}
+	if !errors.Is(ws[300].Err, ErrExists) || ws[300].File == "" {
+		t.Errorf("existing file: %+v", ws[300])
+	}
+	for _, w := range ws[301:] {
+		if w.Err == nil {
+			t.Errorf("%s: written", w.Name)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "api-old", "service.toml")); string(got) != string(old) {
+		t.Errorf("replaced without force: %q", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "api-001", "service.toml")); string(got) != "command = [\"/bin/1\"]\n" {
+		t.Errorf("the second of a name was written: %q", got)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) > 0 {
+		t.Errorf("written outside dir: %v", entries)
+	}
+	// Nothing temporary is left, and no directory was made for nothing.
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if strings.HasPrefix(d.Name(), ".service.toml") {
+			t.Errorf("left behind: %s", p)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(dir, "Bad Name")); err == nil {
+		t.Error("a directory for a bad name")
+	}
+	// With force, every file is replaced.
+	for i := range files[:300] {
+		files[i].Data = []byte("replaced")
+	}
+	for _, w := range WriteServices(dir, files[:300], true) {
+		if got, _ := os.ReadFile(w.File); w.Err != nil || string(got) != "replaced" {
+			t.Errorf("force: %+v %q", w, got)
+		}
 	}
 }
