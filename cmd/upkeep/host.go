@@ -162,6 +162,7 @@ func deployFlags(cmd *cobra.Command, o *host.DeployOptions) {
 
 func deployCommand(g *globals) *cobra.Command {
 	var o host.DeployOptions
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "deploy NAME[@VERSION]",
 		Short: "Unpack an image into a release, lay its overlay, switch var/www/NAME, restart, and roll back if it does not come up",
@@ -180,11 +181,15 @@ func deployCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if dryRun {
+				return h.DeployDryRun(os.Stdout, name, version, o)
+			}
 			_, err = h.Deploy(cmd.Context(), control.NewClient(g.sock()), name, version, o)
 			return err
 		},
 	}
 	deployFlags(cmd, &o)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what deploy would do (the image is read and checked, the overlay planned) and change nothing; exit 1 where deploy would stop")
 	cmd.Flags().IntVar(&o.Keep, "keep", 0, "releases to keep (default: keep_releases of service.toml, then of etc/upkeep/upkeep.toml, 5)")
 	cmd.Flags().BoolVar(&o.AllowSetuid, "allow-setuid", false, "accept files with the setuid or setgid bit")
 	return cmd

@@ -25,8 +25,9 @@ func logrotateCommand(g *globals) *cobra.Command {
 		Use:   "logrotate NAME | logrotate --read FILE",
 		Short: "Write <root>/etc/logrotate.d/NAME from the service's [log]; --read turns a stanza into a [log] section",
 		Long: `upkeep logrotate NAME writes the logrotate stanza equivalent to the [log]
-section of NAME's service.toml, for /var/log/NAME.log and NAME.error.log, to
-<root>/etc/logrotate.d/NAME (--print: to stdout). upkeep rotates these files
+section of NAME's service.toml, for /var/log/NAME.log and NAME.error.log, and
+a stanza for each file it writes itself ([[log.file]]: copytruncate, or a
+postrotate script), to <root>/etc/logrotate.d/NAME (--print: to stdout). upkeep rotates these files
 itself; the stanza is for hosts that keep logrotate in charge, and the two
 should not both rotate the same files (see docs/logs.md).
 
@@ -60,6 +61,13 @@ what has no equivalent listed as comments.`,
 			if err != nil {
 				return fmt.Errorf("logrotate %s: %w", name, err)
 			}
+			for _, lf := range s.LogFiles {
+				more, err := declaredStanza(g.root, name, lf)
+				if err != nil {
+					return fmt.Errorf("logrotate %s: %w", name, err)
+				}
+				stanza += "\n" + more
+			}
 			rel, _ := filepath.Rel(g.root, s.File)
 			text := fmt.Sprintf("# Written by `upkeep logrotate %s` from /%s.\n"+
 				"# upkeep rotates these files itself, the same way; install this only for a\n"+
@@ -83,6 +91,33 @@ what has no equivalent listed as comments.`,
 	cmd.Flags().BoolVar(&print, "print", false, "print the stanza instead of writing it")
 	cmd.Flags().StringVar(&read, "read", "", "read a logrotate stanza from FILE (- for stdin) and print it as a [log] section")
 	return cmd
+}
+
+// declaredStanza is the stanza for a file the service writes itself:
+// copytruncate, or a postrotate script that makes the service reopen it,
+// through the daemon (`upkeep signal`) or by the service's own command,
+// which logrotate runs as root where upkeep runs it as the service's user.
+func declaredStanza(root, name string, lf spec.LogFile) (string, error) {
+	rel, err := filepath.Rel(root, lf.Abs)
+	if err != nil {
+		return "", err
+	}
+	st, err := lf.Log.Logrotate([]string{"/" + rel})
+	if err != nil {
+		return "", err
+	}
+	var extra string
+	switch {
+	case lf.Method == spec.CopyTruncate:
+		if !strings.Contains(st, "\n  copytruncate\n") {
+			extra = "  copytruncate\n"
+		}
+	case lf.Signal != "":
+		extra = fmt.Sprintf("  postrotate\n    upkeep signal %s %s\n  endscript\n", name, lf.Signal)
+	default:
+		extra = "  postrotate\n    " + strings.ReplaceAll(lf.PostRotate, "\n", "\n    ") + "\n  endscript\n"
+	}
+	return strings.TrimSuffix(st, "}\n") + extra + "}\n", nil
 }
 
 func readStanza(file string) error {

@@ -77,6 +77,11 @@ start with an older timestamp; -n then defaults to all of them.`,
 					return fmt.Errorf("logs %s: %w", name, err)
 				}
 				defer fl.Close()
+				if !follow {
+					if err := fl.Rest(out.printer(st.prefix)); err != nil {
+						return fmt.Errorf("logs %s: %w", name, err)
+					}
+				}
 				followers = append(followers, fl)
 				if _, err := os.Stat(st.path); err == nil || out.lines > 0 {
 					found = true

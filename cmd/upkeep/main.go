@@ -81,7 +81,7 @@ func rootCommand() *cobra.Command {
 		serveOKCommand(),
 		provisionCommand(g), doctorCommand(g), imageCommand(g), deployCommand(g), rollbackCommand(g),
 		releasesCommand(g), overlayCommand(g), removeCommand(g),
-		logsCommand(g), logrotateCommand(g),
+		logsCommand(g), logrotateCommand(g), rotateCommand(g),
 		importCommand(g), exportCommand(g),
 	)
 	return root

@@ -137,6 +137,7 @@ func Handler(b Backend) http.Handler {
 	mux.Handle("POST /v1/reload", action(func(ctx context.Context, req Request) (any, error) {
 		return b.Reload(ctx)
 	}))
+	mux.Handle("POST /v1/rotate", action(rotate(b)))
 	return mux
 }
 

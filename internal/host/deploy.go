@@ -59,6 +59,7 @@ func (e *RolledBackError) Unwrap() error { return e.Cause }
 // Timing is where a deploy's time went, for the benchmarks.
 type Timing struct {
 	Unpack, Overlay, Switch, Total time.Duration
+	Sync                           time.Duration // part of Unpack: syncfs(2) of the release
 	Bytes                          int64
 	Files                          int
 }
@@ -115,10 +116,11 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 			return nil, fmt.Errorf("%s %s is deployed from another image; give the new image its own version", name, img.Version)
 		}
 		t := time.Now()
-		if err := h.unpackRelease(img, o); err != nil {
+		synced, err := h.unpackRelease(img, o)
+		if err != nil {
 			return nil, err
 		}
-		tm.Unpack = time.Since(t)
+		tm.Unpack, tm.Sync = time.Since(t), synced
 		tm.Bytes, tm.Files = img.Unpacked, img.Files
 		fresh = true
 	}
@@ -128,6 +130,9 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 		}
 	}
 	svc, err := h.parseRelease(name, img.Version)
+	if err == nil && svc.DBMount {
+		err = h.checkDataMount(name)
+	}
 	if err != nil {
 		discard()
 		return nil, err
@@ -178,7 +183,7 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 		return nil, err
 	}
 	tm.Total = time.Since(t0)
-	h.say("switched in %v: unpack %v, overlay %v, the switch (one rename) %v", round(tm.Total), round(tm.Unpack), round(tm.Overlay), tm.Switch.Round(time.Microsecond))
+	h.say("switched in %v: unpack %v (syncfs %v), overlay %v, the switch (one rename) %v", round(tm.Total), round(tm.Unpack), round(tm.Sync), round(tm.Overlay), tm.Switch.Round(time.Microsecond))
 
 	// The daemon: tell it, (re)start, wait.
 	err = h.startAndWait(ctx, d, name, o.Timeout)
@@ -258,47 +263,57 @@ func checkConflicts(p *Plan, force bool) error {
 }
 
 // unpackRelease unpacks a stored image into var/www/.releases/<name>/<version>,
-// checking the archive against its recorded sha256 as it goes.
-func (h *Host) unpackRelease(img *Image, o DeployOptions) error {
+// checking the archive against its recorded sha256 as it goes, and writes
+// it to disk. It returns how long that last step took.
+func (h *Host) unpackRelease(img *Image, o DeployOptions) (time.Duration, error) {
 	lim, err := h.limits(o.MaxSize, o.AllowSetuid)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	parent := releasesRel(img.Name)
 	if _, err := h.root.MkdirAll(parent, 0o755); err != nil {
-		return err
+		return 0, err
 	}
 	f, err := h.home.Open(filepath.Join(homeImage, img.File))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
 	sum := sha256.New()
 	tee := teeReader{f, sum}
 	u, err := h.unpack(tee, lim, h.Path(parent))
 	if err != nil {
-		return fmt.Errorf("unpack %s: %w", f.Name(), err)
+		return 0, fmt.Errorf("unpack %s: %w", f.Name(), err)
 	}
 	defer removeAll(u.Staging)
 	if _, err := copyAll(sum, f); err != nil {
-		return err
+		return 0, err
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != img.SHA256 {
-		return fmt.Errorf("%s does not match its recorded sha256 (%.12s, now %.12s): it changed since image add", f.Name(), img.SHA256, got)
+		return 0, fmt.Errorf("%s does not match its recorded sha256 (%.12s, now %.12s): it changed since image add", f.Name(), img.SHA256, got)
 	}
+	// The release must be on disk before var/www/<name> points to it: after
+	// a crash, a switch the journal kept would otherwise lead to files that
+	// delayed allocation never wrote (ext4 writes data on rename only for
+	// files renamed over others). One syncfs(2) instead of an fsync a file.
+	ts := time.Now()
+	if err := syncFS(u.Staging); err != nil {
+		return 0, fmt.Errorf("sync %s: %w", u.Staging, err)
+	}
+	synced := time.Since(ts)
 	if err := os.Chmod(u.Dir, 0o755); err != nil {
-		return err
+		return 0, err
 	}
 	rel := releaseRel(img.Name, img.Version)
 	if err := h.removeRelease(img.Name, img.Version); err != nil {
-		return err
+		return 0, err
 	}
 	from, _ := filepath.Rel(h.Root, u.Dir)
 	if err := h.root.Rename(filepath.ToSlash(from), rel); err != nil {
-		return err
+		return 0, err
 	}
 	h.say("unpacked %s %s into %s (%s, %s)", img.Name, img.Version, h.Path(rel), plural(u.Files, "entry", "entries"), humanBytes(u.Bytes))
-	return nil
+	return synced, nil
 }
 
 // parseRelease reads the release's service.toml as it will be seen once
@@ -308,6 +323,10 @@ func (h *Host) parseRelease(name, version string) (*spec.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	return h.parseTOML(name, version, data)
+}
+
+func (h *Host) parseTOML(name, version string, data []byte) (*spec.Service, error) {
 	s, ps := spec.Parse(h.Root, h.Path(serviceRel(name)), data)
 	if len(ps.Errors()) > 0 {
 		return nil, fmt.Errorf("the service.toml of %s %s is not valid: %s", name, version, oneLine(ps.Errors().Error()))

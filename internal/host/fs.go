@@ -381,7 +381,15 @@ func truncate(s string, n int) string {
 // isType reports whether st is of the S_IFMT type t.
 func isType(st unix.Stat_t, t uint32) bool { return st.Mode&unix.S_IFMT == t }
 
-const syscallNoFollow = unix.O_NOFOLLOW
+// syncFS writes out the file system holding dir: syncfs(2).
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
+}
 
 // teeReader is io.TeeReader for a hash (whose Write never fails).
 type teeReader struct {

@@ -2,7 +2,6 @@ package host
 
 import (
 	"bufio"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/klauspost/compress/gzip"
 
 	"upkeep/internal/spec"
 )

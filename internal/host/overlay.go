@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -61,6 +62,7 @@ type Plan struct {
 	Release string
 	Ops     []Op
 	own     *Manifest
+	shared  []string // directories the plan uses that another service's overlay made
 }
 
 // Conflicts returns the plan's conflicts.
@@ -171,6 +173,10 @@ func (h *Host) linkTarget(name, rel string) string {
 // release, or var/www/<name> itself) for service name, with copies listing
 // the paths to copy rather than link.
 func (h *Host) PlanOverlay(name, release, dir string, copies []string) (*Plan, error) {
+	return h.planOverlay(name, release, diskConfig(filepath.Join(dir, "config")), copies)
+}
+
+func (h *Host) planOverlay(name, release string, cfg configTree, copies []string) (*Plan, error) {
 	all, err := h.manifests()
 	if err != nil {
 		return nil, err
@@ -181,6 +187,7 @@ func (h *Host) PlanOverlay(name, release, dir string, copies []string) (*Plan, e
 	}
 	owners := map[string]string{}
 	placed := map[string]Placed{}
+	madeBy := map[string]bool{} // directories other services' overlays made
 	for svc, m := range all {
 		for _, e := range m.Entries {
 			owners[e.Path] = svc
@@ -188,25 +195,19 @@ func (h *Host) PlanOverlay(name, release, dir string, copies []string) (*Plan, e
 				placed[e.Path] = e
 			}
 		}
+		if svc != name {
+			for _, d := range m.Dirs {
+				madeBy[d] = true
+			}
+		}
 	}
 	plan := &Plan{Service: name, Release: release, own: own}
 	conflict := func(rel, why string, hard bool, owner string) {
 		plan.add(Op{Action: "conflict", Path: rel, Why: why, Hard: hard, Owner: owner})
 	}
-	cfg := filepath.Join(dir, "config")
 	want := map[string]bool{}
 	blocked := map[string]bool{} // symlinked or non-directory components, reported once
-	err = filepath.WalkDir(cfg, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == cfg && errors.Is(err, fs.ErrNotExist) {
-				return filepath.SkipAll
-			}
-			return err
-		}
-		if p == cfg {
-			return nil
-		}
-		rel := filepath.ToSlash(strings.TrimPrefix(p, cfg+string(filepath.Separator)))
+	err = cfg.walk(func(rel string, d fs.DirEntry) error {
 		for _, r := range reserved {
 			if rel == r || strings.HasPrefix(rel, r+"/") || strings.HasPrefix(r, rel+"/") {
 				if d.IsDir() && strings.HasPrefix(r, rel+"/") {
@@ -247,6 +248,10 @@ func (h *Host) PlanOverlay(name, release, dir string, copies []string) (*Plan, e
 			switch {
 			case !exists:
 				plan.add(Op{Action: "mkdir", Path: rel})
+			case madeBy[rel] && isType(st, unix.S_IFDIR):
+				// Another service's overlay made it: this one records it
+				// too, so whichever of them goes last removes it once empty.
+				plan.shared = append(plan.shared, rel)
 			case isType(st, unix.S_IFLNK):
 				target, _ := h.root.Readlink(rel)
 				blocked[rel] = true
@@ -260,14 +265,14 @@ func (h *Host) PlanOverlay(name, release, dir string, copies []string) (*Plan, e
 			return nil
 		}
 		want[rel] = true
-		op := Op{Path: rel, Kind: "link", Source: "config/" + rel, Target: h.linkTarget(name, rel), src: p}
+		op := Op{Path: rel, Kind: "link", Source: "config/" + rel, Target: h.linkTarget(name, rel), src: cfg.path(rel)}
 		if matchCopy(rel, copies) {
 			op.Kind, op.Target = "copy", ""
 			if !d.Type().IsRegular() {
 				conflict(rel, "listed in copy, but config/"+rel+" is not a regular file", true, "")
 				return nil
 			}
-			sum, err := fileSum(p)
+			sum, err := cfg.sum(rel)
 			if err != nil {
 				return err
 			}
@@ -445,7 +450,7 @@ func (h *Host) ApplyOverlay(p *Plan, force bool) (err error) {
 	if err := checkConflicts(p, force); err != nil {
 		return err
 	}
-	m := &Manifest{Service: p.Service, Release: p.Release, Dirs: p.own.Dirs}
+	m := &Manifest{Service: p.Service, Release: p.Release, Dirs: append(slices.Clone(p.own.Dirs), p.shared...)}
 	keep := map[string]Placed{}
 	for _, e := range p.own.Entries {
 		keep[e.Path] = e
@@ -555,8 +560,14 @@ func (h *Host) pruneDirs(dirs []string, keep map[string]Placed) []string {
 				break
 			}
 		}
-		if !needed && h.root.Remove(d) == nil {
-			continue
+		if !needed {
+			err := h.root.Remove(d)
+			if err == nil {
+				h.say("removed %s", h.Path(d))
+			}
+			if err == nil || errors.Is(err, fs.ErrNotExist) {
+				continue // gone: removed by the other service that shared it
+			}
 		}
 		out = append(out, d)
 	}

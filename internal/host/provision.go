@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -123,17 +122,32 @@ func (h *Host) checkDir(t tree, rel string, mode os.FileMode, symlinkOK bool, ui
 	}
 }
 
-// checkMount: with db_mount, var/db must be a mount point of its own.
+// checkMount: with db_mount in the host config, var/db must be on a mount
+// of its own (a mount point, or a symlink into another mount).
 func (h *Host) checkMount(add func(Finding)) {
 	p := h.Path(DBDir)
-	var a, b unix.Stat_t
-	if unix.Stat(p, &a) != nil || unix.Stat(filepath.Dir(p), &b) != nil {
+	if _, err := os.Stat(p); err != nil {
 		return // reported as missing
 	}
-	if a.Dev == b.Dev {
-		add(Finding{Path: p, What: "not a mount point (db_mount = true in " + ConfigFile + ")",
-			Fix: "mount the data volume on " + quote(p) + " (and add it to /etc/fstab)"})
+	mounts, err := readMounts()
+	if err != nil {
+		add(Finding{Path: p, What: "db_mount: " + err.Error(), Fix: "see " + mountsFile})
+		return
 	}
+	db, err := mountOf(mounts, p)
+	if err == nil {
+		var parent mount
+		if parent, err = mountOf(mounts, h.Path("var")); err == nil && db.ID != parent.ID {
+			return
+		}
+	}
+	what := "not a mount point (db_mount = true in " + ConfigFile + ")"
+	if err != nil {
+		what += ": " + err.Error()
+	} else {
+		what += ": on " + db.String()
+	}
+	add(Finding{Path: p, What: what, Fix: "mount DEVICE " + quote(p) + "  # the data volume; then add it to /etc/fstab"})
 }
 
 // checkService checks what one service needs: its data directory, its log
@@ -153,6 +167,16 @@ func (h *Host) checkService(name string, users map[string]bool, homeUID, homeGID
 	}
 	db := tree{h.Path(DBDir)}
 	dbPath := h.Path(dbRel(name))
+	if s != nil && s.DBMount {
+		var me *MountError
+		switch err := h.checkDataMount(name); {
+		case errors.As(err, &me):
+			add(Finding{Path: dbPath, What: fmt.Sprintf("not on a mount of its own (db_mount = true in the service.toml of %s): on %s", name, me.On),
+				Fix: "mount DEVICE " + quote(dbPath) + "  # or one volume on " + quote(h.Path(DBDir)) + "; then add it to /etc/fstab"})
+		case err != nil:
+			add(Finding{Path: dbPath, What: err.Error(), Fix: "see " + mountsFile})
+		}
+	}
 	st, err := db.Lstat(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

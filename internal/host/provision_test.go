@@ -30,7 +30,8 @@ func TestDoctorFindings(t *testing.T) {
 	}
 	all := strings.Join(got, "\n")
 	for _, want := range []string{
-		h.Path(DBDir) + ": not a mount point (db_mount = true in etc/upkeep/upkeep.toml) | mount the data volume on",
+		h.Path(DBDir) + ": not a mount point (db_mount = true in etc/upkeep/upkeep.toml): on the mount at ",
+		"| mount DEVICE " + h.Path(DBDir) + "  # the data volume; then add it to /etc/fstab",
 		h.Path("var/www/www-gone") + ": dangling symlink (-> .releases/www-gone/1.0) | upkeep rollback www-gone",
 		h.HomePath("log/foreign.log") + ": dangling symlink (-> /nowhere/at/all) | rm " + h.HomePath("log/foreign.log"),
 		h.Path("var/db/www-open") + ": world-writable (0777) | chmod o-w " + h.Path("var/db/www-open"),

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,12 +68,24 @@ func (a *archive) num(i int) string { return filepath.Join(a.dir, a.base+"."+str
 
 // rotate renames the live file at path to its first rotated name, after
 // shifting the older ones the way logrotate does (remove .N, .N-1 → .N, …,
-// .1 → .2), and returns that name; "" when rotate = 0 discards it.
-func (a *archive) rotate(now time.Time, path string) (string, error) {
+// .1 → .2), and returns that name; "" when rotate = 0 discards it. With
+// copy (copytruncate), the file is copied to that name and truncated in
+// place instead.
+func (a *archive) rotate(now time.Time, path string, copy bool) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	move := os.Rename
+	if copy {
+		move = copyTruncate
+	}
 	if a.cfg.Rotate == 0 {
-		if _, err := a.discard(path); err != nil {
+		var err error
+		if copy {
+			err = truncate(path)
+		} else {
+			_, err = a.discard(path)
+		}
+		if err != nil {
 			return "", fmt.Errorf("rotate %s: %w", path, err)
 		}
 		return "", nil
@@ -86,7 +99,7 @@ func (a *archive) rotate(now time.Time, path string) (string, error) {
 		if exists(to) || exists(to+".gz") {
 			return "", fmt.Errorf("rotate %s: %s: %w", path, filepath.Base(to), ErrExists)
 		}
-		if err := os.Rename(path, to); err != nil {
+		if err := move(path, to); err != nil {
 			return "", fmt.Errorf("rotate %s: %w", path, err)
 		}
 		return to, nil
@@ -111,7 +124,7 @@ func (a *archive) rotate(now time.Time, path string) (string, error) {
 	}
 	a.top = from + 1
 	to := a.num(1)
-	if err := os.Rename(path, to); err != nil {
+	if err := move(path, to); err != nil {
 		return "", fmt.Errorf("rotate %s: %w", path, err)
 	}
 	return to, nil
@@ -360,6 +373,9 @@ func (a *archive) compress(r rotated) error {
 		// which `upkeep logs --since` and maxage go by.
 		os.Chtimes(tmp.Name(), fi.ModTime(), fi.ModTime())
 		os.Chmod(tmp.Name(), fi.Mode().Perm())
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok { // a service's own file keeps its owner
+			os.Lchown(tmp.Name(), int(st.Uid), int(st.Gid))
+		}
 	}
 	if err != nil {
 		os.Remove(tmp.Name())

@@ -1,5 +1,7 @@
 // Package logsink owns a service's output from its pipe to its log files and
-// back: whole lines appended with bounded buffers, rotation with logrotate's
-// names and semantics (compression and retention off the write path), and
-// reading and following a log across rotations. It knows nothing of processes.
+// back: whole lines appended with bounded buffers (floods spliced), rotation
+// with logrotate's names and semantics (compression and retention off the
+// write path), the same rotation for files a service writes itself (File),
+// and reading and following a log across rotations. It knows nothing of
+// processes: how a service is told to reopen a file is its caller's.
 package logsink

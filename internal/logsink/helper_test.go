@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "capture":
 		os.Exit(captureMain())
+	case "filewriter":
+		os.Exit(fileWriter())
 	}
 	os.Exit(m.Run())
 }

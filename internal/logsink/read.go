@@ -118,7 +118,14 @@ func Tail(path string, cfg spec.Log, n int, since time.Time, line func([]byte)) 
 	}
 	fl := &Follower{path: path, cfg: cfg, Poll: 200 * time.Millisecond}
 	if len(pieces) > 0 && pieces[0].live {
-		fl.f, fl.off, fl.id = pieces[0].f, pieces[0].size, pieces[0].id
+		// The live file may end inside a line that the daemon is
+		// still writing (it splices a flood without looking at it):
+		// that line is the Follower's, to print once it is whole, or
+		// Rest's.
+		p := &pieces[0]
+		fl.rest = p.size
+		p.size = lineEnd(p.f, p.size)
+		fl.f, fl.off, fl.id = p.f, p.size, p.id
 	}
 	defer func() {
 		for _, p := range pieces {
@@ -153,6 +160,9 @@ func Tail(path string, cfg spec.Log, n int, since time.Time, line func([]byte)) 
 	// Newest first, as many lines from each file as are still wanted.
 	var chunks [][][]byte
 	need := n
+	if fl.rest > fl.off {
+		need-- // the line held back is one of the n
+	}
 	for _, p := range pieces {
 		if need <= 0 || (!since.IsZero() && p.mod.Before(since)) {
 			break
@@ -170,6 +180,28 @@ func Tail(path string, cfg spec.Log, n int, since time.Time, line func([]byte)) 
 		}
 	}
 	return fl, nil
+}
+
+// lineEnd is where the last line of f that ends with a newline ends,
+// looking back at most a megabyte from size; size when f ends with a
+// newline, or when no newline is that close.
+func lineEnd(f *os.File, size int64) int64 {
+	buf := make([]byte, 64<<10)
+	for end := size; end > 0 && size-end < 1<<20; {
+		start := max(0, end-int64(len(buf)))
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && err != io.EOF || int64(n) != end-start {
+			return size
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return start + int64(i) + 1
+		}
+		end = start
+	}
+	if size < 1<<20 {
+		return 0 // one line, not ended yet
+	}
+	return size
 }
 
 // lastLines returns the last need lines of p that keep accepts, oldest
@@ -316,9 +348,28 @@ type Follower struct {
 
 	f       *os.File
 	off     int64
+	rest    int64     // where the live file ended when Tail looked (Rest)
 	id      fileID    // of f, or of the last rotated file read whole
 	mod     time.Time // its time once read to the end (compression keeps it)
 	partial []byte
+}
+
+// Rest calls line with the live file's last line as Tail saw it, when it
+// did not end with a newline yet, for a caller that does not follow: Tail
+// leaves such a line to the Follower, which prints it once it is whole.
+func (fl *Follower) Rest(line func([]byte)) error {
+	if fl.f == nil || fl.rest <= fl.off {
+		return nil
+	}
+	b := make([]byte, fl.rest-fl.off)
+	n, err := fl.f.ReadAt(b, fl.off)
+	if n > 0 {
+		line(b[:n])
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return err
 }
 
 // Close releases the file the follower holds.

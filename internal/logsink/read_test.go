@@ -220,3 +220,37 @@ func TestFollowWaitsForTheFile(t *testing.T) {
 		t.Errorf("%q", got.get())
 	}
 }
+
+// TestTailHoldsBackAnUnendedLine: the live file ends inside a line (a
+// splice ended there); Tail leaves it to the Follower, which prints it
+// whole once its end comes, or to Rest.
+func TestTailHoldsBackAnUnendedLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	s := openTest(t, path, spec.Log{When: spec.Untimed}, nil)
+	fmt.Fprint(s, "one\ntwo\nthr")
+	var c collector
+	fl, err := Tail(path, spec.Log{}, 2, time.Time{}, c.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	if got := c.get(); len(got) != 1 || got[0] != "two" {
+		t.Fatalf("Tail printed %q, want [two]", got)
+	}
+	var rest collector
+	fl.Rest(rest.add)
+	if got := rest.get(); len(got) != 1 || got[0] != "thr" {
+		t.Errorf("Rest printed %q", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	fl.Poll = 5 * time.Millisecond
+	go func() { fl.Follow(ctx, c.add); close(done) }()
+	fmt.Fprint(s, "ee\nfour\n")
+	eventually(t, 5*time.Second, "no lines followed", func() bool { return c.len() == 3 })
+	cancel()
+	<-done
+	if got := c.get(); got[1] != "three" || got[2] != "four" {
+		t.Errorf("followed %q", got)
+	}
+}

@@ -98,7 +98,7 @@ loop:
 	s.Close()
 	s.Wait()
 	files := readLog(t, dir, "app.log")
-	t.Logf("%d lines, %d rotations while writing, %d files", n, rotations, len(files))
+	t.Logf("%d lines, %d rotations while writing, %d files, %d of %d bytes spliced", n, rotations, len(files), spliced(s), n*lineLen)
 	if rotations < 5 {
 		t.Logf("the writer was faster than the rotations: a weak run")
 	}

@@ -98,6 +98,16 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("env %q=%q", k, v)
 			}
 		}
+		for _, lf := range s.LogFiles {
+			// Never outside var/log, never one of the daemon's own files.
+			rel, err := filepath.Rel(filepath.Join(root, LogFileDir), lf.Abs)
+			if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || !strings.Contains(rel, "/") {
+				t.Errorf("log file %q is not in a directory beneath var/log", lf.Abs)
+			}
+			if lf.Method != CopyTruncate && lf.Method != Rename {
+				t.Errorf("log file method %q", lf.Method)
+			}
+		}
 	})
 }
 

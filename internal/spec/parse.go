@@ -63,7 +63,12 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	if err != nil {
 		return nil, Problems{decodeProblem(file, text, err)}
 	}
+	logFiles := false
 	for _, k := range md.Undecoded() {
+		if isLogFileKey(k) {
+			logFiles = true // decodeLogFiles's
+			continue
+		}
 		add(k.String(), "unknown key")
 	}
 	// The decoder silently skips a value that is not a table where a map
@@ -155,6 +160,9 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 		add("group", "%v", err)
 	}
 	s.Log.check(func(key, format string, args ...any) { add("log."+key, format, args...) })
+	if logFiles { // a second decode only for the files that declare some
+		s.LogFiles = decodeLogFiles(root, data, s.Log, func(key, format string, args ...any) { add("log."+key, format, args...) })
+	}
 	for i, c := range s.Copy {
 		cp, err := cleanCopy(c)
 		if err != nil {

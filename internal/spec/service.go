@@ -27,11 +27,17 @@ type Service struct {
 	Stop         Stop              `toml:"stop"`
 	Checks       []Check           `toml:"check"`
 	Log          Log               `toml:"log"`
+	// LogFiles are the files the service writes itself ([[log.file]]),
+	// rotated on the same schedule (logfiles.go).
+	LogFiles []LogFile `toml:"-"`
 	// Copy lists files of config/ (paths beneath the root, or directories
 	// holding them) that the overlay copies instead of symlinking.
 	Copy []string `toml:"copy"`
 	// KeepReleases is how many releases deploy keeps (0: the host's setting).
 	KeepReleases int `toml:"keep_releases"`
+	// DBMount says the service's data (var/db/<name>) must be on a mount of
+	// its own: doctor reports it when not, and deploy refuses.
+	DBMount bool `toml:"db_mount"`
 
 	// Dir is the service's directory (absolute); File its service.toml.
 	Dir  string `toml:"-"`

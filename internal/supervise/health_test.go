@@ -213,8 +213,10 @@ exec = ["/bin/sh", "-c", "echo $UPKEEP_SERVICE $UPKEEP_CHECK $UPKEEP_EVENT > `+o
 
 func TestMemoryCheckStopsAHog(t *testing.T) {
 	h := newHost(t)
-	// tail holds a 64 MB "line" with no newline in memory.
-	h.write("service-hog", `script = "head -c 67108864 /dev/zero | tail; sleep 1000"
+	// The shell holds a 48 MB variable for as long as it runs. (A hog that
+	// lets go of its memory soon, such as tail holding one long line until
+	// its output is drained, may be gone between two runs of the check.)
+	h.write("service-hog", `script = 'x=$(head -c 50000000 /dev/zero | tr "\0" a); sleep 1000'
 [[check]]
 type = "memory"
 max = "32M"

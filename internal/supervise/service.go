@@ -73,6 +73,7 @@ type service struct {
 	snap     Status
 	snapSpec *spec.Service
 	sinks    []*logsink.Sink
+	files    *declared    // the files it writes itself (logfiles.go)
 	cg       *proc.Cgroup // set once, before run starts
 
 	spec      *spec.Service

@@ -101,6 +101,7 @@ func drain(sink *logsink.Sink, r *os.File, wg *sync.WaitGroup) {
 // previous run left in its pipes has been written.
 func (s *service) openLogs() error {
 	if s.stdout != nil && sameLog(s.logCfg, s.spec.Log) {
+		s.openFiles() // when [[log.file]] alone changed
 		return nil
 	}
 	if s.stdout != nil {
@@ -122,6 +123,7 @@ func (s *service) openLogs() error {
 	s.mu.Lock()
 	s.sinks = []*logsink.Sink{out, errs}
 	s.mu.Unlock()
+	s.openFiles()
 	return nil
 }
 
@@ -148,22 +150,25 @@ func (d *Daemon) logEvent(service string, e logsink.Event) {
 // on the daemon's: PATH and locale, HOME set to the service's directory the
 // way the guide's upstart job exports it, USER for a service with a user,
 // then env_file, then inline env (the later wins).
-func (s *service) environ() ([]string, error) {
+func (s *service) environ() ([]string, error) { return environOf(s.name, s.spec) }
+
+// environOf is environ for any goroutine, given a definition it holds.
+func environOf(name string, sp *spec.Service) ([]string, error) {
 	env := map[string]string{
 		"PATH":           "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME":           s.spec.Dir,
-		"UPKEEP_SERVICE": s.name,
+		"HOME":           sp.Dir,
+		"UPKEEP_SERVICE": name,
 	}
 	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env[k] = v
 		}
 	}
-	if s.spec.User != "" {
-		env["USER"], env["LOGNAME"] = s.spec.User, s.spec.User
+	if sp.User != "" {
+		env["USER"], env["LOGNAME"] = sp.User, sp.User
 	}
-	if s.spec.EnvFile != "" {
-		fileEnv, err := spec.ReadEnvFile(s.spec.EnvFile)
+	if sp.EnvFile != "" {
+		fileEnv, err := spec.ReadEnvFile(sp.EnvFile)
 		if err != nil {
 			return nil, fmt.Errorf("env_file: %w", err)
 		}
@@ -171,7 +176,7 @@ func (s *service) environ() ([]string, error) {
 			env[k] = v
 		}
 	}
-	for k, v := range s.spec.Env {
+	for k, v := range sp.Env {
 		env[k] = v
 	}
 	out := make([]string, 0, len(env))

@@ -1,0 +1,67 @@
+package control
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"upkeep/internal/supervise"
+)
+
+// rotator is a Backend that only rotates; any other call panics.
+type rotator struct {
+	Backend
+	got [][]string
+}
+
+func (r *rotator) Rotate(names []string) ([]supervise.Rotated, error) {
+	r.got = append(r.got, names)
+	if len(names) == 1 && names[0] == "nobody" {
+		return nil, supervise.ErrUnknown
+	}
+	return []supervise.Rotated{{Service: "app", File: "/var/log/app.log", Rotated: true, To: "/var/log/app.log.1"}}, nil
+}
+
+// TestRotateEndpoint: POST /v1/rotate through the client, over a real unix
+// socket: names or all, never both or neither.
+func TestRotateEndpoint(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "upkeep.sock")
+	l, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &rotator{}
+	srv := &http.Server{Handler: Handler(b)}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	c := NewClient(sock)
+	ctx := context.Background()
+
+	res, err := c.Rotate(ctx, []string{"app"}, false)
+	if err != nil || len(res) != 1 || res[0].To != "/var/log/app.log.1" {
+		t.Fatalf("Rotate app: %+v %v", res, err)
+	}
+	if _, err := c.Rotate(ctx, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(b.got, [][]string{{"app"}, nil}) {
+		t.Errorf("backend asked for %q", b.got)
+	}
+	for _, c2 := range []struct {
+		names []string
+		all   bool
+		want  string
+	}{
+		{nil, false, "name services, or all"},
+		{[]string{"app"}, true, "names or all, not both"},
+		{[]string{"../etc"}, false, "service name"},
+		{[]string{"nobody"}, false, "unknown service"},
+	} {
+		if _, err := c.Rotate(ctx, c2.names, c2.all); err == nil || !strings.Contains(err.Error(), c2.want) {
+			t.Errorf("Rotate(%q, %v): %v, want …%s", c2.names, c2.all, err, c2.want)
+		}
+	}
+}

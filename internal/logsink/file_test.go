@@ -1,0 +1,252 @@
+package logsink
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"upkeep/internal/spec"
+)
+
+// fileWriter is a service that writes its own log, as nginx does: LINES
+// numbered lines to LOG (O_APPEND), in writes of whole lines of about BUF
+// bytes, at RATE_MB MB/s when set; on SIGUSR1 it opens LOG again. It
+// prints "ready" once the signal is handled.
+func fileWriter() int {
+	path := os.Getenv("LOG")
+	n, _ := strconv.ParseInt(os.Getenv("LINES"), 10, 64)
+	size, _ := strconv.Atoi(os.Getenv("BUF"))
+	size = max(size, lineLen)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	open := func() *os.File {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return f
+	}
+	f := open()
+	fmt.Println("ready")
+	var pace *paced
+	if rate, _ := strconv.ParseInt(os.Getenv("RATE_MB"), 10, 64); rate > 0 {
+		pace = &paced{w: io.Discard, rate: float64(rate) * 1e6, start: time.Now()}
+	}
+	buf := make([]byte, 0, size+lineLen)
+	flush := func() {
+		if pace != nil {
+			pace.Write(buf)
+		}
+		if _, err := f.Write(buf); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		buf = buf[:0]
+		select {
+		case <-usr1:
+			f.Close()
+			f = open()
+		default:
+		}
+	}
+	for i := range n {
+		if buf = appendLine(buf, i); len(buf) >= size {
+			flush()
+		}
+	}
+	flush()
+	f.Close()
+	return 0
+}
+
+// startFileWriter starts fileWriter on path and waits for its "ready".
+func startFileWriter(t *testing.T, path string, lines int64, rate int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LOGSINK_HELPER=filewriter", "LOG="+path, "LINES="+strconv.FormatInt(lines, 10), "BUF=4096", "RATE_MB="+strconv.Itoa(rate))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := bufio.NewReader(out).ReadString('\n'); err != nil || l != "ready\n" {
+		t.Fatalf("writer: %q %v", l, err)
+	}
+	return cmd
+}
+
+// rotateWhile forces a rotation of f every interval until cmd exits, and
+// returns how many happened.
+func rotateWhile(t *testing.T, f *File, cmd *exec.Cmd, every time.Duration) int {
+	t.Helper()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		case <-tick.C:
+			r, err := f.Rotate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Rotated {
+				n++
+			}
+		}
+	}
+}
+
+// TestFileRenameReopen: a service writing its own file at 20 MB/s, renamed
+// every 20 ms and told to reopen with SIGUSR1: every line is in exactly
+// one file.
+func TestFileRenameReopen(t *testing.T) {
+	const n = 200_000 // 12 MB: about 0.6 s
+	dir := filepath.Join(t.TempDir(), "app")
+	os.Mkdir(dir, 0o755)
+	path := filepath.Join(dir, "access.log")
+	cmd := startFileWriter(t, path, n, 20)
+	f := NewFile(path, spec.Log{When: spec.Untimed, Rotate: -1, Compress: true, DelayCompress: true}, Declared{
+		Reopen: func() error { return cmd.Process.Signal(syscall.SIGUSR1) },
+		Within: filepath.Dir(dir),
+	})
+	f.Start()
+	rotations := rotateWhile(t, f, cmd, 20*time.Millisecond)
+	f.Close()
+	f.Wait()
+	files := readLog(t, dir, "access.log")
+	t.Logf("%d lines, %d rotations, %d files", n, rotations, len(files))
+	if rotations < 5 {
+		t.Log("few rotations: a weak run")
+	}
+	checkNumbered(t, files, n)
+}
+
+// TestFileCopyTruncate: the same service, its file copied and truncated
+// every 20 ms. copytruncate loses what is written between the copy and
+// the truncate: the loss is measured and reported, not asserted away.
+func TestFileCopyTruncate(t *testing.T) {
+	const n = 200_000
+	dir := filepath.Join(t.TempDir(), "app")
+	os.Mkdir(dir, 0o755)
+	path := filepath.Join(dir, "access.log")
+	cmd := startFileWriter(t, path, n, 20)
+	f := NewFile(path, spec.Log{When: spec.Untimed, Rotate: -1}, Declared{CopyTruncate: true, Within: filepath.Dir(dir)})
+	f.Start()
+	rotations := rotateWhile(t, f, cmd, 20*time.Millisecond)
+	f.Close()
+	f.Wait()
+	files := readLogLoose(t, dir, "access.log")
+	lost, torn, dup := countLines(files, n)
+	t.Logf("copytruncate: %d lines at 20 MB/s, %d rotations: lost %d (%.3f %%), duplicated %d, torn %d",
+		n, rotations, lost, 100*float64(lost)/n, dup, torn)
+	if rotations < 5 {
+		t.Log("few rotations: a weak run")
+	}
+	if dup > 0 {
+		t.Errorf("%d lines duplicated", dup)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() > 10<<20 {
+		t.Errorf("live file not truncated: %v %v", st, err)
+	}
+}
+
+// TestFileRefuses: what logrotate refuses to rotate (a symbolic link, a
+// file with another hard link), and a directory that leads outside
+// Within, are left alone and reported.
+func TestFileRefuses(t *testing.T) {
+	root := t.TempDir()
+	within := filepath.Join(root, "var", "log")
+	secret := filepath.Join(root, "etc", "shadow")
+	os.MkdirAll(filepath.Join(within, "app"), 0o755)
+	os.MkdirAll(filepath.Dir(secret), 0o755)
+	os.WriteFile(secret, []byte("root:x\n"), 0o600)
+	passwd := filepath.Join(root, "etc", "passwd")
+	os.WriteFile(passwd, []byte("root:x\n"), 0o644)
+	os.Symlink(filepath.Join(root, "etc"), filepath.Join(within, "evil"))
+	link := filepath.Join(within, "app", "link.log")
+	os.Symlink(secret, link)
+	hard := filepath.Join(within, "app", "hard.log")
+	os.Link(secret, hard)
+	for _, path := range []string{link, hard, filepath.Join(within, "evil", "passwd")} {
+		for _, copy := range []bool{false, true} {
+			f := NewFile(path, spec.Log{When: spec.Untimed, Rotate: 3}, Declared{CopyTruncate: copy, Within: within})
+			if _, err := f.Rotate(); !errors.Is(err, ErrUnsafe) {
+				t.Errorf("%s (copytruncate %v): %v, want ErrUnsafe", path, copy, err)
+			}
+		}
+	}
+	for _, p := range []string{secret, passwd} {
+		if b, _ := os.ReadFile(p); string(b) != "root:x\n" {
+			t.Errorf("%s now holds %q", p, b)
+		}
+	}
+	if got := names(t, filepath.Join(root, "etc")); !reflect.DeepEqual(got, []string{"passwd", "shadow"}) {
+		t.Errorf("etc holds %q", got)
+	}
+	if got := names(t, filepath.Join(within, "app")); !reflect.DeepEqual(got, []string{"hard.log", "link.log"}) {
+		t.Errorf("files %q", got)
+	}
+}
+
+// TestFileRenameCreates: after the rename, a new file with the old one's
+// mode is in place, for a service that reopens without O_CREAT; notifempty
+// and missingok hold as for a Sink.
+func TestFileRenameCreates(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.log")
+	os.WriteFile(path, []byte("one\n"), 0o604)
+	reopened := 0
+	f := NewFile(path, spec.Log{When: spec.Untimed, Rotate: 2, NotIfEmpty: true, MissingOK: true}, Declared{Reopen: func() error { reopened++; return nil }})
+	if r, err := f.Rotate(); err != nil || !r.Rotated || r.To != path+".1" {
+		t.Fatalf("Rotate: %+v %v", r, err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != 0 || st.Mode().Perm() != 0o604 {
+		t.Errorf("new file: %v %v", st, err)
+	}
+	if r, err := f.Rotate(); err != nil || r.Rotated || reopened != 1 {
+		t.Errorf("an empty file rotated: %+v %v, %d reopens", r, err, reopened)
+	}
+	os.Remove(path)
+	if r, err := f.Rotate(); err != nil || r.Rotated {
+		t.Errorf("a missing file: %+v %v", r, err)
+	}
+}
+
+// TestFileBySize: with a size criterion the file is looked at every
+// pollEvery and rotated once it has reached the size.
+func TestFileBySize(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.log")
+	f := NewFile(path, spec.Log{When: spec.Untimed, Size: 1000, Rotate: 2}, Declared{CopyTruncate: true})
+	os.WriteFile(path, make([]byte, 999), 0o644)
+	f.bySize()
+	if exists(path + ".1") {
+		t.Fatal("rotated below the size")
+	}
+	f.pollEvery = 5 * time.Millisecond
+	f.Start()
+	defer f.Close()
+	os.WriteFile(path, make([]byte, 1000), 0o644)
+	eventually(t, 5*time.Second, "not rotated by size", func() bool { return exists(path + ".1") })
+}

@@ -1,0 +1,233 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"syscall"
+	"time"
+
+	"upkeep/internal/logsink"
+	"upkeep/internal/proc"
+	"upkeep/internal/spec"
+)
+
+// postRotateTimeout bounds a postrotate command; then its process group is
+// killed.
+const postRotateTimeout = 30 * time.Second
+
+// declared is the rotation of the files a service writes itself
+// ([[log.file]]), for the definition it was made from.
+type declared struct {
+	specs []spec.LogFile
+	files []*logsink.File
+}
+
+// openFiles starts rotating the files the service writes itself, or, when
+// a reload changed them, replaces the rotation of the old ones. Called by
+// openLogs, on the run goroutine.
+func (s *service) openFiles() {
+	s.mu.Lock()
+	old := s.files
+	s.mu.Unlock()
+	if old != nil && reflect.DeepEqual(old.specs, s.spec.LogFiles) {
+		return
+	}
+	if old == nil && len(s.spec.LogFiles) == 0 {
+		return
+	}
+	if old != nil {
+		old.close()
+	}
+	cur := &declared{specs: s.spec.LogFiles}
+	for _, lf := range s.spec.LogFiles {
+		f := logsink.NewFile(lf.Abs, lf.Log, logsink.Declared{
+			CopyTruncate: lf.Method == spec.CopyTruncate,
+			Reopen:       s.reopener(lf),
+			Within:       s.d.logDir,
+		})
+		f.Notify(func(e logsink.Event) { s.d.logEvent(s.name, e) })
+		f.Start()
+		cur.files = append(cur.files, f)
+	}
+	s.mu.Lock()
+	s.files = cur
+	s.mu.Unlock()
+	go func() {
+		<-s.done // the service is removed
+		cur.close()
+	}()
+}
+
+func (dc *declared) close() {
+	for _, f := range dc.files {
+		f.Close()
+	}
+}
+
+// reopener is how the service is made to open a renamed file again: its
+// signal, sent to the main process through the service's loop as `upkeep
+// signal` does, or its postrotate command. A service that is not running
+// holds no file, and needs nothing.
+func (s *service) reopener(lf spec.LogFile) func() error {
+	switch {
+	case lf.Method != spec.Rename:
+		return nil
+	case lf.Signal != "":
+		sig, _ := spec.ParseSignal(lf.Signal)
+		return func() error {
+			err := s.send(request{kind: reqSignal, sig: sig})
+			if err != nil && s.snapshot().Pid == 0 {
+				return nil
+			}
+			return err
+		}
+	}
+	return func() error { return s.postRotate(lf) }
+}
+
+// postRotate runs the postrotate command of lf the way logrotate runs its
+// script, /bin/sh -c with the file as $1, but as the service's user, in
+// its directory and with its environment. Its output goes to the
+// service's error log.
+func (s *service) postRotate(lf spec.LogFile) error {
+	sp := s.specSnapshot()
+	env, err := environOf(s.name, sp)
+	if err != nil {
+		return err
+	}
+	cred, err := credential(sp.User, sp.Group)
+	if err != nil {
+		return err
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer devnull.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	p, err := s.d.reaper.Spawn(proc.Attr{
+		Argv:     []string{"/bin/sh", "-c", lf.PostRotate, s.name, lf.Abs},
+		Env:      env,
+		Dir:      sp.Directory,
+		Files:    []uintptr{devnull.Fd(), w.Fd(), w.Fd()},
+		Cred:     cred,
+		CgroupFD: -1,
+	})
+	w.Close()
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("postrotate: %w", err)
+	}
+	s.mu.Lock()
+	var errLog *logsink.Sink
+	if len(s.sinks) == 2 {
+		errLog = s.sinks[1]
+	}
+	s.mu.Unlock()
+	go func() {
+		defer r.Close()
+		if errLog != nil {
+			errLog.Drain(r)
+			return
+		}
+		buf := make([]byte, 4096)
+		for {
+			if _, err := r.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	t := time.NewTimer(postRotateTimeout)
+	defer t.Stop()
+	select {
+	case <-p.Done():
+	case <-t.C:
+		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
+		<-p.Done()
+		return fmt.Errorf("postrotate: killed after %v", postRotateTimeout)
+	}
+	if ex := p.Exit(); !ex.Success() {
+		return fmt.Errorf("postrotate: %s", ex)
+	}
+	return nil
+}
+
+// Rotated is what a forced rotation (`upkeep rotate`) did to one file.
+type Rotated struct {
+	Service string `json:"service"`
+	File    string `json:"file"`
+	Rotated bool   `json:"rotated"`           // false: empty (notifempty), missing (missingok), or pending
+	To      string `json:"to,omitempty"`      // the rotated file; "" with rotate = 0
+	Pending bool   `json:"pending,omitempty"` // waits for the end of a line the service is writing
+	Error   string `json:"error,omitempty"`
+}
+
+// Rotate rotates every log of the named services now, as logrotate -f
+// does (notifempty still applies): their captured output and the files
+// they write themselves. No names: every service's.
+//
+// A service that has not started since the daemon did has no log open;
+// its files are rotated all the same, by a sink or File opened for the
+// purpose. Should it start meanwhile, its own sink finds its file renamed
+// within a second and opens a new one; no line is lost.
+func (d *Daemon) Rotate(names []string) ([]Rotated, error) {
+	svcs := d.all()
+	if len(names) > 0 {
+		var err error
+		if svcs, err = d.lookup(names); err != nil {
+			return nil, err
+		}
+	}
+	var out []Rotated
+	for _, sv := range svcs {
+		sv.mu.Lock()
+		sinks, dc := sv.sinks, sv.files
+		sv.mu.Unlock()
+		var files []*logsink.File
+		if dc != nil {
+			files = dc.files
+		}
+		sp := sv.specSnapshot()
+		if sinks == nil {
+			for _, base := range []string{sv.name + ".log", sv.name + ".error.log"} {
+				sink, err := logsink.OpenWith(filepath.Join(d.logDir, base), sp.Log)
+				if err != nil {
+					return nil, err
+				}
+				defer sink.Close()
+				sinks = append(sinks, sink)
+			}
+		}
+		if dc == nil {
+			for _, lf := range sp.LogFiles {
+				files = append(files, logsink.NewFile(lf.Abs, lf.Log, logsink.Declared{CopyTruncate: lf.Method == spec.CopyTruncate, Within: d.logDir}))
+			}
+		}
+		for _, sink := range sinks {
+			r, err := sink.Force()
+			out = append(out, rotated(sv.name, sink.Path(), r, err))
+		}
+		for _, f := range files {
+			r, err := f.Rotate()
+			out = append(out, rotated(sv.name, f.Path(), r, err))
+		}
+	}
+	return out, nil
+}
+
+func rotated(service, path string, r logsink.Rotation, err error) Rotated {
+	out := Rotated{Service: service, File: path, Rotated: r.Rotated, To: r.To}
+	switch {
+	case errors.Is(err, logsink.ErrPending):
+		out.Pending = true
+	case err != nil:
+		out.Error = err.Error()
+	}
+	return out
+}
