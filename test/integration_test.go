@@ -432,3 +432,43 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// `upkeep rotate` through the daemon: the captured log moves to NAME.log.1
+// (delaycompress keeps it plain), a line written after it lands in a new
+// NAME.log, and an unknown service is an error with exit code 1.
+func TestRotateThroughDaemon(t *testing.T) {
+	h := newHost(t)
+	h.write("service-talker", `script = "echo before; read x < rotated; echo after; sleep 1000"
+directory = "/"
+`)
+	fifo := filepath.Join(h.root, "rotated")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.daemon()
+	log := filepath.Join(h.root, "var/log/service-talker.log")
+	h.eventually(10*time.Second, "the first line", func() bool {
+		b, _ := os.ReadFile(log)
+		return string(b) == "before\n"
+	})
+	out, errOut, code := h.cli("rotate", "service-talker")
+	if code != 0 || !strings.Contains(out, "rotated to service-talker.log.1") {
+		t.Fatalf("rotate: exit %d\n%s%s", code, out, errOut)
+	}
+	if b, err := os.ReadFile(log + ".1"); err != nil || string(b) != "before\n" {
+		t.Errorf("service-talker.log.1 = %q, %v", b, err)
+	}
+	if err := os.WriteFile(fifo, []byte("go\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(10*time.Second, "the line after the rotation in a new file", func() bool {
+		b, _ := os.ReadFile(log)
+		return string(b) == "after\n"
+	})
+	if _, errOut, code := h.cli("rotate", "service-nobody"); code != 1 || !strings.Contains(errOut, "service-nobody") {
+		t.Errorf("rotate of an unknown service: exit %d, %q", code, errOut)
+	}
+	if _, _, code := h.cli("rotate"); code != 2 {
+		t.Errorf("rotate without a name: exit %d, want 2", code)
+	}
+}
