@@ -364,7 +364,7 @@ func ownFile(t *testing.T, dir string, lines, rate int64, est time.Duration, cop
 	cmd := startFileWriter(t, path, lines, int(rate))
 	f := NewFile(path, spec.Log{When: spec.Untimed, Rotate: -1}, Declared{
 		CopyTruncate: copy,
-		Reopen:       func() error { return cmd.Process.Signal(syscall.SIGUSR1) },
+		Reopen:       func() error { return reopenSignal(cmd) },
 	})
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
