@@ -5,6 +5,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"upkeep/internal/health"
 )
@@ -21,6 +24,32 @@ type Event struct {
 	OK      bool      `json:"ok,omitempty"`
 	Message string    `json:"message,omitempty"`
 	Pid     int       `json:"pid,omitempty"`
+}
+
+// offHeap returns n zeroed T in a mapping of their own, populated at once.
+// The check rings live there: 12 MB for 500 checked services that, on the
+// Go heap, would raise the collector's target by half as much again (GOGC
+// 50) and with it the daemon's footprint, for memory that is pointer-free
+// and never garbage. T must hold no pointers.
+func offHeap[T any](n int) []T {
+	size := n * int(unsafe.Sizeof(*new(T)))
+	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		s := make([]T, n)
+		clear(s) // touch it: the footprint is the same from the start
+		return s
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), n)
+}
+
+// freeOffHeap unmaps what offHeap mapped (a slice of the Go heap, its
+// fallback, is left to the collector).
+func freeOffHeap[T any](s []T) {
+	if len(s) == 0 {
+		return
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(s[0])))
+	_ = unix.Munmap(b)
 }
 
 // ring is a bounded buffer that keeps the newest n items. It grows as it
@@ -164,9 +193,7 @@ func (j *journal) addCheck(service string, r CheckResult) {
 		// Allocated whole and touched at once: a checked service's memory is
 		// what it will be after an hour, not a slope that looks like a leak.
 		ring = newRing[checkRun](historyChecks)
-		ring.buf = make([]checkRun, historyChecks)
-		clear(ring.buf)
-		ring.buf = ring.buf[:0]
+		ring.buf = offHeap[checkRun](historyChecks)[:0]
 		j.checks[service] = ring
 	}
 	late := min(r.Late/time.Microsecond, math.MaxInt32)
@@ -182,6 +209,9 @@ func (j *journal) addSample(service string, s Sample) {
 func (j *journal) forget(service string) {
 	j.mu.Lock()
 	delete(j.events, service)
+	if r, ok := j.checks[service]; ok {
+		freeOffHeap(r.buf[:cap(r.buf)]) // items() copies: nothing else points into it
+	}
 	delete(j.checks, service)
 	delete(j.names, service)
 	delete(j.samples, service)
