@@ -134,7 +134,7 @@ ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/nul
 
 # ------------------------------------------------------------------ build
 say "building upkeep and the helpers"
-(cd "$REPO" && timeout --foreground 300 go build -o "$UPKEEP" ./cmd/upkeep &&
+(cd "$REPO" && CGO_ENABLED=0 timeout --foreground 300 go build -o "$UPKEEP" ./cmd/upkeep &&
 	timeout --foreground 300 go build -o "$HB" ./bench/healthbench &&
 	timeout --foreground 300 go build -o "$MEASURE" ./bench/measure) || die "go build failed"
 

@@ -108,7 +108,7 @@ trap 'exit 143' TERM
 
 # ------------------------------------------------------------------ build
 say "building upkeep and the measure helper"
-(cd "$REPO" && timeout --foreground 300 go build -o "$UPKEEP" ./cmd/upkeep && timeout --foreground 300 go build -o "$MEASURE" ./bench/measure) ||
+(cd "$REPO" && CGO_ENABLED=0 timeout --foreground 300 go build -o "$UPKEEP" ./cmd/upkeep && timeout --foreground 300 go build -o "$MEASURE" ./bench/measure) ||
 	die "go build failed"
 
 # wait_gone PID SECS: wait for a process of ours to end; KILL it past SECS
