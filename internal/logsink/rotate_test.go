@@ -424,6 +424,15 @@ func TestDiskFull(t *testing.T) {
 // TestFileSizeLimit is the same with RLIMIT_FSIZE (EFBIG): any user can
 // lower it, and raising it back is the room coming back.
 func TestFileSizeLimit(t *testing.T) {
+	restore := lowerFileSizeLimit(t, 64<<10)
+	fullTest(t, t.TempDir(), restore, syscall.EFBIG)
+}
+
+// lowerFileSizeLimit sets this process's RLIMIT_FSIZE to limit (skipping
+// the test where that cannot be done safely) and returns what raises it
+// back: callable any number of times, and called at cleanup.
+func lowerFileSizeLimit(t *testing.T, limit uint64) (restore func()) {
+	t.Helper()
 	for _, f := range []*os.File{os.Stdout, os.Stderr} {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 			t.Skip("the limit is the whole process's, and its output goes to a file")
@@ -434,22 +443,17 @@ func TestFileSizeLimit(t *testing.T) {
 		t.Skip(err)
 	}
 	lim := old
-	lim.Cur = 64 << 10
+	lim.Cur = limit
 	if old.Cur != unix.RLIM_INFINITY && old.Cur < lim.Cur {
 		t.Skip("file size limit already lower")
 	}
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
 		t.Skipf("cannot set RLIMIT_FSIZE: %v", err)
 	}
-	restored := false
-	restore := func() {
-		if !restored {
-			unix.Setrlimit(unix.RLIMIT_FSIZE, &old)
-			restored = true
-		}
-	}
+	var once sync.Once
+	restore = func() { once.Do(func() { unix.Setrlimit(unix.RLIMIT_FSIZE, &old) }) }
 	t.Cleanup(restore)
-	fullTest(t, t.TempDir(), restore, syscall.EFBIG)
+	return restore
 }
 
 func fullTest(t *testing.T, dir string, makeRoom func(), want error) {

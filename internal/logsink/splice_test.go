@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"upkeep/internal/spec"
 )
 
@@ -221,26 +219,7 @@ func TestWriteWaitsForTheLine(t *testing.T) {
 // splicing: what does not fit is dropped as whole lines, counted, and
 // writing resumes by itself once the limit is raised.
 func TestSplicedFileSizeLimit(t *testing.T) {
-	for _, f := range []*os.File{os.Stdout, os.Stderr} {
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-			t.Skip("the limit is the whole process's, and its output goes to a file")
-		}
-	}
-	var old unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
-		t.Skip(err)
-	}
-	lim := old
-	lim.Cur = 4 << 20
-	if old.Cur != unix.RLIM_INFINITY && old.Cur < lim.Cur {
-		t.Skip("file size limit already lower")
-	}
-	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
-		t.Skipf("cannot set RLIMIT_FSIZE: %v", err)
-	}
-	var once sync.Once
-	restore := func() { once.Do(func() { unix.Setrlimit(unix.RLIMIT_FSIZE, &old) }) }
-	t.Cleanup(restore)
+	restore := lowerFileSizeLimit(t, 4<<20)
 
 	dir := t.TempDir()
 	var mu sync.Mutex
