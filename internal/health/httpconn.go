@@ -23,7 +23,9 @@ import (
 // request at a time on one connection, so it needs none of that: it writes
 // the request, then reads the response with net/http's own parser.
 type httpConn struct {
-	key  string // scheme://host:port the connection is to
+	key  string        // method, URL and Host header req and wire were made for
+	req  *http.Request // for the response parser (HEAD has no body)
+	wire []byte        // the request as sent
 	conn net.Conn
 	br   *bufio.Reader // only while a response is being read; pooled between runs
 	body []byte        // reused for each response's body
@@ -55,19 +57,33 @@ type staleError struct{ err error }
 
 func (e staleError) Error() string { return e.err.Error() }
 
-// do sends req and returns the status and at most maxBody bytes of the body.
-func (h *httpConn) do(ctx context.Context, req *http.Request, host string) (int, []byte, error) {
-	u := req.URL
-	key := u.Scheme + "://" + canonicalAddr(u)
-	if h.key != key {
-		h.close()
-		h.key = key
+// prepare makes the request a check sends, once: it is the same every run.
+// A different request (the check was replaced) gets a new connection too.
+func (h *httpConn) prepare(method, rawURL, host string) error {
+	key := method + " " + rawURL + " " + host
+	if h.req != nil && h.key == key {
+		return nil
 	}
+	h.close()
+	req, err := http.NewRequest(method, rawURL, nil)
+	if err != nil {
+		return err
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return fmt.Errorf("unsupported protocol scheme %q", req.URL.Scheme)
+	}
+	h.key, h.req, h.wire = key, req, requestBytes(req, host)
+	return nil
+}
+
+// do sends the prepared request and returns the status and at most
+// maxBody bytes of the body.
+func (h *httpConn) do(ctx context.Context) (int, []byte, error) {
 	reused := h.conn != nil
-	status, body, err := h.roundTrip(ctx, req, host)
+	status, body, err := h.roundTrip(ctx)
 	var stale staleError
 	if errors.As(err, &stale) && reused && ctx.Err() == nil {
-		status, body, err = h.roundTrip(ctx, req, host)
+		status, body, err = h.roundTrip(ctx)
 	}
 	if errors.As(err, &stale) {
 		err = stale.err
@@ -78,7 +94,8 @@ func (h *httpConn) do(ctx context.Context, req *http.Request, host string) (int,
 	return status, body, err
 }
 
-func (h *httpConn) roundTrip(ctx context.Context, req *http.Request, host string) (status int, body []byte, err error) {
+func (h *httpConn) roundTrip(ctx context.Context) (status int, body []byte, err error) {
+	req := h.req
 	if h.conn == nil {
 		if h.conn, err = dialHTTP(ctx, req.URL); err != nil {
 			return 0, nil, err
@@ -97,7 +114,7 @@ func (h *httpConn) roundTrip(ctx context.Context, req *http.Request, host string
 	}
 	// Stop cancels without a deadline of its own: unblock the I/O by hand.
 	defer context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })()
-	if err := writeRequest(conn, req, host); err != nil {
+	if _, err := conn.Write(h.wire); err != nil {
 		return 0, nil, staleError{err}
 	}
 	h.br = readers.Get().(*bufio.Reader)
@@ -151,9 +168,9 @@ func readBody(b []byte, r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-// writeRequest writes an HTTP/1.1 request without a body. No
-// Accept-Encoding: the body is compared as the server sent it.
-func writeRequest(conn net.Conn, req *http.Request, host string) error {
+// requestBytes is an HTTP/1.1 request without a body. No Accept-Encoding:
+// the body is compared as the server sent it.
+func requestBytes(req *http.Request, host string) []byte {
 	if host == "" {
 		host = req.URL.Host
 	}
@@ -164,8 +181,7 @@ func writeRequest(conn net.Conn, req *http.Request, host string) error {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\nUser-Agent: upkeep-health\r\n\r\n"...)
-	_, err := conn.Write(b)
-	return err
+	return b
 }
 
 func dialHTTP(ctx context.Context, u *url.URL) (net.Conn, error) {

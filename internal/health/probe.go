@@ -24,7 +24,7 @@ const maxBody = 1 << 20
 
 // ProbeState carries what a probe keeps between runs of one check: the
 // previous CPU sample (cpu), and the HTTP connection kept alive for the next
-// run with the request built for it (http). The zero value is ready to use;
+// run with the request made for it (http). The zero value is ready to use;
 // a nil *ProbeState is allowed (cpu then always reports a first sample, http
 // uses a fresh connection each time). It is not safe for concurrent use: one
 // check's runs are sequential. Close releases what it holds.
@@ -33,8 +33,6 @@ type ProbeState struct {
 	cpuSeconds float64
 	cpuAt      time.Time
 	http       httpConn
-	req        *http.Request // for reqKey
-	reqKey     string
 }
 
 // Close closes the connection kept for the next run.
@@ -103,17 +101,10 @@ func probeHTTP(ctx context.Context, c *spec.Check, s *ProbeState) (string, error
 	if method == "" {
 		method = http.MethodGet
 	}
-	if key := method + " " + c.URL; s.req == nil || s.reqKey != key {
-		req, err := http.NewRequest(method, c.URL, nil)
-		if err != nil {
-			return "", err
-		}
-		if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-			return "", fmt.Errorf("unsupported protocol scheme %q", req.URL.Scheme)
-		}
-		s.req, s.reqKey = req, key
+	if err := s.http.prepare(method, c.URL, c.Host); err != nil {
+		return "", err
 	}
-	status, body, err := s.http.do(ctx, s.req, c.Host)
+	status, body, err := s.http.do(ctx)
 	if err != nil {
 		return "", err
 	}
