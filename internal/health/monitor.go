@@ -270,10 +270,7 @@ var runProbe = Probe
 // stalled reports whether a failed run took far longer than its timeout
 // allows: more than half the timeout again, and at least 250ms, past it.
 func stalled(r Result, c *spec.Check) bool {
-	timeout := time.Duration(c.Timeout)
-	if timeout <= 0 {
-		timeout = spec.DefaultCheckTimeout
-	}
+	timeout := timeoutOf(c)
 	return r.Latency > timeout+max(timeout/2, 250*time.Millisecond)
 }
 

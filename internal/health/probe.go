@@ -42,13 +42,19 @@ func (s *ProbeState) Close() {
 	}
 }
 
+// timeoutOf is c's timeout, or the default for a check that did not pass
+// through validation.
+func timeoutOf(c *spec.Check) time.Duration {
+	if c.Timeout <= 0 {
+		return spec.DefaultCheckTimeout
+	}
+	return time.Duration(c.Timeout)
+}
+
 // Probe runs one check once, bounded by c.Timeout (and ctx). Due and
 // Started are both the time it ran; a Monitor sets Due to the slot.
 func Probe(ctx context.Context, c *spec.Check, t Target, state *ProbeState) Result {
-	timeout := time.Duration(c.Timeout)
-	if timeout <= 0 {
-		timeout = spec.DefaultCheckTimeout
-	}
+	timeout := timeoutOf(c)
 	start := time.Now() // before the deadline is set: Latency >= timeout on a timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
