@@ -3,6 +3,7 @@ package compat
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +54,7 @@ func (p Pos) fixed() Pos {
 
 func (p Pos) String() string {
 	if p.Line > 0 {
-		return fmt.Sprintf("%s:%d", p.File, p.Line)
+		return p.File + ":" + strconv.Itoa(p.Line)
 	}
 	return p.File
 }
@@ -66,10 +67,15 @@ type Note struct {
 	Service string // the service it concerns, "" for file-wide notes
 	Msg     string
 	Err     bool
+
+	str string // String(), made once by Import: it is written twice
 }
 
 // String is `file:line: 'directive' msg`, the way compilers place problems.
 func (n Note) String() string {
+	if n.str != "" {
+		return n.str
+	}
 	var b strings.Builder
 	b.WriteString(n.Pos.String())
 	b.WriteString(": ")

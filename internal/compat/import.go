@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"upkeep/internal/spec"
 )
@@ -24,12 +25,12 @@ type Options struct {
 	// [include]); when nil, an include is reported and not followed.
 	ReadFile func(name string) ([]byte, error)
 	Glob     func(pattern string) ([]string, error)
-	// Validate reads every service.toml made back with spec.Parse, the
-	// daemon's loader, and keeps back any that does not load. The
-	// importers already drop every value spec.Parse would refuse (the
-	// tests and fuzzers hold them to it), so this is a second line of
-	// defence for what is about to be written, and most of an import's
-	// time.
+	// Validate checks every service with spec.Validate, the rules of
+	// the daemon's loader, and keeps back any that does not pass. The
+	// importers already drop every value those rules refuse, so this is
+	// a second line of defence for what is about to be written. It
+	// checks the service in memory: checkValid, in every test and fuzzer,
+	// holds spec.Parse of the written TOML to the same result.
 	Validate bool
 }
 
@@ -41,7 +42,7 @@ type Input struct {
 }
 
 // Result is what an import produced: the services that can be written
-// (each one's TOML passes spec.Parse), and every note, errors included,
+// (each one passes spec.Validate), and every note, errors included,
 // in file and line order.
 type Result struct {
 	Services []*Draft
@@ -147,7 +148,7 @@ func formatNames() []string {
 
 // Import reads the inputs, merges what they say about the same service
 // (the guide's monit stanza and upstart job become one service.toml) and
-// checks each result with spec.Parse.
+// checks each result with spec.Validate.
 func Import(inputs []Input, opt Options) *Result {
 	r := &Result{}
 	var drafts []*Draft
@@ -174,18 +175,21 @@ func Import(inputs []Input, opt Options) *Result {
 	parallel(len(merged), func(i int) {
 		d := merged[i]
 		ok[i] = finish(d)
-		// Each note is written twice, in the file and on stderr: its
-		// directive is made once, here, on every core.
+		// Each note is written twice, in the file and on stderr: it is
+		// made once, here, on every core.
 		for j := range d.notes {
-			d.notes[j].Pos = d.notes[j].Pos.fixed()
+			n := &d.notes[j]
+			n.Pos = n.Pos.fixed()
+			n.str = ""
+			n.str = n.String()
 		}
 		if !ok[i] {
 			return
 		}
-		var keys [2]int
-		d.rendered, keys = d.render()
+		d.rendered = d.render()
 		if opt.Validate {
-			bad[i] = validate(d.Name, d.rendered, keys)
+			svc := d.service()
+			bad[i] = spec.Validate("/", "/var/www/"+d.Name, &svc).Errors()
 			ok[i] = len(bad[i]) == 0
 		}
 	})
@@ -286,6 +290,7 @@ func finish(d *Draft) bool {
 			}
 		}
 	}
+	utf8Only(d)
 	sanitize(d)
 	if !d.Runs() {
 		p := Pos{File: firstWord(d.Sources)}
@@ -306,20 +311,78 @@ func firstWord(sources []string) string {
 	return f
 }
 
-// validate reads a service.toml back with spec.Parse, the loader the
-// daemon uses: what an import writes must load. spec.Parse reads the
-// keys, data[keys[0]:keys[1]]; the comment lines around them (the
-// header, and the notes at the end: a third of the text, a quarter of the
-// decoder's time) are checked by commentLines instead. Whole comment
-// lines before and after the keys cannot change what the keys mean, so
-// the file loads exactly when its keys do (TestValidateKeysOnly holds
-// the two to the same result).
-func validate(name string, data []byte, keys [2]int) spec.Problems {
-	if !commentLines(data[:keys[0]]) || !commentLines(data[keys[1]:]) {
-		return spec.Problems{{File: name, Msg: "a comment line that TOML would refuse"}}
+// utf8Only makes the values a file set UTF-8, the only text TOML holds,
+// with a note where bytes were replaced: written as they are, they would
+// read back as U+FFFD anyway.
+func utf8Only(d *Draft) {
+	s := &d.Svc
+	fix := func(p *string) bool {
+		if utf8.ValidString(*p) {
+			return false
+		}
+		*p = strings.ToValidUTF8(*p, "\uFFFD")
+		return true
 	}
-	_, ps := spec.Parse("/", "/var/www/"+name, data[keys[0]:keys[1]])
-	return ps.Errors()
+	fixAll := func(xs []string) bool {
+		changed := false
+		for i := range xs {
+			changed = fix(&xs[i]) || changed
+		}
+		return changed
+	}
+	note := func(p Pos, changed bool) {
+		if changed {
+			d.Note(p, "not UTF-8: written with U+FFFD in place of the bytes that are not")
+		}
+	}
+	for _, k := range []struct {
+		key string
+		p   *string
+	}{{"version", &s.Version}, {"script", &s.Script}, {"directory", &s.Directory}, {"user", &s.User},
+		{"group", &s.Group}, {"env_file", &s.EnvFile}, {"pidfile", &s.PIDFile}, {"stop.signal", &s.Stop.Signal},
+		{"log.when", &s.Log.When}, {"log.dateformat", &s.Log.DateFormat}} {
+		if d.IsSet(k.key) {
+			note(d.At(k.key), fix(k.p))
+		}
+	}
+	if d.IsSet("restart.policy") {
+		p := string(s.Restart.Policy)
+		note(d.At("restart.policy"), fix(&p))
+		s.Restart.Policy = spec.Policy(p)
+	}
+	for _, k := range []struct {
+		key  string
+		argv []string
+	}{{"command", s.Command}, {"start_command", s.StartCommand}, {"stop_command", s.StopCommand}} {
+		if d.IsSet(k.key) {
+			note(d.At(k.key), fixAll(k.argv))
+		}
+	}
+	note(d.At("depends_on"), fixAll(s.DependsOn))
+	for _, k := range sortedKeys(s.Env) {
+		v := s.Env[k]
+		nk := k
+		if kc, vc := fix(&nk), fix(&v); kc || vc {
+			p := d.At("env." + k)
+			delete(s.Env, k)
+			s.Env[nk] = v
+			d.Unset("env." + k)
+			d.Set("env."+nk, p)
+			note(p, true)
+		}
+	}
+	for i := range s.Checks {
+		c := &s.Checks[i]
+		changed := fixAll(c.Command)
+		changed = fixAll(c.Exec) || changed
+		for _, p := range []*string{&c.Name, &c.Type, &c.URL, &c.Method, &c.Status, &c.Body, &c.Host, &c.Address, &c.Send, &c.Expect, &c.Max, &c.Then} {
+			changed = fix(p) || changed
+		}
+		note(d.CheckAt[i], changed)
+	}
+	if d.IsSet("script") {
+		s.Script = scriptAsWritten(s.Script)
+	}
 }
 
 // sanitize drops the values spec.Parse would refuse, each with a note at

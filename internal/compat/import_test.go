@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -67,6 +68,15 @@ func checkValid(t *testing.T, r *Result) {
 		s, ps := spec.Parse("/", "/var/www/"+d.Name, d.TOML())
 		if s == nil || len(ps) > 0 {
 			t.Errorf("%s: does not load: %v\n%s", d.Name, ps, d.TOML())
+			continue
+		}
+		// Import checks the service in memory instead of reading the
+		// TOML back: both must come to the same definition.
+		mem := d.service()
+		if ps := spec.Validate("/", "/var/www/"+d.Name, &mem); len(ps) > 0 {
+			t.Errorf("%s: spec.Validate refuses what spec.Parse loads: %v\n%s", d.Name, ps, d.TOML())
+		} else if !reflect.DeepEqual(*s, mem) {
+			t.Errorf("%s: the TOML reads back as\n%#v\nnot as in memory\n%#v\n%s", d.Name, *s, mem, d.TOML())
 		}
 		if err := spec.CheckName(d.Name); err != nil {
 			t.Errorf("%s: %v", d.Name, err)
@@ -247,5 +257,29 @@ func TestShell(t *testing.T) {
 		if got != tc.argv || ok && cl.user != tc.user {
 			t.Errorf("parseCommandLine(%q) = %q user %q, want %q user %q", tc.in, got, cl.user, tc.argv, tc.user)
 		}
+	}
+}
+
+// Every service the testdata and the benchmark's file import to reads
+// back from its TOML as Import checked it in memory (checkValid).
+func TestRoundTrip(t *testing.T) {
+	files, _ := filepath.Glob("testdata/import/*/*")
+	in := []Input{{Path: "bench.monitrc", Data: monitFile(50), Format: Monit}}
+	for _, f := range files {
+		if strings.HasSuffix(f, ".golden") {
+			continue
+		}
+		if data, err := os.ReadFile(f); err == nil {
+			in = append(in, Input{Path: f, Data: data})
+		}
+	}
+	n := 0
+	for _, one := range in {
+		r := Import([]Input{one}, osOptions)
+		checkValid(t, r)
+		n += len(r.Services)
+	}
+	if n < 40 {
+		t.Errorf("only %d services compared", n)
 	}
 }

@@ -162,11 +162,19 @@ func lexMonit(file string, data []byte, line int) (*monitTokens, []Note) {
 }
 
 func wordEnd(s string, i int) int {
-	for i < len(s) && strings.IndexByte(" \t\r\n\f\v;\"'#=<>,{}[]", s[i]) < 0 {
+	for i < len(s) && !wordStop[s[i]] {
 		i++
 	}
 	return i
 }
+
+// wordStop holds the bytes that end a word.
+var wordStop = func() (t [256]bool) {
+	for _, c := range []byte(" \t\r\n\f\v;\"'#=<>,{}[]") {
+		t[c] = true
+	}
+	return t
+}()
 
 // monitState is shared by a control file and the files it includes.
 type monitState struct {
@@ -1444,11 +1452,25 @@ func (c *monitCheck) credentials(p *monitProgram) {
 
 var nameBad = regexp.MustCompile(`[^a-z0-9._-]+`)
 
+// nameBytes reports whether s has only bytes nameBad leaves alone, as
+// most names have: they need no regexp.
+func nameBytes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // serviceName makes a service name of another format's name the way a
 // person would: lower case, other characters as '-'. The result passes
 // spec.CheckName, or the error says why not.
 func serviceName(raw string) (string, error) {
-	n := nameBad.ReplaceAllString(strings.ToLower(raw), "-")
+	n := raw
+	if !nameBytes(raw) {
+		n = nameBad.ReplaceAllString(strings.ToLower(raw), "-")
+	}
 	n = strings.Trim(n, "._-")
 	for strings.Contains(n, "..") {
 		n = strings.ReplaceAll(n, "..", ".")

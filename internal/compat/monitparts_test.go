@@ -17,7 +17,7 @@ func dumpMonit(ds []*Draft, notes []Note) string {
 		b.WriteString(n.String() + "\n")
 	}
 	for _, d := range ds {
-		data, _ := d.render()
+		data := d.render()
 		b.WriteString("== " + d.Name + "\n")
 		b.Write(data)
 	}

@@ -21,13 +21,11 @@ func (d *Draft) TOML() []byte {
 	if d.rendered != nil {
 		return d.rendered
 	}
-	data, _ := d.render()
-	return data
+	return d.render()
 }
 
-// render writes the TOML; keys is where the header comments end and the
-// notes at the end begin: everything outside is comment lines.
-func (d *Draft) render() (data []byte, keys [2]int) {
+// render writes the TOML.
+func (d *Draft) render() []byte {
 	// Written in a buffer that is used again, and copied out at its size:
 	// an import renders thousands.
 	b := renderBufs.Get().(*bytes.Buffer)
@@ -46,7 +44,6 @@ func (d *Draft) render() (data []byte, keys [2]int) {
 	for _, c := range d.Comments {
 		line("# ", oneLine(c))
 	}
-	keys[0] = b.Len()
 	b.WriteString("\n")
 	for _, f := range topFields {
 		if d.IsSet(f.key) {
@@ -85,7 +82,6 @@ func (d *Draft) render() (data []byte, keys [2]int) {
 		writeCheck(b, &c)
 	}
 	table("log", logFields)
-	keys[1] = b.Len()
 	if len(d.notes) > 0 {
 		b.WriteString("\n# Import notes (what did not translate as written):\n")
 		type placed struct {
@@ -113,38 +109,36 @@ func (d *Draft) render() (data []byte, keys [2]int) {
 			line("#   ", oneLine(n.String()))
 		}
 	}
-	return bytes.Clone(b.Bytes()), keys
+	return bytes.Clone(b.Bytes())
 }
 
 var renderBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// commentLines reports whether b is whole lines that are blank or TOML
-// comments: '#' and then no control character but tab, in UTF-8. TOML
-// reads such lines as nothing at all.
-func commentLines(b []byte) bool {
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			return false
-		}
-		line := b[:i]
-		b = b[i+1:]
-		if len(line) == 0 {
-			continue
-		}
-		if line[0] != '#' {
-			return false
-		}
-		for _, c := range line[1:] {
-			if c < 0x20 && c != '\t' || c == 0x7f {
-				return false
+// service is what spec.Parse makes of the rendered TOML, built without
+// it: upkeep's defaults and the keys render writes, with their values.
+// checkValid holds the two to the same result for every test and fuzz
+// input.
+func (d *Draft) service() spec.Service {
+	s := spec.Defaults()
+	for _, group := range allFields() {
+		for _, f := range group {
+			if d.IsSet(f.key) {
+				f.copy(&s, &d.Svc)
 			}
 		}
-		if !utf8.Valid(line) {
-			return false
+	}
+	if env := d.envKeys(); len(env) > 0 {
+		s.Env = make(map[string]string, len(env))
+		for _, k := range env {
+			s.Env[k] = d.Svc.Env[k]
 		}
 	}
-	return true
+	if d.IsSet("depends_on") && len(d.Svc.DependsOn) > 0 {
+		s.DependsOn = d.Svc.DependsOn
+	}
+	// spec fills in each check's defaults in place.
+	s.Checks = append([]spec.Check(nil), d.Svc.Checks...)
+	return s
 }
 
 // envKeys are the variables set by a file, sorted.
@@ -271,19 +265,33 @@ func tomlString(s string) string {
 // tomlMultiline writes a script as a literal multi-line string, verbatim
 // (backslashes and all), when it can; a basic string otherwise.
 func tomlMultiline(s string) string {
-	ok := utf8.ValidString(s) && !strings.Contains(s, "'''") && !strings.HasSuffix(s, "'")
-	for _, r := range s {
-		if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f {
-			ok = false
-		}
-	}
-	if !ok || !strings.Contains(s, "\n") {
+	if !literalScript(s) {
 		return tomlString(s)
 	}
-	if !strings.HasSuffix(s, "\n") {
-		s += "\n"
+	return "'''\n" + scriptAsWritten(s) + "'''"
+}
+
+// literalScript reports whether a script can be a literal multi-line
+// string: it has lines, and nothing a literal string cannot hold.
+func literalScript(s string) bool {
+	if !strings.Contains(s, "\n") || !utf8.ValidString(s) || strings.Contains(s, "'''") || strings.HasSuffix(s, "'") {
+		return false
 	}
-	return "'''\n" + s + "'''"
+	for _, r := range s {
+		if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// scriptAsWritten is the script TOML reads back: a literal one ends with
+// a newline.
+func scriptAsWritten(s string) string {
+	if literalScript(s) && !strings.HasSuffix(s, "\n") {
+		return s + "\n"
+	}
+	return s
 }
 
 func tomlArray(xs []string) string {

@@ -54,8 +54,9 @@ func WriteService(dir, name string, data []byte, force bool) (string, error) {
 //  2. flush: one syncfs(2) puts the data of all of them on disk, where an
 //     fsync each cost a disk write (and a journal commit) each; a single
 //     file still gets its fsync;
-//  3. commit: each file gets its name, by a hard link that fails if the
-//     name exists, or with force a rename.
+//  3. commit: each file gets its name, by a rename that fails if the
+//     name exists (or a hard link, where the file system cannot), or with
+//     force a plain rename.
 //
 // The flush comes before any name appears, so a crash never leaves a
 // service.toml that is empty or cut short, only temporary files.
@@ -197,7 +198,7 @@ func stage(abs, real string, dev uint64, f ServiceFile, force bool) (staged, str
 		return staged{}, "", &fs.PathError{Op: "open", Path: filepath.Join(svcDir, ".service.toml.*"), Err: err}
 	}
 	err = writeAll(fd, f.Data)
-	if err == nil {
+	if err == nil && umaskMasks() {
 		err = unix.Fchmod(fd, 0o644) // whatever the umask
 	}
 	if err == nil && !st.madeDir {
@@ -300,8 +301,20 @@ func (st *staged) commit(file string, force bool) error {
 		st.done = true
 		return nil
 	}
-	// A hard link fails if the name exists: no window in which another
+	// Neither fails but if the name exists: no window in which another
 	// writer's file could be replaced.
+	err := unix.Renameat2(unix.AT_FDCWD, st.tmp, unix.AT_FDCWD, file, unix.RENAME_NOREPLACE)
+	if err == nil {
+		st.tmp = ""
+		st.done = true
+		return nil
+	}
+	if err == unix.EEXIST {
+		return fmt.Errorf("%s %w (--force replaces it)", file, ErrExists)
+	}
+	if err != unix.EINVAL && err != unix.ENOSYS {
+		return &os.LinkError{Op: "rename", Old: st.tmp, New: file, Err: err}
+	}
 	if err := os.Link(st.tmp, file); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s %w (--force replaces it)", file, ErrExists)
@@ -324,6 +337,23 @@ func (st *staged) clean() {
 		st.madeDir = false
 	}
 }
+
+// umaskMasks reports whether the process's umask takes bits off 0644,
+// read once from /proc/self/status (umask(2) can only be read by
+// changing it, for every thread). When it cannot be told, it does.
+var umaskMasks = sync.OnceValue(func() bool {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return err != nil || m&0o644 != 0
+		}
+	}
+	return true
+})
 
 // parallelIO runs f(0) … f(n-1) on a few goroutines more than there are
 // cores: f mostly waits for the file system.

@@ -91,7 +91,14 @@ func decodeLogFiles(root string, data []byte, l Log, add func(key, format string
 			add(strings.TrimPrefix(k.String(), "log."), "unknown key")
 		}
 	}
-	files := doc.Log.Files
+	checkLogFiles(root, doc.Log.Files, l, add)
+	return doc.Log.Files
+}
+
+// checkLogFiles checks declared files, resolves their paths under root
+// and works out the settings in force for each from l, the service's
+// [log].
+func checkLogFiles(root string, files []LogFile, l Log, add func(key, format string, args ...any)) {
 	seen := map[string]bool{}
 	for i := range files {
 		f := &files[i]
@@ -143,7 +150,6 @@ func decodeLogFiles(root string, data []byte, l Log, add func(key, format string
 			f.Log.DelayCompress = true
 		}
 	}
-	return files
 }
 
 // isLogFileKey reports whether k is inside a [[log.file]].

@@ -22,7 +22,17 @@ const FileName = "service.toml"
 // Prefixes are the conventional name prefixes of the guide.
 var Prefixes = []string{"www-", "api-", "service-"}
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+// nameChars: a-z 0-9 first, then also . _ - (the regexp
+// ^[a-z0-9][a-z0-9._-]*$, which an import of thousands felt).
+func nameChars(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')) {
+			return false
+		}
+	}
+	return true
+}
 
 // CheckName says why a string is not a safe service name, or nil.
 func CheckName(name string) error {
@@ -31,7 +41,7 @@ func CheckName(name string) error {
 		return errors.New("empty service name")
 	case len(name) > 64:
 		return fmt.Errorf("service name %q is longer than 64 characters", name)
-	case !nameRE.MatchString(name) || strings.Contains(name, ".."):
+	case !nameChars(name) || strings.Contains(name, ".."):
 		return fmt.Errorf("service name %q must be a-z 0-9 - _ . starting with a letter or digit", name)
 	}
 	return nil
@@ -56,7 +66,10 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	s := Defaults()
 	var ps Problems
 	add := func(key, format string, args ...any) {
-		line, col := locate(text, key)
+		line, col := 0, 0
+		if key != "" {
+			line, col = locate(text, key)
+		}
 		ps = append(ps, Problem{File: file, Line: line, Col: col, Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&s)
@@ -76,10 +89,43 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	if md.IsDefined("env") && s.Env == nil {
 		add("env", "must be a table, such as { NAME = \"value\" }")
 	}
-	s.Dir, s.File = dir, file
+	s.validate(root, dir, func(i int) bool { return graceSet(md, i) }, add)
+	if logFiles { // a second decode only for the files that declare some
+		s.LogFiles = decodeLogFiles(root, data, s.Log, func(key, format string, args ...any) { add("log."+key, format, args...) })
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+	if len(ps.Errors()) > 0 {
+		return nil, ps
+	}
+	return &s, ps
+}
+
+// Validate applies Parse's rules to a definition built in memory, as an
+// importer builds one: Defaults() with the fields a file would set. What
+// it accepts, Parse accepts once the definition is written out as TOML
+// (compat's round-trip tests and fuzzers hold the two to it). Like Parse
+// it fills in defaults and resolves paths; a check's zero grace counts as
+// not set. Its problems name a key but no line: there is no text yet.
+func Validate(root, dir string, s *Service) Problems {
+	var ps Problems
+	file := filepath.Join(dir, FileName)
+	s.validate(root, dir, func(i int) bool { return s.Checks[i].Grace != 0 }, func(key, format string, args ...any) {
+		ps = append(ps, Problem{File: file, Key: key, Msg: fmt.Sprintf(format, args...)})
+	})
+	checkLogFiles(root, s.LogFiles, s.Log, func(key, format string, args ...any) {
+		ps = append(ps, Problem{File: file, Key: "log." + key, Msg: fmt.Sprintf(format, args...)})
+	})
+	return ps
+}
+
+// validate holds the rules of a definition, whatever it was read from.
+// graceSet says whether the i-th check sets its grace; add reports a
+// problem at a key ("" for the file as a whole).
+func (s *Service) validate(root, dir string, graceSet func(i int) bool, add func(key, format string, args ...any)) {
+	s.Dir, s.File = dir, filepath.Join(dir, FileName)
 	name := filepath.Base(dir)
 	if err := CheckName(name); err != nil {
-		ps = append(ps, Problem{File: file, Msg: "directory name: " + err.Error()})
+		add("", "directory name: %v", err)
 	} else if s.Name != "" && s.Name != name {
 		add("name", "%q differs from the directory's name %q", s.Name, name)
 	}
@@ -93,7 +139,7 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	}
 	switch {
 	case runs == 0:
-		ps = append(ps, Problem{File: file, Line: 1, Col: 1, Key: "command", Msg: "one of command, script or start_command is required"})
+		add("command", "one of command, script or start_command is required")
 	case runs > 1:
 		add("command", "set only one of command, script and start_command")
 	}
@@ -160,9 +206,6 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 		add("group", "%v", err)
 	}
 	s.Log.check(func(key, format string, args ...any) { add("log."+key, format, args...) })
-	if logFiles { // a second decode only for the files that declare some
-		s.LogFiles = decodeLogFiles(root, data, s.Log, func(key, format string, args ...any) { add("log."+key, format, args...) })
-	}
 	for i, c := range s.Copy {
 		cp, err := cleanCopy(c)
 		if err != nil {
@@ -176,7 +219,7 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	names := map[string]bool{}
 	for i := range s.Checks {
 		c := &s.Checks[i]
-		c.defaults(i, graceSet(md, i))
+		c.defaults(i, graceSet(i))
 		at := func(key, format string, args ...any) {
 			add(strings.Replace(key, "check.", fmt.Sprintf("check[%d].", i), 1), format, args...)
 		}
@@ -186,11 +229,6 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 		}
 		names[c.Name] = true
 	}
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
-	if len(ps.Errors()) > 0 {
-		return nil, ps
-	}
-	return &s, ps
 }
 
 // graceSet reports whether the i-th [[check]] sets grace itself ("0s"

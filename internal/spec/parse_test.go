@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -796,6 +797,18 @@ A = "1"
 	for _, tt := range tests {
 		if line, col := locate(text, tt.key); line != tt.line || col != tt.col {
 			t.Errorf("locate(%q) = %d:%d, want %d:%d", tt.key, line, col, tt.line, tt.col)
+		}
+	}
+}
+
+// nameChars is the regexp it replaced, for every byte at either end.
+func TestNameChars(t *testing.T) {
+	re := regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	for c := 0; c < 256; c++ {
+		for _, s := range []string{string([]byte{byte(c)}), "a" + string([]byte{byte(c)}), string([]byte{byte(c)}) + "a", "www-a.b_c"} {
+			if nameChars(s) != re.MatchString(s) {
+				t.Errorf("%q: nameChars %v, regexp %v", s, nameChars(s), re.MatchString(s))
+			}
 		}
 	}
 }
