@@ -100,7 +100,10 @@ func dropped(why string) string {
 // shorten makes a directive fit on a note's line: one line, blanks
 // collapsed, at most 72 characters, with the middle elided.
 func shorten(s string) string {
-	if len(s) <= 72 && plainText(s) {
+	if plainText(s) { // what the loop below would make of it, sooner
+		if len(s) > 72 {
+			s = s[:50] + " … " + s[len(s)-19:]
+		}
 		return s
 	}
 	var b strings.Builder

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -188,11 +189,19 @@ func Import(inputs []Input, opt Options) *Result {
 		}
 		d.rendered = d.render()
 		if opt.Validate {
-			svc := d.service()
-			bad[i] = spec.Validate("/", "/var/www/"+d.Name, &svc).Errors()
+			svc := services.Get().(*spec.Service)
+			*svc = d.service(svc.Checks[:0])
+			bad[i] = spec.Validate("/", "/var/www/"+d.Name, svc).Errors()
 			ok[i] = len(bad[i]) == 0
+			services.Put(svc)
 		}
 	})
+	n := len(r.Notes)
+	for _, d := range merged {
+		n += len(d.notes)
+	}
+	r.Notes = slices.Grow(r.Notes, n-len(r.Notes))
+	r.Services = make([]*Draft, 0, len(merged))
 	for i, d := range merged {
 		if ok[i] {
 			r.Services = append(r.Services, d)
@@ -225,6 +234,10 @@ func Import(inputs []Input, opt Options) *Result {
 	})
 	return r
 }
+
+// services hold what spec.Validate checks, one service at a time on
+// each core: thousands need not each be allocated.
+var services = sync.Pool{New: func() any { return new(spec.Service) }}
 
 // mergeDrafts folds drafts of one name into the first, in input order. A
 // monit check whose start program only starts another system's job is

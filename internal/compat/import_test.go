@@ -72,7 +72,7 @@ func checkValid(t *testing.T, r *Result) {
 		}
 		// Import checks the service in memory instead of reading the
 		// TOML back: both must come to the same definition.
-		mem := d.service()
+		mem := d.service(nil)
 		if ps := spec.Validate("/", "/var/www/"+d.Name, &mem); len(ps) > 0 {
 			t.Errorf("%s: spec.Validate refuses what spec.Parse loads: %v\n%s", d.Name, ps, d.TOML())
 		} else if !reflect.DeepEqual(*s, mem) {
@@ -281,5 +281,20 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if n < 40 {
 		t.Errorf("only %d services compared", n)
+	}
+}
+
+func TestShorten(t *testing.T) {
+	long := strings.Repeat("abcdefghij", 9) // 90 bytes
+	for _, tc := range []struct{ in, want string }{
+		{"if failed port 80 then restart", "if failed port 80 then restart"},
+		{"if  failed\n\tport 80 ", "if failed port 80"},
+		{long, long[:50] + " … " + long[90-19:]},
+		{" " + long + "  x", long[:50] + " … " + (long + " x")[92-19:]},
+		{"é" + long, "é" + long[:49] + " … " + long[90-19:]},
+	} {
+		if got := shorten(tc.in); got != tc.want {
+			t.Errorf("shorten(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

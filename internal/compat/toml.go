@@ -117,8 +117,9 @@ var renderBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // service is what spec.Parse makes of the rendered TOML, built without
 // it: upkeep's defaults and the keys render writes, with their values.
 // checkValid holds the two to the same result for every test and fuzz
-// input.
-func (d *Draft) service() spec.Service {
+// input. The checks are copied into checks (spec fills in their
+// defaults in place).
+func (d *Draft) service(checks []spec.Check) spec.Service {
 	s := spec.Defaults()
 	for _, group := range allFields() {
 		for _, f := range group {
@@ -136,8 +137,7 @@ func (d *Draft) service() spec.Service {
 	if d.IsSet("depends_on") && len(d.Svc.DependsOn) > 0 {
 		s.DependsOn = d.Svc.DependsOn
 	}
-	// spec fills in each check's defaults in place.
-	s.Checks = append([]spec.Check(nil), d.Svc.Checks...)
+	s.Checks = append(checks, d.Svc.Checks...)
 	return s
 }
 
