@@ -304,24 +304,31 @@ func (st *staged) commit(file string, force bool) error {
 	// Neither fails but if the name exists: no window in which another
 	// writer's file could be replaced.
 	err := unix.Renameat2(unix.AT_FDCWD, st.tmp, unix.AT_FDCWD, file, unix.RENAME_NOREPLACE)
-	if err == nil {
+	switch err {
+	case nil:
 		st.tmp = ""
-		st.done = true
-		return nil
-	}
-	if err == unix.EEXIST {
+	case unix.EEXIST:
 		return fmt.Errorf("%s %w (--force replaces it)", file, ErrExists)
-	}
-	if err != unix.EINVAL && err != unix.ENOSYS {
+	case unix.EINVAL, unix.ENOSYS: // a file system without the flag
+		if err := linkNew(st.tmp, file); err != nil {
+			return err
+		}
+	default:
 		return &os.LinkError{Op: "rename", Old: st.tmp, New: file, Err: err}
 	}
-	if err := os.Link(st.tmp, file); err != nil {
+	st.done = true
+	return nil
+}
+
+// linkNew gives tmp the name file as well, unless file exists; clean
+// removes tmp afterwards.
+func linkNew(tmp, file string) error {
+	if err := os.Link(tmp, file); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s %w (--force replaces it)", file, ErrExists)
 		}
 		return err
 	}
-	st.done = true
 	return nil
 }
 

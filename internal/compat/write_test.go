@@ -137,3 +137,29 @@ func TestWriteServices(t *testing.T) {
 		}
 	}
 }
+
+// linkNew is commit's way on file systems without RENAME_NOREPLACE
+// (tmpfs and ext4 have it, so WriteServices never gets there in tests).
+func TestLinkNew(t *testing.T) {
+	dir := t.TempDir()
+	tmp, file := filepath.Join(dir, ".service.toml.1"), filepath.Join(dir, "service.toml")
+	if err := os.WriteFile(tmp, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := linkNew(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(file); string(got) != "new" {
+		t.Fatalf("service.toml holds %q", got)
+	}
+	other := filepath.Join(dir, ".service.toml.2")
+	if err := os.WriteFile(other, []byte("other"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := linkNew(other, file); !errors.Is(err, ErrExists) {
+		t.Fatalf("over an existing file: %v, want ErrExists", err)
+	}
+	if got, _ := os.ReadFile(file); string(got) != "new" {
+		t.Fatalf("service.toml replaced: %q", got)
+	}
+}
