@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"upkeep/internal/control"
+	"upkeep/internal/host"
 	"upkeep/internal/metrics"
 	"upkeep/internal/supervise"
 )
@@ -64,6 +65,7 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	if err != nil {
 		return err
 	}
+	d.SetStartGuard(host.DataMountGuard(root))
 	if err := d.Load(); err != nil {
 		return err
 	}

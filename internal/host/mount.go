@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"upkeep/internal/spec"
 )
 
 // The guide puts service data in /var/db, which "can be a separate mount".
@@ -136,6 +138,20 @@ type MountError struct {
 func (e *MountError) Error() string {
 	return fmt.Sprintf("%s asks for its data on a mount of its own (db_mount = true in its service.toml), but %s is on %s, like the rest of var: mount a volume on %s or on %s first",
 		e.Service, e.Data, e.On, e.Data, e.VarDB)
+}
+
+// DataMountGuard is the daemon's start guard for root (supervise's
+// SetStartGuard): a service with db_mount = true starts only while its
+// data lies on a mount of its own, as systemd's RequiresMountsFor= keeps a
+// unit from starting without its mounts.
+func DataMountGuard(root string) func(*spec.Service) error {
+	h := &Host{Root: root, root: tree{root}}
+	return func(s *spec.Service) error {
+		if !s.DBMount {
+			return nil
+		}
+		return h.checkDataMount(s.Name)
+	}
 }
 
 // checkDataMount returns a *MountError when var/db/<name> lies on the same

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"upkeep/internal/spec"
 )
 
 // mountFindings are doctor's findings about mounts.
@@ -67,6 +69,15 @@ func TestDBMount(t *testing.T) {
 	if entries, _ := os.ReadDir(h.Path(releasesRel("www-data"))); len(entries) != 0 {
 		t.Errorf("deploy left a release: %v", names(entries))
 	}
+	// The daemon's guard refuses the same service a start, and lets the
+	// others start.
+	guard := DataMountGuard(h.Root)
+	if err := guard(&spec.Service{Name: "www-db", DBMount: true}); !errors.As(err, &me) {
+		t.Errorf("start guard without the mount: %v", err)
+	}
+	if err := guard(&spec.Service{Name: "www-plain"}); err != nil {
+		t.Errorf("start guard of a service without db_mount: %v", err)
+	}
 
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs on var/db needs root; the rest of this test is for CI, which runs as root")
@@ -82,6 +93,9 @@ func TestDBMount(t *testing.T) {
 	})
 	if got := mountFindings(t, h); len(got) != 0 {
 		t.Errorf("with a tmpfs on var/db, doctor still says:\n%s", strings.Join(got, "\n"))
+	}
+	if err := guard(&spec.Service{Name: "www-db", DBMount: true}); err != nil {
+		t.Errorf("start guard with a tmpfs on var/db: %v", err)
 	}
 	if _, err := h.Deploy(ctx, nil, "www-data", "", DeployOptions{}); err != nil {
 		t.Fatalf("deploy with the mount: %v", err)

@@ -35,12 +35,20 @@ type Daemon struct {
 	loaded   bool
 	journal  *journal
 	observer Observer
+	// guard vets a service before each start; an error keeps it from
+	// starting, as a failed start (SetStartGuard).
+	guard func(*spec.Service) error
 
 	mu       sync.Mutex
 	svcs     map[string]*service
 	problems map[string]spec.Problems
 	changed  chan struct{}
 }
+
+// SetStartGuard installs f, asked before every start of a service
+// whether it may start (its data volume mounted, say); call before Run.
+// An error counts as a failed start: the restart policy retries it.
+func (d *Daemon) SetStartGuard(f func(*spec.Service) error) { d.guard = f }
 
 // Paths of a host, relative to its root.
 const (

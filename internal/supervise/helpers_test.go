@@ -13,16 +13,18 @@ import (
 	"time"
 
 	"upkeep/internal/proc"
+	"upkeep/internal/spec"
 )
 
 // host is a temp root with a daemon that tests drive in-process. Nothing
 // here may use os/exec: the daemon's reaper owns wait4 for the test binary.
 type host struct {
-	t    *testing.T
-	root string
-	d    *Daemon
-	stop context.CancelFunc
-	done chan struct{}
+	t     *testing.T
+	root  string
+	guard func(*spec.Service) error // the daemon's start guard, if set before start
+	d     *Daemon
+	stop  context.CancelFunc
+	done  chan struct{}
 }
 
 func newHost(t *testing.T) *host {
@@ -55,6 +57,9 @@ func (h *host) start() {
 	d, err := New(h.root, slog.New(slog.NewTextHandler(out, nil)))
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if h.guard != nil {
+		d.SetStartGuard(h.guard)
 	}
 	if err := d.Load(); err != nil {
 		h.t.Fatal(err)

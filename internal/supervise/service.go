@@ -311,6 +311,14 @@ func (s *service) begin() {
 	now := time.Now()
 	s.starts = append(s.starts, now)
 	s.startedAt = now
+	if g := s.d.guard; g != nil {
+		if err := g(s.spec); err != nil {
+			s.lastExit = proc.Exit{Err: fmt.Errorf("start refused: %w", err)}
+			s.d.log.Warn("start refused", "service", s.name, "err", err.Error())
+			s.applyPolicy()
+			return
+		}
+	}
 	if s.spec.Daemonizes() {
 		argv := s.spec.StartCommand
 		if len(argv) == 0 {

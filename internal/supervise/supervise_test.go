@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"upkeep/internal/proc"
+	"upkeep/internal/spec"
 )
 
 const fast = `
@@ -506,5 +508,46 @@ limit = 100
 		if d < 40*time.Millisecond || d > 190*time.Millisecond {
 			t.Errorf("after a stable run, backoff %d = %v, want the initial 40ms again", i, d)
 		}
+	}
+}
+
+// A start guard (the daemon's db_mount check) keeps a service from
+// starting while it refuses, as a failed start the restart policy
+// retries; once it allows, the service starts.
+func TestStartGuard(t *testing.T) {
+	h := newHost(t)
+	mounted := filepath.Join(h.root, "mounted")
+	h.guard = func(s *spec.Service) error {
+		if s.Name != "service-db" {
+			return nil
+		}
+		if _, err := os.Stat(mounted); err != nil {
+			return fmt.Errorf("no volume for %s", s.Name)
+		}
+		return nil
+	}
+	h.write("service-db", `command = ["/bin/sleep", "1000"]
+ready_after = "0s"
+[restart]
+backoff = "50ms"
+max_backoff = "50ms"
+limit = 100
+[stop]
+timeout = "3s"
+`)
+	h.write("service-other", `command = ["/bin/sleep", "1000"]`+fast)
+	h.start()
+	h.waitState("service-other", Running)
+	h.eventually(5*time.Second, "a refused start", func() bool {
+		return strings.Contains(h.status("service-db").LastExit, "start refused: no volume for service-db")
+	})
+	if st := h.status("service-db"); st.Pid != 0 || st.State == Running {
+		t.Fatalf("refused, yet %s with pid %d", st.State, st.Pid)
+	}
+	if err := os.WriteFile(mounted, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.waitState("service-db", Running); st.Pid == 0 {
+		t.Errorf("running without a pid")
 	}
 }
