@@ -472,3 +472,35 @@ directory = "/"
 		t.Errorf("rotate without a name: exit %d, want 2", code)
 	}
 }
+
+// `upkeep logs NAME --file PATH` reads a file the service declares
+// ([[log.file]]), its rotated history included, without a daemon; any
+// other path is refused.
+func TestLogsOfADeclaredFile(t *testing.T) {
+	h := newHost(t)
+	h.write("www-web", `command = ["/bin/sleep", "1000"]
+[log]
+rotate = 3
+compress = false
+[[log.file]]
+path = "/var/log/web/access.log"
+`)
+	dir := filepath.Join(h.root, "var/log/web")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "access.log.1"), []byte("a1\na2\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "access.log"), []byte("b1\nb2\nb3\n"), 0o644)
+	for _, p := range []string{"/var/log/web/access.log", "var/log/web/access.log", filepath.Join(dir, "access.log")} {
+		out, errOut, code := h.cli("logs", "www-web", "--file", p, "-n", "4")
+		if code != 0 || out != "a2\nb1\nb2\nb3\n" {
+			t.Errorf("logs --file %s: exit %d, %q %s", p, code, out, errOut)
+		}
+	}
+	if _, errOut, code := h.cli("logs", "www-web", "--file", "/etc/passwd"); code != 2 || !strings.Contains(errOut, "not one of its files: /var/log/web/access.log") {
+		t.Errorf("logs --file /etc/passwd: exit %d, %q", code, errOut)
+	}
+	if _, _, code := h.cli("logs", "www-web", "--file", "var/log/web/access.log", "--all"); code != 2 {
+		t.Errorf("--file with --all: exit %d, want 2", code)
+	}
+}

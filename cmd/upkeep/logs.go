@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,6 +24,7 @@ func logsCommand(g *globals) *cobra.Command {
 		follow, stderr, all bool
 		n                   int
 		since               time.Duration
+		file                string
 	)
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
@@ -32,7 +34,8 @@ reaching back into its rotated files, compressed ones too, when -n asks for
 more than the live file holds. No daemon is needed: the files are read
 directly. -f keeps printing lines as they are written, across rotations.
 --since keeps lines from files written since then, leaving out lines that
-start with an older timestamp; -n then defaults to all of them.`,
+start with an older timestamp; -n then defaults to all of them. --file shows
+one of the files the service writes itself ([[log.file]]) the same way.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := minArgs(1, "NAME")(cmd, args); err != nil {
 				return err
@@ -44,8 +47,8 @@ start with an older timestamp; -n then defaults to all of them.`,
 			if err := checkNames(args); err != nil {
 				return err
 			}
-			if stderr && all {
-				return usageError{errors.New("logs: --stderr and --all exclude each other")}
+			if stderr && all || file != "" && (stderr || all) {
+				return usageError{errors.New("logs: --stderr, --all and --file exclude each other")}
 			}
 			if since < 0 {
 				return usageError{errors.New("logs: --since must be positive")}
@@ -67,6 +70,13 @@ start with an older timestamp; -n then defaults to all of them.`,
 				streams = append(streams, struct{ path, prefix string }{filepath.Join(dir, name+".error.log"), "err: "})
 			}
 			cfg := logSettings(g.root, name)
+			if file != "" {
+				lf, err := declaredFile(g.root, name, file)
+				if err != nil {
+					return err
+				}
+				streams[0].path, cfg = lf.Abs, lf.Log
+			}
 			out := newLineOut()
 			defer out.flush()
 			var followers []*logsink.Follower
@@ -89,7 +99,7 @@ start with an older timestamp; -n then defaults to all of them.`,
 			}
 			if !follow {
 				if !found {
-					return fmt.Errorf("logs %s: no %s under %s", name, filepath.Base(streams[0].path), dir)
+					return fmt.Errorf("logs %s: no %s under %s", name, filepath.Base(streams[0].path), filepath.Dir(streams[0].path))
 				}
 				return nil
 			}
@@ -115,7 +125,29 @@ start with an older timestamp; -n then defaults to all of them.`,
 	cmd.Flags().BoolVar(&stderr, "stderr", false, "show NAME.error.log (the service's stderr) instead")
 	cmd.Flags().BoolVar(&all, "all", false, "show stdout and stderr, each line prefixed out: or err:")
 	cmd.Flags().DurationVar(&since, "since", 0, "only lines written in the last DURATION (e.g. 10m, 2h)")
+	cmd.Flags().StringVar(&file, "file", "", "show PATH, a file the service writes itself ([[log.file]] in its service.toml), instead")
 	return cmd
+}
+
+// declaredFile is the [[log.file]] of service name whose path is p, as
+// written there or as the file on the host: only those, so that logs
+// never reads a file the service does not declare.
+func declaredFile(root, name, p string) (spec.LogFile, error) {
+	s, ps := spec.Load(root, filepath.Join(root, spec.WWW, name))
+	if s == nil {
+		return spec.LogFile{}, fmt.Errorf("logs %s: %w", name, ps)
+	}
+	var paths []string
+	for _, f := range s.LogFiles {
+		if f.Path == p || f.Abs == p || f.Abs == filepath.Join(root, p) {
+			return f, nil
+		}
+		paths = append(paths, f.Path)
+	}
+	if len(paths) == 0 {
+		return spec.LogFile{}, usageError{fmt.Errorf("logs %s: --file %s: the service declares no files ([[log.file]] in %s)", name, p, s.File)}
+	}
+	return spec.LogFile{}, usageError{fmt.Errorf("logs %s: --file %s is not one of its files: %s", name, p, strings.Join(paths, ", "))}
 }
 
 // logSettings is the service's [log] section, which says how its rotated
