@@ -503,4 +503,12 @@ path = "/var/log/web/access.log"
 	if _, _, code := h.cli("logs", "www-web", "--file", "var/log/web/access.log", "--all"); code != 2 {
 		t.Errorf("--file with --all: exit %d, want 2", code)
 	}
+	// A pattern: any file it stands for, not a rotated one.
+	h.write("www-web", "command = [\"/bin/sleep\", \"1000\"]\n[log]\nrotate = 3\ncompress = false\n[[log.file]]\npath = \"/var/log/web/*.log\"\n")
+	if out, errOut, code := h.cli("logs", "www-web", "--file", "/var/log/web/access.log", "-n", "4"); code != 0 || out != "a2\nb1\nb2\nb3\n" {
+		t.Errorf("logs --file of a pattern's file: exit %d, %q %s", code, out, errOut)
+	}
+	if _, errOut, code := h.cli("logs", "www-web", "--file", "/var/log/web/access.log.1"); code != 2 || !strings.Contains(errOut, "not one of its files: /var/log/web/*.log") {
+		t.Errorf("logs --file of a rotated file: exit %d, %q", code, errOut)
+	}
 }

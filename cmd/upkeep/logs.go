@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -130,17 +131,31 @@ one of the files the service writes itself ([[log.file]]) the same way.`,
 }
 
 // declaredFile is the [[log.file]] of service name whose path is p, as
-// written there or as the file on the host: only those, so that logs
-// never reads a file the service does not declare.
+// written there or as the file on the host, or, for a pattern, one of the
+// files it stands for: only those, so that logs never reads a file the
+// service does not declare.
 func declaredFile(root, name, p string) (spec.LogFile, error) {
 	s, ps := spec.Load(root, filepath.Join(root, spec.WWW, name))
 	if s == nil {
 		return spec.LogFile{}, fmt.Errorf("logs %s: %w", name, ps)
 	}
+	abs := p
+	if !strings.HasPrefix(abs, root+"/") {
+		abs = filepath.Join(root, p)
+	}
 	var paths []string
 	for _, f := range s.LogFiles {
-		if f.Path == p || f.Abs == p || f.Abs == filepath.Join(root, p) {
+		if f.Path == p || f.Abs == abs {
 			return f, nil
+		}
+		if f.Pattern {
+			if ok, _ := filepath.Match(f.Abs, abs); ok {
+				matches, _ := logsink.Matches(f.Abs, f.Log)
+				if _, err := os.Lstat(abs); err != nil || slices.Contains(matches, abs) {
+					f.Abs = abs // a file the pattern stands for, or will
+					return f, nil
+				}
+			}
 		}
 		paths = append(paths, f.Path)
 	}

@@ -239,23 +239,9 @@ func (a *archive) list() (out []rotated, tmps, dropped []string) {
 			dropped = append(dropped, filepath.Join(a.dir, name))
 			continue
 		}
-		rest, ok := strings.CutPrefix(name, a.base)
-		if !ok || rest == "" {
+		r, ok := a.parse(name)
+		if !ok {
 			continue
-		}
-		r := rotated{path: filepath.Join(a.dir, name)}
-		r.gz = strings.HasSuffix(rest, ".gz")
-		if a.dated != nil {
-			if !a.dated.MatchString(rest) {
-				continue
-			}
-			r.date = strings.TrimSuffix(rest, ".gz")
-		} else {
-			i, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSuffix(rest, ".gz"), "."))
-			if err != nil || i < 1 || !strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, ".+") || strings.HasPrefix(rest, ".0") {
-				continue
-			}
-			r.index = i
 		}
 		fi, err := e.Info()
 		if err != nil || !fi.Mode().IsRegular() {
@@ -278,6 +264,29 @@ func (a *archive) list() (out []rotated, tmps, dropped []string) {
 		return out[i].gz // a compressed twin first
 	})
 	return out, tmps, dropped
+}
+
+// parse tells whether name is one of the log's rotated files (app.log.3,
+// app.log.3.gz, app.log-20261124.gz, …), and which.
+func (a *archive) parse(name string) (rotated, bool) {
+	rest, ok := strings.CutPrefix(name, a.base)
+	if !ok || rest == "" {
+		return rotated{}, false
+	}
+	r := rotated{path: filepath.Join(a.dir, name), gz: strings.HasSuffix(rest, ".gz")}
+	if a.dated != nil {
+		if !a.dated.MatchString(rest) {
+			return rotated{}, false
+		}
+		r.date = strings.TrimSuffix(rest, ".gz")
+		return r, true
+	}
+	i, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSuffix(rest, ".gz"), "."))
+	if err != nil || i < 1 || !strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, ".+") || strings.HasPrefix(rest, ".0") {
+		return rotated{}, false
+	}
+	r.index = i
+	return r, true
 }
 
 // sweep removes what retention says (beyond rotate N, older than maxage),

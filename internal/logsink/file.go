@@ -79,6 +79,47 @@ func NewFile(path string, cfg spec.Log, how Declared) *File {
 	return f
 }
 
+// Matches lists the logs a pattern ([[log.file]] path = ".../*.log")
+// stands for: the regular files whose names match, leaving out hidden
+// ones (as the shell's glob does, and logrotate's) and rotated files,
+// named as cfg names them (app.log.1, app.log.2.gz, app.log-20261124),
+// whether or not their log is there: with app.log* or *, a rotated file
+// must not become a log of its own.
+func Matches(pattern string, cfg spec.Log) ([]string, error) {
+	all, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	a := newArchive(pattern, cfg, nil) // its base is set for each name
+	var out []string
+	for _, p := range all {
+		name := filepath.Base(p)
+		if strings.HasPrefix(name, ".") || a.rotatedName(name) {
+			continue
+		}
+		if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// rotatedName reports whether name is a rotated file of a log whose
+// name is some prefix of it, ending before a '.' or '-'.
+func (a *archive) rotatedName(name string) bool {
+	for i := 1; i < len(name); i++ {
+		if name[i] != '.' && name[i] != '-' {
+			continue
+		}
+		a.base = name[:i]
+		if _, ok := a.parse(name); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Path is the file rotated.
 func (f *File) Path() string { return f.path }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -259,4 +260,44 @@ func TestFileBySize(t *testing.T) {
 	defer f.Close()
 	os.WriteFile(path, make([]byte, 1000), 0o644)
 	eventually(t, 5*time.Second, "not rotated by size", func() bool { return exists(path + ".1") })
+}
+
+// A pattern stands for the logs it matches, never for their rotated
+// files, hidden files, symlinks or directories.
+func TestMatches(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"access.log", "error.log", "access.log.1", "access.log.2.gz", "old.log.3",
+		".access.log.1.gz.tmp", "notes.txt", "app.log-20261124", "app.log-20261123.gz"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(dir, "sub.log"), 0o755)
+	os.Symlink("/etc/passwd", filepath.Join(dir, "link.log"))
+	cfg := spec.DefaultLog()
+	for _, tc := range []struct {
+		pattern string
+		dateext bool
+		want    []string
+	}{
+		{"*.log", false, []string{"access.log", "error.log"}},
+		{"*", false, []string{"access.log", "app.log-20261123.gz", "app.log-20261124", "error.log", "notes.txt"}},
+		{"*", true, []string{"access.log", "access.log.1", "access.log.2.gz", "error.log", "notes.txt", "old.log.3"}},
+		{"access.log*", false, []string{"access.log"}},
+		{"[ae]*.log", false, []string{"access.log", "error.log"}},
+	} {
+		c := cfg
+		c.DateExt = tc.dateext
+		got, err := Matches(filepath.Join(dir, tc.pattern), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range got {
+			names = append(names, filepath.Base(p))
+		}
+		if strings.Join(names, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s (dateext %v): %v, want %v", tc.pattern, tc.dateext, names, tc.want)
+		}
+	}
 }

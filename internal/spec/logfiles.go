@@ -54,8 +54,9 @@ type LogFile struct {
 	MaxAge        *int    `toml:"maxage"`
 
 	// Derived by validation.
-	Abs string `toml:"-"` // the file on the host
-	Log Log    `toml:"-"` // the settings in force
+	Abs     string `toml:"-"` // the file on the host, or the pattern
+	Pattern bool   `toml:"-"` // the file name is a glob (*.log): every file that matches is rotated
+	Log     Log    `toml:"-"` // the settings in force
 }
 
 // Methods of rotating a LogFile.
@@ -105,7 +106,8 @@ func checkLogFiles(root string, files []LogFile, l Log, add func(key, format str
 		at := func(key, format string, args ...any) {
 			add(fmt.Sprintf("file[%d].%s", i, key), format, args...)
 		}
-		rel, err := logFilePath(f.Path)
+		rel, pattern, err := logFilePath(f.Path)
+		f.Pattern = pattern
 		if err != nil {
 			at("path", "%v", err)
 		} else if seen[rel] {
@@ -194,24 +196,38 @@ func (f *LogFile) merged(l Log) Log {
 }
 
 // logFilePath checks a declared path and returns it relative to the root:
-// beneath var/log, in a directory of its own, no "..".
-func logFilePath(p string) (string, error) {
+// beneath var/log, in a directory of its own, no "..". Its file name may
+// be a glob, as in logrotate (/var/log/nginx/*.log: *, ? and [...] of
+// path.Match); its directories may not.
+func logFilePath(p string) (rel string, pattern bool, err error) {
 	t := strings.Trim(p, "/")
 	if t == "" || strings.ContainsAny(t, "\x00\n") {
-		return "", fmt.Errorf("%q is not a path beneath the root", p)
+		return "", false, fmt.Errorf("%q is not a path beneath the root", p)
 	}
 	for _, c := range strings.Split(t, "/") {
 		if c == ".." {
-			return "", fmt.Errorf("%q has a .. component", p)
+			return "", false, fmt.Errorf("%q has a .. component", p)
 		}
 	}
 	t = path.Clean(t)
 	rest, ok := strings.CutPrefix(t, LogFileDir+"/")
 	if !ok {
-		return "", fmt.Errorf("%q is not beneath /%s", p, LogFileDir)
+		return "", false, fmt.Errorf("%q is not beneath /%s", p, LogFileDir)
 	}
 	if !strings.Contains(rest, "/") {
-		return "", fmt.Errorf("%q is directly in /%s, which holds the daemon's own files: put it in a directory of its own, as /var/log/nginx/access.log", p, LogFileDir)
+		return "", false, fmt.Errorf("%q is directly in /%s, which holds the daemon's own files: put it in a directory of its own, as /var/log/nginx/access.log", p, LogFileDir)
 	}
-	return t, nil
+	dir, name := path.Split(t)
+	switch {
+	case strings.ContainsAny(dir, "*?[\\"):
+		return "", false, fmt.Errorf("%q: only the file name may be a pattern, as in /var/log/nginx/*.log", p)
+	case strings.ContainsRune(name, '\\'):
+		return "", false, fmt.Errorf("%q: a backslash in a file name is not supported", p)
+	case !strings.ContainsAny(name, "*?["):
+		return t, false, nil
+	}
+	if _, err := path.Match(name, ""); err != nil {
+		return "", false, fmt.Errorf("%q: the file name is not a valid pattern (*, ? and [...] as in logrotate)", p)
+	}
+	return t, true, nil
 }

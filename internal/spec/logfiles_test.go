@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,6 +64,20 @@ postrotate = "kill -HUP $(cat /run/app.pid)"
 	}
 }
 
+// A file name may be a pattern, as logrotate's (/var/log/nginx/*.log).
+func TestParseLogFilePattern(t *testing.T) {
+	s, ps := parse("command = [\"/bin/true\"]\n[[log.file]]\npath = \"/var/log/nginx/*.log\"\n[[log.file]]\npath = \"var/log/nginx/error.log\"\n")
+	if s == nil {
+		t.Fatal(ps)
+	}
+	if f := s.LogFiles[0]; !f.Pattern || f.Abs != filepath.Join(testRoot, "var/log/nginx/*.log") {
+		t.Errorf("pattern: %+v", f)
+	}
+	if s.LogFiles[1].Pattern {
+		t.Error("a plain path taken for a pattern")
+	}
+}
+
 func TestParseLogFileProblems(t *testing.T) {
 	const head = "command = [\"/bin/true\"]\n[[log.file]]\n"
 	for _, c := range []struct{ body, want string }{
@@ -79,6 +94,9 @@ func TestParseLogFileProblems(t *testing.T) {
 		{"path = \"var/log/a/b.log\"\nrotate = -3", `4:1: log.file[0].rotate: must be -1 (keep all), 0 (keep none) or a count`},
 		{"path = \"var/log/a/b.log\"\nfrequency = 1", `4:1: log.file.frequency: unknown key`},
 		{"path = \"var/log/a/b.log\"\n[[log.file]]\npath = \"/var/log/a/b.log\"", `5:1: log.file[1].path: "/var/log/a/b.log" is declared twice`},
+		{`path = "/var/log/*/access.log"`, `3:1: log.file[0].path: "/var/log/*/access.log": only the file name may be a pattern, as in /var/log/nginx/*.log`},
+		{`path = "/var/log/web/[a.log"`, `3:1: log.file[0].path: "/var/log/web/[a.log": the file name is not a valid pattern (*, ? and [...] as in logrotate)`},
+		{`path = '/var/log/web/a\*.log'`, `3:1: log.file[0].path: "/var/log/web/a\\*.log": a backslash in a file name is not supported`},
 	} {
 		_, ps := parse(head + c.body)
 		got := strings.Join(positions(t, testFile, ps), "\n")

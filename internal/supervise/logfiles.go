@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,11 +20,20 @@ import (
 // killed.
 const postRotateTimeout = 30 * time.Second
 
+// globEvery is how often the files a pattern stands for are looked for
+// again: a file that appears is rotated from then on.
+var globEvery = time.Minute
+
 // declared is the rotation of the files a service writes itself
 // ([[log.file]]), for the definition it was made from.
 type declared struct {
 	specs []spec.LogFile
-	files []*logsink.File
+	open  func(lf spec.LogFile, path string) *logsink.File
+
+	mu     sync.Mutex
+	files  map[string]*logsink.File // by path; a pattern's matches included
+	closed bool
+	stop   chan struct{}
 }
 
 // openFiles starts rotating the files the service writes itself, or, when
@@ -41,27 +52,93 @@ func (s *service) openFiles() {
 	if old != nil {
 		old.close()
 	}
-	cur := &declared{specs: s.spec.LogFiles}
-	for _, lf := range s.spec.LogFiles {
-		f := logsink.NewFile(lf.Abs, lf.Log, logsink.Declared{
+	cur := &declared{specs: s.spec.LogFiles, files: map[string]*logsink.File{}, stop: make(chan struct{})}
+	cur.open = func(lf spec.LogFile, path string) *logsink.File {
+		f := logsink.NewFile(path, lf.Log, logsink.Declared{
 			CopyTruncate: lf.Method == spec.CopyTruncate,
-			Reopen:       s.reopener(lf),
+			Reopen:       s.reopener(lf, path),
 			Within:       s.d.logDir,
 		})
 		f.Notify(func(e logsink.Event) { s.d.logEvent(s.name, e) })
 		f.Start()
-		cur.files = append(cur.files, f)
+		return f
 	}
+	cur.refresh()
 	s.mu.Lock()
 	s.files = cur
 	s.mu.Unlock()
 	go func() {
-		<-s.done // the service is removed
-		cur.close()
+		t := time.NewTicker(globEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done: // the service is removed
+				cur.close()
+				return
+			case <-cur.stop:
+				return
+			case <-t.C:
+				cur.refresh()
+			}
+		}
 	}()
 }
 
+// refresh rotates each declared file, and each file a pattern matches
+// now; a pattern's file that is gone is left alone from then on (its
+// rotated files stay where they are).
+func (dc *declared) refresh() {
+	want := map[string]spec.LogFile{}
+	for _, lf := range dc.specs {
+		if !lf.Pattern {
+			want[lf.Abs] = lf
+			continue
+		}
+		paths, _ := logsink.Matches(lf.Abs, lf.Log)
+		for _, p := range paths {
+			if _, ok := want[p]; !ok {
+				want[p] = lf
+			}
+		}
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dc.closed {
+		return
+	}
+	for p, f := range dc.files {
+		if _, ok := want[p]; !ok {
+			f.Close()
+			delete(dc.files, p)
+		}
+	}
+	for p, lf := range want {
+		if dc.files[p] == nil {
+			dc.files[p] = dc.open(lf, p)
+		}
+	}
+}
+
+// list is the files rotated now, sorted by path.
+func (dc *declared) list() []*logsink.File {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	out := make([]*logsink.File, 0, len(dc.files))
+	for _, f := range dc.files {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path() < out[j].Path() })
+	return out
+}
+
 func (dc *declared) close() {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dc.closed {
+		return
+	}
+	dc.closed = true
+	close(dc.stop)
 	for _, f := range dc.files {
 		f.Close()
 	}
@@ -71,7 +148,7 @@ func (dc *declared) close() {
 // signal, sent to the main process through the service's loop as `upkeep
 // signal` does, or its postrotate command. A service that is not running
 // holds no file, and needs nothing.
-func (s *service) reopener(lf spec.LogFile) func() error {
+func (s *service) reopener(lf spec.LogFile, path string) func() error {
 	switch {
 	case lf.Method != spec.Rename:
 		return nil
@@ -85,14 +162,14 @@ func (s *service) reopener(lf spec.LogFile) func() error {
 			return err
 		}
 	}
-	return func() error { return s.postRotate(lf) }
+	return func() error { return s.postRotate(lf, path) }
 }
 
 // postRotate runs the postrotate command of lf the way logrotate runs its
 // script, /bin/sh -c with the file as $1, but as the service's user, in
 // its directory and with its environment. Its output goes to the
 // service's error log.
-func (s *service) postRotate(lf spec.LogFile) error {
+func (s *service) postRotate(lf spec.LogFile, path string) error {
 	sp := s.specSnapshot()
 	env, err := environOf(s.name, sp)
 	if err != nil {
@@ -112,7 +189,7 @@ func (s *service) postRotate(lf spec.LogFile) error {
 		return err
 	}
 	p, err := s.d.reaper.Spawn(proc.Attr{
-		Argv:     []string{"/bin/sh", "-c", lf.PostRotate, s.name, lf.Abs},
+		Argv:     []string{"/bin/sh", "-c", lf.PostRotate, s.name, path},
 		Env:      env,
 		Dir:      sp.Directory,
 		Files:    []uintptr{devnull.Fd(), w.Fd(), w.Fd()},
@@ -191,7 +268,8 @@ func (d *Daemon) Rotate(names []string) ([]Rotated, error) {
 		sv.mu.Unlock()
 		var files []*logsink.File
 		if dc != nil {
-			files = dc.files
+			dc.refresh() // a pattern's new files are rotated too
+			files = dc.list()
 		}
 		sp := sv.specSnapshot()
 		if sinks == nil {
@@ -206,7 +284,13 @@ func (d *Daemon) Rotate(names []string) ([]Rotated, error) {
 		}
 		if dc == nil {
 			for _, lf := range sp.LogFiles {
-				files = append(files, logsink.NewFile(lf.Abs, lf.Log, logsink.Declared{CopyTruncate: lf.Method == spec.CopyTruncate, Within: d.logDir}))
+				paths := []string{lf.Abs}
+				if lf.Pattern {
+					paths, _ = logsink.Matches(lf.Abs, lf.Log)
+				}
+				for _, p := range paths {
+					files = append(files, logsink.NewFile(p, lf.Log, logsink.Declared{CopyTruncate: lf.Method == spec.CopyTruncate, Within: d.logDir}))
+				}
 			}
 		}
 		for _, sink := range sinks {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -212,4 +213,81 @@ func TestRotateCapturedOutput(t *testing.T) {
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// TestPatternFiles: a [[log.file]] whose name is a pattern rotates every
+// file that matches, a file that appears later included (found by the
+// next look, or by a forced rotation), and never a rotated file; the
+// postrotate command gets the file it is about as $1.
+func TestPatternFiles(t *testing.T) {
+	old := globEvery
+	globEvery = 50 * time.Millisecond
+	t.Cleanup(func() { globEvery = old })
+	h := newHost(t)
+	dir := filepath.Join(h.root, "var/log/web")
+	os.MkdirAll(dir, 0o755)
+	for _, name := range []string{"access.log", "error.log", "notes.txt"} {
+		os.WriteFile(filepath.Join(dir, name), []byte(name+" 1\n"), 0o644)
+	}
+	h.write("web", `command = ["/bin/sleep", "1000"]`+fast+`
+[log]
+compress = false
+[[log.file]]
+path = "/var/log/web/*.log"
+postrotate = 'echo "$1" >> `+filepath.Join(h.root, "reopened")+`'
+`)
+	h.start()
+	h.waitState("web", Running)
+	sv, _ := h.d.lookup([]string{"web"})
+	h.eventually(5*time.Second, "both logs rotated", func() bool {
+		sv[0].mu.Lock()
+		dc := sv[0].files
+		sv[0].mu.Unlock()
+		return dc != nil && len(dc.list()) == 2
+	})
+	os.WriteFile(filepath.Join(dir, "slow.log"), []byte("slow.log 1\n"), 0o644)
+	h.eventually(5*time.Second, "the new file found", func() bool {
+		sv[0].mu.Lock()
+		dc := sv[0].files
+		sv[0].mu.Unlock()
+		return len(dc.list()) == 3
+	})
+	res, err := h.d.Rotate([]string{"web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, r := range res {
+		if strings.HasPrefix(r.File, dir+"/") {
+			if !r.Rotated || r.Error != "" {
+				t.Errorf("%s: %+v", r.File, r)
+			}
+			files = append(files, filepath.Base(r.File))
+		}
+	}
+	if strings.Join(files, " ") != "access.log error.log slow.log" {
+		t.Errorf("rotated %v, want access.log error.log slow.log", files)
+	}
+	for _, name := range []string{"access.log", "error.log", "slow.log"} {
+		if b, _ := os.ReadFile(filepath.Join(dir, name+".1")); string(b) != name+" 1\n" {
+			t.Errorf("%s.1 holds %q", name, b)
+		}
+	}
+	if exists(filepath.Join(dir, "notes.txt.1")) || exists(filepath.Join(dir, "access.log.1.1")) {
+		t.Error("rotated what the pattern does not stand for")
+	}
+	b, _ := os.ReadFile(filepath.Join(h.root, "reopened"))
+	got := strings.Fields(string(b))
+	sort.Strings(got)
+	if strings.Join(got, " ") != filepath.Join(dir, "access.log")+" "+filepath.Join(dir, "error.log")+" "+filepath.Join(dir, "slow.log") {
+		t.Errorf("postrotate was told %v", got)
+	}
+	// A second look finds the same three, not their rotated files.
+	time.Sleep(3 * globEvery)
+	sv[0].mu.Lock()
+	dc := sv[0].files
+	sv[0].mu.Unlock()
+	if n := len(dc.list()); n != 3 {
+		t.Errorf("%d files rotated after the rotation, want 3", n)
+	}
 }
