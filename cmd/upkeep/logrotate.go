@@ -62,7 +62,8 @@ what has no equivalent listed as comments.`,
 				return fmt.Errorf("logrotate %s: %w", name, err)
 			}
 			for _, lf := range s.LogFiles {
-				more, err := declaredStanza(g.root, name, lf)
+				rel, _ := filepath.Rel(g.root, lf.Abs)
+				more, err := lf.Logrotate("/"+rel, "upkeep signal "+name+" "+lf.Signal)
 				if err != nil {
 					return fmt.Errorf("logrotate %s: %w", name, err)
 				}
@@ -91,33 +92,6 @@ what has no equivalent listed as comments.`,
 	cmd.Flags().BoolVar(&print, "print", false, "print the stanza instead of writing it")
 	cmd.Flags().StringVar(&read, "read", "", "read a logrotate stanza from FILE (- for stdin) and print it as a [log] section")
 	return cmd
-}
-
-// declaredStanza is the stanza for a file the service writes itself:
-// copytruncate, or a postrotate script that makes the service reopen it,
-// through the daemon (`upkeep signal`) or by the service's own command,
-// which logrotate runs as root where upkeep runs it as the service's user.
-func declaredStanza(root, name string, lf spec.LogFile) (string, error) {
-	rel, err := filepath.Rel(root, lf.Abs)
-	if err != nil {
-		return "", err
-	}
-	st, err := lf.Log.Logrotate([]string{"/" + rel})
-	if err != nil {
-		return "", err
-	}
-	var extra string
-	switch {
-	case lf.Method == spec.CopyTruncate:
-		if !strings.Contains(st, "\n  copytruncate\n") {
-			extra = "  copytruncate\n"
-		}
-	case lf.Signal != "":
-		extra = fmt.Sprintf("  postrotate\n    upkeep signal %s %s\n  endscript\n", name, lf.Signal)
-	default:
-		extra = "  postrotate\n    " + strings.ReplaceAll(lf.PostRotate, "\n", "\n    ") + "\n  endscript\n"
-	}
-	return strings.TrimSuffix(st, "}\n") + extra + "}\n", nil
 }
 
 func readStanza(file string) error {

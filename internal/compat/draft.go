@@ -414,6 +414,20 @@ func (d *Draft) merge(src *Draft) {
 	for i, c := range src.Svc.Checks {
 		d.AddCheck(c, src.CheckAt[i])
 	}
+	for _, f := range src.Svc.LogFiles {
+		dup := false
+		for _, g := range d.Svc.LogFiles {
+			dup = dup || g.Path == f.Path
+		}
+		if dup {
+			d.Note(src.At("log.file"), "%s is rotated by %s already; dropped", f.Path, d.At("log.file"))
+			continue
+		}
+		if !d.IsSet("log.file") {
+			d.Set("log.file", src.At("log.file"))
+		}
+		d.Svc.LogFiles = append(d.Svc.LogFiles, f)
+	}
 	if d.delegate == nil {
 		d.delegate = src.delegate
 	}

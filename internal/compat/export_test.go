@@ -141,3 +141,39 @@ func TestRoundTripGuideToSystemd(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdLogrotateAccepted runs Debian's logrotate in debug mode on
+// every exported logrotate.d file: the captured output's stanza and those
+// of the files a service writes itself, patterns included.
+func TestSystemdLogrotateAccepted(t *testing.T) {
+	bin, err := exec.LookPath("logrotate")
+	if err != nil {
+		t.Skip("logrotate is not installed (apt-get install logrotate)")
+	}
+	root, h := loadExportHost(t)
+	dir := t.TempDir()
+	n := 0
+	for _, name := range h.Names() {
+		files, _, err := Export(Systemd, root, h.Services[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if !strings.HasPrefix(f.Name, "logrotate.d/") {
+				continue
+			}
+			n += strings.Count(string(f.Data), "{\n")
+			conf := filepath.Join(dir, filepath.Base(f.Name))
+			if err := os.WriteFile(conf, f.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(bin, "-d", "-s", filepath.Join(dir, "state"), conf).CombinedOutput()
+			if err != nil || strings.Contains(string(out), "error:") {
+				t.Errorf("%s: logrotate -d: %v\n%s\n%s", f.Name, err, f.Data, out)
+			}
+		}
+	}
+	if n < 4 {
+		t.Errorf("only %d stanzas checked", n)
+	}
+}

@@ -305,6 +305,7 @@ func finish(d *Draft) bool {
 	}
 	utf8Only(d)
 	sanitize(d)
+	sameAsService(d)
 	if !d.Runs() {
 		p := Pos{File: firstWord(d.Sources)}
 		if d.IsSet("pidfile") {
@@ -392,6 +393,13 @@ func utf8Only(d *Draft) {
 			changed = fix(p) || changed
 		}
 		note(d.CheckAt[i], changed)
+	}
+	for i := range s.LogFiles {
+		f := &s.LogFiles[i]
+		changed := fix(&f.Path)
+		changed = fix(&f.PostRotate) || changed
+		note(d.At("log.file"), changed)
+		f.PostRotate = scriptAsWritten(f.PostRotate)
 	}
 	if d.IsSet("script") {
 		s.Script = scriptAsWritten(s.Script)

@@ -438,6 +438,9 @@ func (x *exporter) k8sNotes() {
 	if s.Log != def.Log {
 		x.note("log", "container output goes to the kubelet, which rotates it (containerLogMaxSize, containerLogMaxFiles)")
 	}
+	for _, lf := range s.LogFiles {
+		x.note("log.file", "%s: nothing rotates a container's own files; have the program log to stdout, or rotate them in the image", lf.Path)
+	}
 }
 
 // k8sEscape doubles the $ of $(VAR), which the kubelet would expand in a

@@ -188,6 +188,9 @@ func (x *exporter) nomadLogs() *nomadLogConfig {
 		x.note("log", "compress, maxage and dateext: Nomad keeps plain numbered files")
 	}
 	x.note("log", "the output goes to the allocation's alloc/logs/%s.stdout.N, not /var/log/%s.log", x.s.Name, x.s.Name)
+	for _, lf := range x.s.LogFiles {
+		x.note("log.file", "%s: Nomad rotates only a task's output; have the program log to stdout, or rotate the file in the task", lf.Path)
+	}
 	return &nomadLogConfig{MaxFiles: max(files, 1), MaxFileSizeMB: mb}
 }
 

@@ -126,6 +126,16 @@ func (x *exporter) systemd() ([]File, error) {
 	if !strings.Contains(rot, "copytruncate") {
 		rot = strings.TrimSuffix(rot, "}\n") + "  copytruncate\n}\n"
 	}
+	// The files the service writes itself: logrotate, not upkeep, rotates
+	// them under systemd, and systemctl sends the signal.
+	for _, lf := range s.LogFiles {
+		more, err := lf.Logrotate(x.hostPath(lf.Abs), "systemctl kill --kill-who=main --signal="+lf.Signal+" "+s.Name+".service")
+		if err != nil {
+			x.note("log.file", "%s: %v; not in the logrotate.d file", lf.Path, err)
+			continue
+		}
+		rot += "\n" + more
+	}
 	files = append(files, File{Name: "logrotate.d/" + s.Name, Data: []byte("# Exported by `upkeep export systemd` from " + x.hostPath(s.File) + "\n" + rot)})
 	return files, nil
 }

@@ -82,6 +82,11 @@ func (d *Draft) render() []byte {
 		writeCheck(b, &c)
 	}
 	table("log", logFields)
+	if d.IsSet("log.file") {
+		for i := range d.Svc.LogFiles {
+			writeLogFile(b, &d.Svc.LogFiles[i])
+		}
+	}
 	if len(d.notes) > 0 {
 		b.WriteString("\n# Import notes (what did not translate as written):\n")
 		type placed struct {
@@ -138,6 +143,9 @@ func (d *Draft) service(checks []spec.Check) spec.Service {
 		s.DependsOn = d.Svc.DependsOn
 	}
 	s.Checks = append(checks, d.Svc.Checks...)
+	if d.IsSet("log.file") && len(d.Svc.LogFiles) > 0 {
+		s.LogFiles = append([]spec.LogFile(nil), d.Svc.LogFiles...) // spec fills in each one's derived fields
+	}
 	return s
 }
 
@@ -199,6 +207,57 @@ func writeCheck(b *bytes.Buffer, c *spec.Check) {
 	if len(c.Exec) > 0 {
 		kv("exec", tomlArray(c.Exec))
 	}
+}
+
+// writeLogFile writes a [[log.file]]: the keys that are set.
+func writeLogFile(b *bytes.Buffer, f *spec.LogFile) {
+	kv := func(k, v string) {
+		b.WriteString(k + " = " + v + "\n")
+	}
+	b.WriteString("\n[[log.file]]\n")
+	kv("path", tomlString(f.Path))
+	if f.Method != "" {
+		kv("method", tomlString(f.Method))
+	}
+	if f.Signal != "" {
+		kv("signal", tomlString(f.Signal))
+	}
+	if f.PostRotate != "" {
+		kv("postrotate", tomlMultiline(f.PostRotate))
+	}
+	str := func(k string, v *string) {
+		if v != nil {
+			kv(k, tomlString(*v))
+		}
+	}
+	size := func(k string, v *spec.Size) {
+		if v != nil {
+			kv(k, encSize(*v))
+		}
+	}
+	boolean := func(k string, v *bool) {
+		if v != nil {
+			kv(k, encBool(*v))
+		}
+	}
+	num := func(k string, v *int) {
+		if v != nil {
+			kv(k, encInt(*v))
+		}
+	}
+	str("when", f.When)
+	size("size", f.Size)
+	size("maxsize", f.MaxSize)
+	size("minsize", f.MinSize)
+	num("rotate", f.Rotate)
+	boolean("compress", f.Compress)
+	boolean("delaycompress", f.DelayCompress)
+	boolean("notifempty", f.NotIfEmpty)
+	boolean("missingok", f.MissingOK)
+	boolean("dateext", f.DateExt)
+	str("dateformat", f.DateFormat)
+	boolean("dateyesterday", f.DateYesterday)
+	num("maxage", f.MaxAge)
 }
 
 // oneLine makes s fit in a comment: one line, UTF-8, no control

@@ -178,6 +178,11 @@ type Stanza struct {
 	// Ignored lists the directives that have no [log] equivalent (su,
 	// create, postrotate scripts, …), as "line N: directive".
 	Ignored []string
+	// PostRotate is the stanza's postrotate script, its lines as written
+	// less their common indentation, and PostRotateLine where it starts;
+	// a file a service writes itself ([[log.file]]) has a use for it.
+	PostRotate     string
+	PostRotateLine int
 }
 
 // logrotateDefaults are logrotate's own, for what a stanza leaves out: no
@@ -243,7 +248,8 @@ func ParseLogrotate(file string, data []byte) ([]Stanza, Problems) {
 		block   Stanza
 		pending []string // paths whose "{" is on the next line
 		pendAt  int
-		script  string // the directive whose script is being skipped
+		script  string   // the directive whose script is being read
+		body    []string // its lines
 	)
 	add := func(line, col int, key, format string, args ...any) {
 		ps = append(ps, Problem{File: file, Line: line, Col: col, Key: key, Msg: fmt.Sprintf(format, args...)})
@@ -258,8 +264,13 @@ func ParseLogrotate(file string, data []byte) ([]Stanza, Problems) {
 		col := len(raw) - len(trimmed) + 1
 		if script != "" {
 			if strings.TrimSpace(raw) == "endscript" {
-				script = ""
+				if script == "postrotate" && cur != nil {
+					block.PostRotate = dedent(body)
+				}
+				script, body = "", nil
+				continue
 			}
+			body = append(body, raw)
 			continue
 		}
 		if trimmed == "" || trimmed[0] == '#' {
@@ -327,6 +338,9 @@ func ParseLogrotate(file string, data []byte) ([]Stanza, Problems) {
 				add(n, col, key, "a script outside a block")
 			} else {
 				block.Ignored = append(block.Ignored, fmt.Sprintf("line %d: %s", n, key))
+				if key == "postrotate" {
+					block.PostRotateLine = n
+				}
 			}
 			continue
 		}
@@ -349,6 +363,30 @@ func ParseLogrotate(file string, data []byte) ([]Stanza, Problems) {
 		add(block.Line, 1, "", "block not closed with \"}\"")
 	}
 	return out, ps
+}
+
+// dedent joins lines, less the blanks all of them start with.
+func dedent(lines []string) string {
+	prefix := ""
+	first := true
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		lead := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
+		if first {
+			prefix, first = lead, false
+			continue
+		}
+		for !strings.HasPrefix(lead, prefix) {
+			prefix = prefix[:len(prefix)-1]
+		}
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = strings.TrimPrefix(l, prefix)
+	}
+	return strings.TrimSpace(strings.Join(out, "\n"))
 }
 
 // isLRPathLine: a line of paths waiting for its "{" on the next line.

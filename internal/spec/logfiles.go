@@ -106,7 +106,7 @@ func checkLogFiles(root string, files []LogFile, l Log, add func(key, format str
 		at := func(key, format string, args ...any) {
 			add(fmt.Sprintf("file[%d].%s", i, key), format, args...)
 		}
-		rel, pattern, err := logFilePath(f.Path)
+		rel, pattern, err := LogFilePath(f.Path)
 		f.Pattern = pattern
 		if err != nil {
 			at("path", "%v", err)
@@ -154,6 +154,29 @@ func checkLogFiles(root string, files []LogFile, l Log, add func(key, format str
 	}
 }
 
+// Logrotate is the stanza for the file at path (a host path, or its
+// pattern) that rotates it as upkeep does: its settings, copytruncate, or
+// postrotate with its command; signalCmd is the command that sends its
+// signal to the service's main process ("upkeep signal NAME USR1").
+func (f LogFile) Logrotate(path, signalCmd string) (string, error) {
+	st, err := f.Log.Logrotate([]string{path})
+	if err != nil {
+		return "", err
+	}
+	var extra string
+	switch {
+	case f.Method == CopyTruncate:
+		if !strings.Contains(st, "\n  copytruncate\n") {
+			extra = "  copytruncate\n"
+		}
+	case f.Signal != "":
+		extra = "  postrotate\n    " + signalCmd + "\n  endscript\n"
+	default:
+		extra = "  postrotate\n    " + strings.ReplaceAll(f.PostRotate, "\n", "\n    ") + "\n  endscript\n"
+	}
+	return strings.TrimSuffix(st, "}\n") + extra + "}\n", nil
+}
+
 // isLogFileKey reports whether k is inside a [[log.file]].
 func isLogFileKey(k toml.Key) bool { return len(k) >= 2 && k[0] == "log" && k[1] == "file" }
 
@@ -195,11 +218,11 @@ func (f *LogFile) merged(l Log) Log {
 	return l
 }
 
-// logFilePath checks a declared path and returns it relative to the root:
+// LogFilePath checks a declared path and returns it relative to the root:
 // beneath var/log, in a directory of its own, no "..". Its file name may
 // be a glob, as in logrotate (/var/log/nginx/*.log: *, ? and [...] of
 // path.Match); its directories may not.
-func logFilePath(p string) (rel string, pattern bool, err error) {
+func LogFilePath(p string) (rel string, pattern bool, err error) {
 	t := strings.Trim(p, "/")
 	if t == "" || strings.ContainsAny(t, "\x00\n") {
 		return "", false, fmt.Errorf("%q is not a path beneath the root", p)
