@@ -398,6 +398,12 @@ func utf8Only(d *Draft) {
 		f := &s.LogFiles[i]
 		changed := fix(&f.Path)
 		changed = fix(&f.PostRotate) || changed
+		if f.DateFormat != nil {
+			v := *f.DateFormat
+			if fix(&v) {
+				f.DateFormat, changed = &v, true
+			}
+		}
 		note(d.At("log.file"), changed)
 		f.PostRotate = scriptAsWritten(f.PostRotate)
 	}
