@@ -38,6 +38,9 @@ type Daemon struct {
 	// guard vets a service before each start; an error keeps it from
 	// starting, as a failed start (SetStartGuard).
 	guard func(*spec.Service) error
+	// globEvery is how often the files a [[log.file]] pattern stands for
+	// are looked for again: a file that appears is rotated from then on.
+	globEvery time.Duration
 
 	mu       sync.Mutex
 	svcs     map[string]*service
@@ -68,6 +71,8 @@ func New(root string, log *slog.Logger) (*Daemon, error) {
 		problems: map[string]spec.Problems{},
 		changed:  make(chan struct{}),
 		journal:  newJournal(),
+
+		globEvery: time.Minute,
 	}
 	for _, dir := range []string{d.runDir, d.logDir, filepath.Join(root, spec.WWW)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -22,6 +22,7 @@ type host struct {
 	t     *testing.T
 	root  string
 	guard func(*spec.Service) error // the daemon's start guard, if set before start
+	glob  time.Duration             // the daemon's globEvery, if set before start
 	d     *Daemon
 	stop  context.CancelFunc
 	done  chan struct{}
@@ -60,6 +61,9 @@ func (h *host) start() {
 	}
 	if h.guard != nil {
 		d.SetStartGuard(h.guard)
+	}
+	if h.glob > 0 {
+		d.globEvery = h.glob
 	}
 	if err := d.Load(); err != nil {
 		h.t.Fatal(err)

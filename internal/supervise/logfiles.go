@@ -20,10 +20,6 @@ import (
 // killed.
 const postRotateTimeout = 30 * time.Second
 
-// globEvery is how often the files a pattern stands for are looked for
-// again: a file that appears is rotated from then on.
-var globEvery = time.Minute
-
 // declared is the rotation of the files a service writes itself
 // ([[log.file]]), for the definition it was made from.
 type declared struct {
@@ -68,7 +64,7 @@ func (s *service) openFiles() {
 	s.files = cur
 	s.mu.Unlock()
 	go func() {
-		t := time.NewTicker(globEvery)
+		t := time.NewTicker(s.d.globEvery)
 		defer t.Stop()
 		for {
 			select {

@@ -220,10 +220,8 @@ func exists(p string) bool {
 // next look, or by a forced rotation), and never a rotated file; the
 // postrotate command gets the file it is about as $1.
 func TestPatternFiles(t *testing.T) {
-	old := globEvery
-	globEvery = 50 * time.Millisecond
-	t.Cleanup(func() { globEvery = old })
 	h := newHost(t)
+	h.glob = 50 * time.Millisecond
 	dir := filepath.Join(h.root, "var/log/web")
 	os.MkdirAll(dir, 0o755)
 	for _, name := range []string{"access.log", "error.log", "notes.txt"} {
@@ -283,7 +281,7 @@ postrotate = 'echo "$1" >> `+filepath.Join(h.root, "reopened")+`'
 		t.Errorf("postrotate was told %v", got)
 	}
 	// A second look finds the same three, not their rotated files.
-	time.Sleep(3 * globEvery)
+	time.Sleep(3 * h.glob)
 	sv[0].mu.Lock()
 	dc := sv[0].files
 	sv[0].mu.Unlock()
