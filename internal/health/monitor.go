@@ -75,6 +75,7 @@ type Monitor struct {
 	target  Target
 	out     chan<- Event
 	ran     func(Event) // when set, Ran events go here instead of out
+	probe   func(context.Context, *spec.Check, Target, *ProbeState) Result
 	done    chan struct{}
 	cancel  context.CancelFunc // ends probes in flight at Stop
 	stop    sync.Once
@@ -108,6 +109,7 @@ func StartObserved(service string, checks []spec.Check, t Target, out chan<- Eve
 		target:  t,
 		out:     out,
 		ran:     ran,
+		probe:   runProbe, // read here, once: a test replaces it between monitors
 		done:    make(chan struct{}),
 		cancel:  cancel,
 		status:  make([]CheckStatus, len(checks)),
@@ -222,14 +224,14 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 		if m.stopped() {
 			return
 		}
-		r := runProbe(ctx, c, m.target, &state)
+		r := m.probe(ctx, c, m.target, &state)
 		if !r.OK && stalled(r, c) && !m.stopped() {
 			// The deadline was seen long after it passed: this process (or
 			// the whole machine) did not get to run, so the failure says
 			// nothing of the service. Under a stall that would fail every
 			// check in flight at once and restart healthy services in bulk;
 			// ask again instead, and count that answer.
-			r = runProbe(ctx, c, m.target, &state)
+			r = m.probe(ctx, c, m.target, &state)
 		}
 		if m.stopped() {
 			return // a probe cut short by Stop is no result
