@@ -511,4 +511,7 @@ path = "/var/log/web/access.log"
 	if _, errOut, code := h.cli("logs", "www-web", "--file", "/var/log/web/access.log.1"); code != 2 || !strings.Contains(errOut, "not one of its files: /var/log/web/*.log") {
 		t.Errorf("logs --file of a rotated file: exit %d, %q", code, errOut)
 	}
+	if _, errOut, code := h.cli("logs", "www-web", "--file", "/var/log/web/*.log"); code != 2 || !strings.Contains(errOut, "is a pattern; name one of its files: /var/log/web/access.log") {
+		t.Errorf("logs --file of the pattern: exit %d, %q", code, errOut)
+	}
 }

@@ -145,6 +145,13 @@ func declaredFile(root, name, p string) (spec.LogFile, error) {
 	}
 	var paths []string
 	for _, f := range s.LogFiles {
+		if (f.Path == p || f.Abs == abs) && f.Pattern {
+			matches, _ := logsink.Matches(f.Abs, f.Log)
+			for i, m := range matches {
+				matches[i] = "/" + strings.TrimPrefix(strings.TrimPrefix(m, root), "/")
+			}
+			return spec.LogFile{}, usageError{fmt.Errorf("logs %s: --file %s is a pattern; name one of its files: %s", name, p, strings.Join(matches, ", "))}
+		}
 		if f.Path == p || f.Abs == abs {
 			return f, nil
 		}
