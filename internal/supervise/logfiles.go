@@ -63,9 +63,19 @@ func (s *service) openFiles() {
 	s.mu.Lock()
 	s.files = cur
 	s.mu.Unlock()
+	var look <-chan time.Time // only patterns need looking at again
+	var ticker *time.Ticker
+	for _, lf := range cur.specs {
+		if lf.Pattern {
+			ticker = time.NewTicker(s.d.globEvery)
+			look = ticker.C
+			break
+		}
+	}
 	go func() {
-		t := time.NewTicker(s.d.globEvery)
-		defer t.Stop()
+		if ticker != nil {
+			defer ticker.Stop()
+		}
 		for {
 			select {
 			case <-s.done: // the service is removed
@@ -73,7 +83,7 @@ func (s *service) openFiles() {
 				return
 			case <-cur.stop:
 				return
-			case <-t.C:
+			case <-look:
 				cur.refresh()
 			}
 		}
