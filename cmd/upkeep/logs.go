@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -130,46 +128,18 @@ one of the files the service writes itself ([[log.file]]) the same way.`,
 	return cmd
 }
 
-// declaredFile is the [[log.file]] of service name whose path is p, as
-// written there or as the file on the host, or, for a pattern, one of the
-// files it stands for: only those, so that logs never reads a file the
-// service does not declare.
+// declaredFile is the [[log.file]] of service name that p names
+// (logsink.Lookup).
 func declaredFile(root, name, p string) (spec.LogFile, error) {
 	s, ps := spec.Load(root, filepath.Join(root, spec.WWW, name))
 	if s == nil {
 		return spec.LogFile{}, fmt.Errorf("logs %s: %w", name, ps)
 	}
-	abs := p
-	if !strings.HasPrefix(abs, root+"/") {
-		abs = filepath.Join(root, p)
+	f, err := logsink.Lookup(root, s.LogFiles, p)
+	if err != nil {
+		return spec.LogFile{}, usageError{fmt.Errorf("logs %s: --file %w (%s)", name, err, s.File)}
 	}
-	var paths []string
-	for _, f := range s.LogFiles {
-		if (f.Path == p || f.Abs == abs) && f.Pattern {
-			matches, _ := logsink.Matches(f.Abs, f.Log)
-			for i, m := range matches {
-				matches[i] = "/" + strings.TrimPrefix(strings.TrimPrefix(m, root), "/")
-			}
-			return spec.LogFile{}, usageError{fmt.Errorf("logs %s: --file %s is a pattern; name one of its files: %s", name, p, strings.Join(matches, ", "))}
-		}
-		if f.Path == p || f.Abs == abs {
-			return f, nil
-		}
-		if f.Pattern {
-			if ok, _ := filepath.Match(f.Abs, abs); ok {
-				matches, _ := logsink.Matches(f.Abs, f.Log)
-				if _, err := os.Lstat(abs); err != nil || slices.Contains(matches, abs) {
-					f.Abs = abs // a file the pattern stands for, or will
-					return f, nil
-				}
-			}
-		}
-		paths = append(paths, f.Path)
-	}
-	if len(paths) == 0 {
-		return spec.LogFile{}, usageError{fmt.Errorf("logs %s: --file %s: the service declares no files ([[log.file]] in %s)", name, p, s.File)}
-	}
-	return spec.LogFile{}, usageError{fmt.Errorf("logs %s: --file %s is not one of its files: %s", name, p, strings.Join(paths, ", "))}
+	return f, nil
 }
 
 // logSettings is the service's [log] section, which says how its rotated

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,46 @@ func Matches(pattern string, cfg spec.Log) ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// Lookup finds the file that p names among a service's declared files:
+// p as declared, or the file on the host (root included or not), or, for
+// a pattern, one of the files it stands for. Only those: a command that
+// reads logs never reads a file the service does not declare. A pattern
+// itself is no file: the error lists the ones it stands for.
+func Lookup(root string, files []spec.LogFile, p string) (spec.LogFile, error) {
+	abs := p
+	if !strings.HasPrefix(abs, root+"/") {
+		abs = filepath.Join(root, p)
+	}
+	hostPath := func(m string) string { return "/" + strings.TrimPrefix(strings.TrimPrefix(m, root), "/") }
+	var paths []string
+	for _, f := range files {
+		named := f.Path == p || f.Abs == abs
+		switch {
+		case named && f.Pattern:
+			matches, _ := Matches(f.Abs, f.Log)
+			for i, m := range matches {
+				matches[i] = hostPath(m)
+			}
+			return spec.LogFile{}, fmt.Errorf("%s is a pattern; name one of its files: %s", p, strings.Join(matches, ", "))
+		case named:
+			return f, nil
+		case f.Pattern:
+			if ok, _ := filepath.Match(f.Abs, abs); ok {
+				matches, _ := Matches(f.Abs, f.Log)
+				if _, err := os.Lstat(abs); err != nil || slices.Contains(matches, abs) {
+					f.Abs = abs // a file the pattern stands for, or will
+					return f, nil
+				}
+			}
+		}
+		paths = append(paths, f.Path)
+	}
+	if len(paths) == 0 {
+		return spec.LogFile{}, fmt.Errorf("%s: the service declares no files ([[log.file]])", p)
+	}
+	return spec.LogFile{}, fmt.Errorf("%s is not one of its files: %s", p, strings.Join(paths, ", "))
 }
 
 // rotatedName reports whether name is a rotated file of a log whose

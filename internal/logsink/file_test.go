@@ -301,3 +301,35 @@ func TestMatches(t *testing.T) {
 		}
 	}
 }
+
+// Lookup names only declared files, or files a pattern stands for.
+func TestLookup(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "var/log/web")
+	os.MkdirAll(dir, 0o755)
+	for _, name := range []string{"a.log", "a.log.1", "b.log"} {
+		os.WriteFile(filepath.Join(dir, name), nil, 0o644)
+	}
+	files := []spec.LogFile{
+		{Path: "/var/log/web/*.log", Abs: filepath.Join(dir, "*.log"), Pattern: true, Log: spec.DefaultLog()},
+		{Path: "var/log/app/own.txt", Abs: filepath.Join(root, "var/log/app/own.txt"), Log: spec.DefaultLog()},
+	}
+	for _, p := range []string{"/var/log/web/b.log", "var/log/web/b.log", filepath.Join(dir, "b.log")} {
+		if f, err := Lookup(root, files, p); err != nil || f.Abs != filepath.Join(dir, "b.log") {
+			t.Errorf("%s: %v %v", p, f.Abs, err)
+		}
+	}
+	if f, err := Lookup(root, files, "/var/log/app/own.txt"); err != nil || f.Path != "var/log/app/own.txt" {
+		t.Errorf("own.txt: %+v %v", f, err)
+	}
+	for p, want := range map[string]string{
+		"/var/log/web/*.log":   "is a pattern; name one of its files: /var/log/web/a.log, /var/log/web/b.log",
+		"/var/log/web/a.log.1": "is not one of its files",
+		"/etc/passwd":          "is not one of its files: /var/log/web/*.log, var/log/app/own.txt",
+		"../../etc/shadow":     "is not one of its files",
+	} {
+		if _, err := Lookup(root, files, p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want …%s", p, err, want)
+		}
+	}
+}
