@@ -47,6 +47,25 @@ const lineLen = 61
 
 var lineRE = regexp.MustCompile(`^(\d{10}) x{48}\|$`)
 
+// lastInOrder checks that lines are whole numbered lines in rising order
+// (gaps allowed) and returns the last number, -1 for none.
+func lastInOrder(t *testing.T, lines []string) int {
+	t.Helper()
+	last := -1
+	for _, l := range lines {
+		m := lineRE.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("torn line %q", l)
+		}
+		n, _ := strconv.Atoi(m[1])
+		if n <= last {
+			t.Fatalf("line %d after %d", n, last)
+		}
+		last = n
+	}
+	return last
+}
+
 func appendLine(b []byte, i int64) []byte {
 	var d [10]byte
 	for k := 9; k >= 0; k-- {

@@ -494,18 +494,7 @@ func fullTest(t *testing.T, dir string, makeRoom func(), want error) {
 	s.Close()
 	files := readLog(t, dir, "app.log")
 	lines := files["app.log"]
-	last := -1
-	for _, l := range lines {
-		m := lineRE.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("torn line %q", l)
-		}
-		n, _ := strconv.Atoi(m[1])
-		if n <= last {
-			t.Fatalf("line %d after %d", n, last)
-		}
-		last = n
-	}
+	last := lastInOrder(t, lines)
 	if last != int(i)-1 {
 		t.Errorf("last line %d, want %d", last, i-1)
 	}

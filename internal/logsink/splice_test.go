@@ -253,18 +253,7 @@ func TestSplicedFileSizeLimit(t *testing.T) {
 	s.Close()
 	files := readLog(t, dir, "app.log")
 	lines := files["app.log"]
-	last := -1
-	for _, l := range lines {
-		m := lineRE.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("torn line %q", l)
-		}
-		k, _ := strconv.Atoi(m[1])
-		if k <= last {
-			t.Fatalf("line %d after %d", k, last)
-		}
-		last = k
-	}
+	last := lastInOrder(t, lines)
 	dropped := s.Dropped()
 	if last != n-1 {
 		t.Errorf("last line %d, want %d", last, n-1)
