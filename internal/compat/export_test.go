@@ -66,24 +66,8 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	if err != nil {
 		t.Skip("systemd-analyze is not installed")
 	}
-	root, h := loadExportHost(t)
 	dir := t.TempDir()
-	var units []string
-	for _, name := range h.Names() {
-		files, _, err := Export(Systemd, root, h.Services[name])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f.Name, ".service") {
-				p := filepath.Join(dir, f.Name)
-				if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				units = append(units, p)
-			}
-		}
-	}
+	units := writeSystemdExport(t, dir, func(name string) bool { return strings.HasSuffix(name, ".service") })
 	// verify also wants the programs to exist; --man=no skips the man
 	// pages. Dependencies between the units resolve through the unit path.
 	cmd := exec.Command(bin, append([]string{"verify", "--man=no"}, units...)...)
@@ -150,30 +134,43 @@ func TestSystemdLogrotateAccepted(t *testing.T) {
 	if err != nil {
 		t.Skip("logrotate is not installed (apt-get install logrotate)")
 	}
-	root, h := loadExportHost(t)
 	dir := t.TempDir()
 	n := 0
+	for _, conf := range writeSystemdExport(t, dir, func(name string) bool { return strings.HasPrefix(name, "logrotate.d/") }) {
+		data, _ := os.ReadFile(conf)
+		n += strings.Count(string(data), "{\n")
+		out, err := exec.Command(bin, "-d", "-s", filepath.Join(dir, "state"), conf).CombinedOutput()
+		if err != nil || strings.Contains(string(out), "error:") {
+			t.Errorf("%s: logrotate -d: %v\n%s\n%s", conf, err, data, out)
+		}
+	}
+	if n < 4 {
+		t.Errorf("only %d stanzas checked", n)
+	}
+}
+
+// writeSystemdExport exports every test service for systemd and writes
+// the files whose names keep takes into dir (logrotate.d/x as dir/x),
+// returning their paths.
+func writeSystemdExport(t *testing.T, dir string, keep func(name string) bool) []string {
+	t.Helper()
+	root, h := loadExportHost(t)
+	var paths []string
 	for _, name := range h.Names() {
 		files, _, err := Export(Systemd, root, h.Services[name])
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range files {
-			if !strings.HasPrefix(f.Name, "logrotate.d/") {
+			if !keep(f.Name) {
 				continue
 			}
-			n += strings.Count(string(f.Data), "{\n")
-			conf := filepath.Join(dir, filepath.Base(f.Name))
-			if err := os.WriteFile(conf, f.Data, 0o644); err != nil {
+			p := filepath.Join(dir, filepath.Base(f.Name))
+			if err := os.WriteFile(p, f.Data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command(bin, "-d", "-s", filepath.Join(dir, "state"), conf).CombinedOutput()
-			if err != nil || strings.Contains(string(out), "error:") {
-				t.Errorf("%s: logrotate -d: %v\n%s\n%s", f.Name, err, f.Data, out)
-			}
+			paths = append(paths, p)
 		}
 	}
-	if n < 4 {
-		t.Errorf("only %d stanzas checked", n)
-	}
+	return paths
 }
