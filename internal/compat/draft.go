@@ -76,6 +76,10 @@ func (n Note) String() string {
 	if n.str != "" {
 		return n.str
 	}
+	return n.format()
+}
+
+func (n Note) format() string {
 	var b strings.Builder
 	b.WriteString(n.Pos.String())
 	b.WriteString(": ")

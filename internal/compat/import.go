@@ -181,8 +181,7 @@ func Import(inputs []Input, opt Options) *Result {
 		for j := range d.notes {
 			n := &d.notes[j]
 			n.Pos = n.Pos.fixed()
-			n.str = ""
-			n.str = n.String()
+			n.str = n.format()
 		}
 		if !ok[i] {
 			return

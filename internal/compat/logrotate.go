@@ -72,12 +72,7 @@ func ParseLogrotate(file string, data []byte) ([]*Draft, []Note) {
 				d.Note(at, "copytruncate: upkeep rotates its own files between two writes; not needed")
 			}
 			for _, ig := range st.Ignored {
-				p := Pos{File: file, Line: st.Line, Text: ig}
-				if m := lrIgnoredRE.FindStringSubmatch(ig); m != nil {
-					n, _ := strconv.Atoi(m[1])
-					p = Pos{File: file, Line: n, Text: shorten(m[2])}
-				}
-				d.Drop(p, "upkeep rotates the files itself")
+				d.Drop(ignoredAt(file, st, ig), "upkeep rotates the files itself")
 			}
 		}
 	}
@@ -123,13 +118,18 @@ func ownFile(d *Draft, st spec.Stanza, p, file string, at Pos) {
 		if st.PostRotateLine > 0 && strings.HasPrefix(ig, "line "+strconv.Itoa(st.PostRotateLine)+": ") {
 			continue
 		}
-		p := Pos{File: file, Line: st.Line, Text: ig}
-		if m := lrIgnoredRE.FindStringSubmatch(ig); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			p = Pos{File: file, Line: n, Text: shorten(m[2])}
-		}
-		d.Drop(p, "")
+		d.Drop(ignoredAt(file, st, ig), "")
 	}
+}
+
+// ignoredAt places one of a stanza's ignored directives ("line N:
+// directive") at its own line.
+func ignoredAt(file string, st spec.Stanza, ig string) Pos {
+	if m := lrIgnoredRE.FindStringSubmatch(ig); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Pos{File: file, Line: n, Text: shorten(m[2])}
+	}
+	return Pos{File: file, Line: st.Line, Text: ig}
 }
 
 // sameAsService leaves out of each [[log.file]] the settings that are the
@@ -142,43 +142,30 @@ func sameAsService(d *Draft) {
 	l := d.service(nil).Log
 	for i := range d.Svc.LogFiles {
 		f := &d.Svc.LogFiles[i]
-		same := func(p **string, v string) {
-			if *p != nil && **p == v {
-				*p = nil
-			}
-		}
-		sameSize := func(p **spec.Size, v spec.Size) {
-			if *p != nil && **p == v {
-				*p = nil
-			}
-		}
-		sameBool := func(p **bool, v bool) {
-			if *p != nil && **p == v {
-				*p = nil
-			}
-		}
-		sameInt := func(p **int, v int) {
-			if *p != nil && **p == v {
-				*p = nil
-			}
-		}
-		same(&f.When, l.When)
-		same(&f.DateFormat, l.DateFormat)
-		sameSize(&f.MinSize, l.MinSize)
-		sameInt(&f.Rotate, l.Rotate)
-		sameInt(&f.MaxAge, l.MaxAge)
-		sameBool(&f.Compress, l.Compress)
-		sameBool(&f.DelayCompress, l.DelayCompress)
-		sameBool(&f.NotIfEmpty, l.NotIfEmpty)
-		sameBool(&f.MissingOK, l.MissingOK)
-		sameBool(&f.DateExt, l.DateExt)
-		sameBool(&f.DateYesterday, l.DateYesterday)
+		dropSame(&f.When, l.When)
+		dropSame(&f.DateFormat, l.DateFormat)
+		dropSame(&f.MinSize, l.MinSize)
+		dropSame(&f.Rotate, l.Rotate)
+		dropSame(&f.MaxAge, l.MaxAge)
+		dropSame(&f.Compress, l.Compress)
+		dropSame(&f.DelayCompress, l.DelayCompress)
+		dropSame(&f.NotIfEmpty, l.NotIfEmpty)
+		dropSame(&f.MissingOK, l.MissingOK)
+		dropSame(&f.DateExt, l.DateExt)
+		dropSame(&f.DateYesterday, l.DateYesterday)
 		// A file with a size (or maxsize) of its own has only that
 		// criterion: a size like the service's may go, none at all may
 		// not if the service has one.
 		if f.MaxSize == nil {
-			sameSize(&f.Size, l.Size)
+			dropSame(&f.Size, l.Size)
 		}
+	}
+}
+
+// dropSame unsets *p when it holds v.
+func dropSame[T comparable](p **T, v T) {
+	if *p != nil && **p == v {
+		*p = nil
 	}
 }
 

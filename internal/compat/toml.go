@@ -225,39 +225,26 @@ func writeLogFile(b *bytes.Buffer, f *spec.LogFile) {
 	if f.PostRotate != "" {
 		kv("postrotate", tomlMultiline(f.PostRotate))
 	}
-	str := func(k string, v *string) {
-		if v != nil {
-			kv(k, tomlString(*v))
-		}
+	setting(b, "when", f.When, tomlString)
+	setting(b, "size", f.Size, encSize)
+	setting(b, "maxsize", f.MaxSize, encSize)
+	setting(b, "minsize", f.MinSize, encSize)
+	setting(b, "rotate", f.Rotate, encInt)
+	setting(b, "compress", f.Compress, encBool)
+	setting(b, "delaycompress", f.DelayCompress, encBool)
+	setting(b, "notifempty", f.NotIfEmpty, encBool)
+	setting(b, "missingok", f.MissingOK, encBool)
+	setting(b, "dateext", f.DateExt, encBool)
+	setting(b, "dateformat", f.DateFormat, tomlString)
+	setting(b, "dateyesterday", f.DateYesterday, encBool)
+	setting(b, "maxage", f.MaxAge, encInt)
+}
+
+// setting writes a [[log.file]]'s own setting, when it has one.
+func setting[T any](b *bytes.Buffer, k string, v *T, enc func(T) string) {
+	if v != nil {
+		b.WriteString(k + " = " + enc(*v) + "\n")
 	}
-	size := func(k string, v *spec.Size) {
-		if v != nil {
-			kv(k, encSize(*v))
-		}
-	}
-	boolean := func(k string, v *bool) {
-		if v != nil {
-			kv(k, encBool(*v))
-		}
-	}
-	num := func(k string, v *int) {
-		if v != nil {
-			kv(k, encInt(*v))
-		}
-	}
-	str("when", f.When)
-	size("size", f.Size)
-	size("maxsize", f.MaxSize)
-	size("minsize", f.MinSize)
-	num("rotate", f.Rotate)
-	boolean("compress", f.Compress)
-	boolean("delaycompress", f.DelayCompress)
-	boolean("notifempty", f.NotIfEmpty)
-	boolean("missingok", f.MissingOK)
-	boolean("dateext", f.DateExt)
-	str("dateformat", f.DateFormat)
-	boolean("dateyesterday", f.DateYesterday)
-	num("maxage", f.MaxAge)
 }
 
 // oneLine makes s fit in a comment: one line, UTF-8, no control
