@@ -68,13 +68,15 @@ one of the files the service writes itself ([[log.file]]) the same way.`,
 				streams[0].prefix = "out: "
 				streams = append(streams, struct{ path, prefix string }{filepath.Join(dir, name+".error.log"), "err: "})
 			}
-			cfg := logSettings(g.root, name)
+			var cfg spec.Log
 			if file != "" {
 				lf, err := declaredFile(g.root, name, file)
 				if err != nil {
 					return err
 				}
 				streams[0].path, cfg = lf.Abs, lf.Log
+			} else {
+				cfg = logSettings(g.root, name)
 			}
 			out := newLineOut()
 			defer out.flush()
