@@ -94,19 +94,7 @@ func (s *service) openFiles() {
 // now; a pattern's file that is gone is left alone from then on (its
 // rotated files stay where they are).
 func (dc *declared) refresh() {
-	want := map[string]spec.LogFile{}
-	for _, lf := range dc.specs {
-		if !lf.Pattern {
-			want[lf.Abs] = lf
-			continue
-		}
-		paths, _ := logsink.Matches(lf.Abs, lf.Log)
-		for _, p := range paths {
-			if _, ok := want[p]; !ok {
-				want[p] = lf
-			}
-		}
-	}
+	want := expand(dc.specs)
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	if dc.closed {
@@ -123,6 +111,26 @@ func (dc *declared) refresh() {
 			dc.files[p] = dc.open(lf, p)
 		}
 	}
+}
+
+// expand is the files declared now, by path: each declared path, and
+// each file a pattern stands for (a path declared outright keeps its own
+// settings).
+func expand(specs []spec.LogFile) map[string]spec.LogFile {
+	want := map[string]spec.LogFile{}
+	for _, lf := range specs {
+		if !lf.Pattern {
+			want[lf.Abs] = lf
+			continue
+		}
+		paths, _ := logsink.Matches(lf.Abs, lf.Log)
+		for _, p := range paths {
+			if _, ok := want[p]; !ok {
+				want[p] = lf
+			}
+		}
+	}
+	return want
 }
 
 // list is the files rotated now, sorted by path.
@@ -289,15 +297,10 @@ func (d *Daemon) Rotate(names []string) ([]Rotated, error) {
 			}
 		}
 		if dc == nil {
-			for _, lf := range sp.LogFiles {
-				paths := []string{lf.Abs}
-				if lf.Pattern {
-					paths, _ = logsink.Matches(lf.Abs, lf.Log)
-				}
-				for _, p := range paths {
-					files = append(files, logsink.NewFile(p, lf.Log, logsink.Declared{CopyTruncate: lf.Method == spec.CopyTruncate, Within: d.logDir}))
-				}
+			for p, lf := range expand(sp.LogFiles) {
+				files = append(files, logsink.NewFile(p, lf.Log, logsink.Declared{CopyTruncate: lf.Method == spec.CopyTruncate, Within: d.logDir}))
 			}
+			sort.Slice(files, func(i, j int) bool { return files[i].Path() < files[j].Path() })
 		}
 		for _, sink := range sinks {
 			r, err := sink.Force()
