@@ -29,17 +29,17 @@ func ParseLogrotate(file string, data []byte) ([]*Draft, []Note) {
 	}
 	byName := map[string]*Draft{}
 	var drafts []*Draft
+	draft := func(name string) *Draft {
+		d := byName[name]
+		if d == nil {
+			d = newDraft(name, file+" (logrotate)")
+			byName[name] = d
+			drafts = append(drafts, d)
+		}
+		return d
+	}
 	for _, st := range stanzas {
 		at := Pos{File: file, Line: st.Line, Text: shorten(strings.Join(st.Paths, " ") + " {")}
-		draft := func(name string) *Draft {
-			d := byName[name]
-			if d == nil {
-				d = newDraft(name, file+" (logrotate)")
-				byName[name] = d
-				drafts = append(drafts, d)
-			}
-			return d
-		}
 		var names []string
 		for _, p := range st.Paths {
 			clean := path.Clean(p)
