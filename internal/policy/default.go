@@ -18,12 +18,17 @@ allow = [
   "etc/NAME/",                    # the service's own directory of config
   "etc/nginx/sites-available/",   # a virtual host (enable it with sites-enabled/NAME)
   "etc/nginx/sites-enabled/NAME",
+  "etc/nginx/sites-enabled/NAME.conf",
+  "etc/nginx/conf.d/NAME.conf",     # included by nginx.conf's http block
   "etc/logrotate.d/NAME",         # note: logrotate runs its postrotate scripts as root
 ]
 # More paths to refuse, added to the built-in ones, which no policy can allow:
 # etc/sudoers* etc/passwd etc/shadow etc/group etc/gshadow etc/ssh/ etc/pam.d/
 # etc/ld.so.* etc/cron* etc/systemd/ etc/init.d/ etc/profile* root/ home/*/.ssh/
-# usr/ bin/ sbin/ lib*/ boot/ dev/ proc/ sys/ run/upkeep/
+# usr/ bin/ sbin/ lib*/ boot/ dev/ proc/ sys/ run/upkeep/ etc/anacrontab
+# var/spool/cron/ etc/sudo.conf etc/doas.conf etc/security/ etc/environment
+# etc/rc.local etc/modprobe.d/ etc/udev/ etc/apt/ etc/polkit-1/ etc/upkeep/
+# var/lib/upkeep/
 deny = []
 
 [images]

@@ -65,6 +65,8 @@ var DefaultAllow = []string{
 	"etc/NAME/",
 	"etc/nginx/sites-available/",
 	"etc/nginx/sites-enabled/NAME",
+	"etc/nginx/sites-enabled/NAME.conf",
+	"etc/nginx/conf.d/NAME.conf",
 	"etc/logrotate.d/NAME",
 }
 
@@ -77,6 +79,11 @@ var Denied = []string{
 	"etc/ssh/", "etc/pam.d/", "etc/ld.so.*", "etc/cron*", "etc/systemd/",
 	"etc/init.d/", "etc/profile*", "root/", "home/*/.ssh/", "usr/", "bin/",
 	"sbin/", "lib*/", "boot/", "dev/", "proc/", "sys/", "run/upkeep/",
+	// Beyond the list of issue 11, the same kind: other ways to have root
+	// run something or to let someone log in.
+	"etc/anacrontab", "var/spool/cron/", "etc/sudo.conf", "etc/doas.conf",
+	"etc/security/", "etc/environment", "etc/rc.local", "etc/modprobe.d/",
+	"etc/udev/", "etc/apt/", "etc/polkit-1/", "etc/upkeep/", "var/lib/upkeep/",
 }
 
 // Default is the policy of a host without a policy file.
