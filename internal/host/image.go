@@ -39,6 +39,10 @@ type Image struct {
 	// keys, was checked when the image was added.
 	Verified bool   `json:"verified"`
 	KeyID    string `json:"key_id,omitempty"`
+	// Judged is what the host policy judges of the image (its user and
+	// config/), recorded at image add so deploy need not read the image
+	// twice; nil in records written before the policy.
+	Judged *Judged `json:"judged,omitempty"`
 }
 
 // AddOptions tune `upkeep image add`.
@@ -144,7 +148,7 @@ func (h *Host) AddImage(src string, o AddOptions) (*Image, error) {
 	}
 	img := &Image{Name: name, Version: version, File: name + "-" + version + ".tar.gz", SHA256: hex.EncodeToString(sum.Sum(nil)),
 		Size: size, Unpacked: c.Bytes, Files: c.Files, Source: src, Added: time.Now().UTC().Truncate(time.Second),
-		Verified: keyID != "", KeyID: keyID}
+		Verified: keyID != "", KeyID: keyID, Judged: judged(c, list)}
 	if srcSum != "" && isGzip(src) && srcSum != img.SHA256 {
 		// A .tar.gz is stored as it is: what was verified is what is stored.
 		return nil, fmt.Errorf("image add %s: it changed while it was read", src)

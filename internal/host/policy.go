@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/BurntSushi/toml"
+
 	"upkeep/internal/policy"
 	"upkeep/internal/spec"
 )
@@ -151,8 +153,10 @@ func judgeSignature(pol *policy.Policy, img *Image) string {
 }
 
 // checkImagePolicy judges a stored image before deploy (or its dry run)
-// touches anything: its signature record, its user and its config/, read
-// from the image itself (the policy may have changed since image add).
+// touches anything, against the policy as it is now: its signature
+// record, its user and its config/ as recorded at image add (or read from
+// the image, for a record from before). Deploy checks the image against
+// its recorded sha256 as it unpacks, so the record speaks for the image.
 func (h *Host) checkImagePolicy(img *Image, o DeployOptions) error {
 	pol, err := h.Policy()
 	if err != nil {
@@ -162,18 +166,19 @@ func (h *Host) checkImagePolicy(img *Image, o DeployOptions) error {
 	if l := judgeSignature(pol, img); l != "" {
 		lines = append(lines, l)
 	}
-	c, list, err := h.listImage(img, o)
-	if err != nil {
-		return err
+	j := img.Judged
+	if j == nil {
+		// Stored before the policy: read the image itself.
+		c, list, err := h.listImage(img, o)
+		if err != nil {
+			return err
+		}
+		j = judged(c, list)
 	}
-	svc, err := h.parseTOML(img.Name, img.Version, c.TOML)
-	if err != nil {
-		return err
-	}
-	if l := judgeUser(pol, img.Name, svc); l != "" {
+	if l := judgeUser(pol, img.Name, &spec.Service{User: j.User}); l != "" {
 		lines = append(lines, l)
 	}
-	more, err := judgeConfig(pol, img.Name, list.config(c.Top), "")
+	more, err := judgeConfig(pol, img.Name, j.config(), "")
 	if err != nil {
 		return err
 	}
@@ -366,4 +371,49 @@ func isGzip(p string) bool {
 	var b [2]byte
 	n, _ := io.ReadFull(f, b[:])
 	return n == 2 && b[0] == 0x1f && b[1] == 0x8b
+}
+
+// Judged is what image add recorded of an image for the policy.
+type Judged struct {
+	User   string        `json:"user"`
+	Config []JudgedEntry `json:"config"` // config/ entries, a directory before what it holds
+}
+
+// JudgedEntry is one entry of an image's config/.
+type JudgedEntry struct {
+	Path   string `json:"path"` // config-relative
+	Dir    bool   `json:"dir,omitempty"`
+	Target string `json:"target,omitempty"` // a symlink's
+}
+
+func judged(c *content, list *listSink) *Judged {
+	var meta struct {
+		User string `toml:"user"`
+	}
+	_, _ = toml.Decode(string(c.TOML), &meta) // identify has parsed it already
+	j := &Judged{User: meta.User, Config: []JudgedEntry{}}
+	_ = list.config(c.Top).walk(func(rel string, d fs.DirEntry) error {
+		e := JudgedEntry{Path: rel, Dir: d.IsDir()}
+		if d.Type()&fs.ModeSymlink != 0 {
+			e.Target = d.(memEntry).target
+		}
+		j.Config = append(j.Config, e)
+		return nil
+	})
+	return j
+}
+
+func (j *Judged) config() imageConfig {
+	c := imageConfig{}
+	for _, e := range j.Config {
+		m := memEntry{name: path.Base(e.Path), target: e.Target}
+		switch {
+		case e.Dir:
+			m.mode = fs.ModeDir
+		case e.Target != "":
+			m.mode = fs.ModeSymlink
+		}
+		c[e.Path] = m
+	}
+	return c
 }

@@ -470,3 +470,63 @@ func TestProvisionWritesThePolicy(t *testing.T) {
 		t.Errorf("provision replaced the operator's policy")
 	}
 }
+
+// BenchmarkImagePolicy measures what the policy adds to a deploy of
+// BenchmarkDeploy's image (1,000 files, 50 MB, 100 in config/): its
+// record's judgement judged again, before anything is written. For a
+// record from before the policy, the image is read again (BenchmarkUnpack
+// without the writes).
+func BenchmarkImagePolicy(b *testing.B) {
+	h, _ := New(b.TempDir(), b.TempDir(), nil)
+	h.pol = lenientPolicy(b)
+	p := filepath.Join(b.TempDir(), "www-bench-1.tar.gz")
+	writeImage(b, p, "1", 1000, 50<<20/1000, true)
+	img, err := h.AddImage(p, AddOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := h.checkImagePolicy(img, DeployOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The policy as it is at deploy (and rollback) holds, not as it was at
+// image add: the record's judgement is judged again.
+func TestPolicyTightenedAfterAdd(t *testing.T) {
+	h := strictHost(t)
+	h.pol = lenientPolicy(t)
+	for _, v := range []string{"1", "2"} {
+		dir := filepath.Join(t.TempDir(), "www-a")
+		writeFiles(t, dir, map[string]string{
+			"service.toml":         "version = \"" + v + "\"\ncommand = [\"/bin/sleep\", \"1000\"]\n",
+			"config/etc/hosts":     "127.0.0.1 a",
+			"config/etc/www-a/ok":  "ok",
+			"config/srv/www-a/idx": "x",
+		})
+		img, err := h.AddImage(dir, AddOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.Judged == nil || img.Judged.User != "" || len(img.Judged.Config) != 7 {
+			t.Fatalf("recorded judgement: %+v", img.Judged)
+		}
+		if _, err := h.Deploy(context.Background(), nil, "www-a", v, DeployOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.pol = nil // the defaults from now on: no file
+	want := []string{
+		`service.toml: no user (it would run as the daemon, root): a service from an image may not run as root (set user, or allow it with [images] allow_root or allow_root_services in etc/upkeep/policy.toml)`,
+		`etc/hosts: refused: no allow rule covers it (etc/upkeep/policy.toml [overlay] allow)`,
+		`srv/www-a/idx: refused: no allow rule covers it (etc/upkeep/policy.toml [overlay] allow)`,
+	}
+	before := listing(t, h.Root, h.Home)
+	wantLines(t, "deploy --dry-run", h.DeployDryRun(io.Discard, "www-a", "1", DeployOptions{}), want...)
+	_, err := h.Deploy(context.Background(), nil, "www-a", "1", DeployOptions{})
+	wantLines(t, "deploy", err, want...)
+	_, err = h.Rollback(context.Background(), nil, "www-a", DeployOptions{})
+	wantLines(t, "rollback", err, want...)
+	unchanged(t, "refused deploy and rollback", before, h.Root, h.Home)
+}

@@ -292,3 +292,14 @@ func TestLoadBadFileNamesIt(t *testing.T) {
 		t.Errorf("Load of a bad file: %v", err)
 	}
 }
+
+// BenchmarkCheckPath: one judgement of a path under the default policy
+// (every built-in deny rule, then the allow rules).
+func BenchmarkCheckPath(b *testing.B) {
+	p := Default()
+	for b.Loop() {
+		if p.CheckPath("www-blog", "etc/nginx/sites-available/www-blog.conf", false) != nil {
+			b.Fatal("refused")
+		}
+	}
+}
