@@ -326,7 +326,11 @@ func (h *Host) checkPolicy(names []string, add func(Finding)) {
 		var pe *PolicyError
 		if errors.As(err, &pe) {
 			for _, l := range pe.Lines {
-				add(Finding{Path: path.Join(dir, "config"), What: l, Fix: "remove it from the service's config/ (or the release), or change " + file})
+				f := Finding{Path: filepath.Join(dir, "config"), What: l, Fix: "remove it from the service's config/, or change " + file}
+				if strings.HasPrefix(l, spec.FileName+":") {
+					f.Path, f.Fix = filepath.Join(dir, spec.FileName), "set user in the image's service.toml and deploy it, or allow it in "+file
+				}
+				add(f)
 			}
 		}
 	}
