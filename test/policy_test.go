@@ -23,8 +23,8 @@ import (
 // refused by image add, deploy --dry-run, deploy and overlay, one line a
 // path, exit 1, and the root and home are left as they were.
 
-// tarGz builds a .tar.gz of files (path -> content), in order.
-func tarGz(t *testing.T, files ...[2]string) []byte {
+// policyTarGz builds a .tar.gz of files (path -> content), in order.
+func policyTarGz(t *testing.T, files ...[2]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -47,9 +47,9 @@ func tarGz(t *testing.T, files ...[2]string) []byte {
 	return buf.Bytes()
 }
 
-// tree lists every entry beneath dirs with its mode, size, and content
+// policyListing lists every entry beneath dirs with its mode, size, and content
 // hash or link target: equal listings are the same trees, byte for byte.
-func tree(t *testing.T, dirs ...string) string {
+func policyListing(t *testing.T, dirs ...string) string {
 	t.Helper()
 	var lines []string
 	for _, dir := range dirs {
@@ -84,7 +84,7 @@ func TestPolicyRefusesTheHostileImage(t *testing.T) {
 	}
 
 	src := filepath.Join(t.TempDir(), "www-evil-1.0.tar.gz")
-	data := tarGz(t,
+	data := policyTarGz(t,
 		[2]string{"service.toml", "version = \"1.0\"\ncommand = [\"/bin/sleep\", \"1000\"]\nuser = \"root\"\n"},
 		[2]string{"config/etc/sudoers.d/evil", "ALL ALL=(ALL) NOPASSWD: ALL\n"},
 		[2]string{"config/root/.ssh/authorized_keys", "ssh-ed25519 AAAA attacker\n"})
@@ -99,12 +99,12 @@ func TestPolicyRefusesTheHostileImage(t *testing.T) {
 	}, "\n") + "\n"
 	refused := func(stderrWant string, args ...string) {
 		t.Helper()
-		before := tree(t, h.root, h.home)
+		before := policyListing(t, h.root, h.home)
 		out, stderr, code := h.up(args...)
 		if code != 1 || stderr != stderrWant {
 			t.Errorf("upkeep %s: exit %d\nstdout:\n%s\nstderr:\n%s\nwant stderr:\n%s", strings.Join(args, " "), code, out, stderr, stderrWant)
 		}
-		if after := tree(t, h.root, h.home); after != before {
+		if after := policyListing(t, h.root, h.home); after != before {
 			t.Errorf("upkeep %s changed the tree:\nbefore:\n%s\nafter:\n%s", strings.Join(args, " "), before, after)
 		}
 	}
@@ -170,7 +170,7 @@ func TestPolicySignaturesCLI(t *testing.T) {
 	dir := t.TempDir()
 	img := func(name string, key *minisign.PrivateKey) string {
 		p := filepath.Join(dir, name+"-1.tar.gz")
-		data := tarGz(t, [2]string{"service.toml", "# " + name + "\nversion = \"1\"\ncommand = [\"/bin/true\"]\nuser = \"nobody\"\n"})
+		data := policyTarGz(t, [2]string{"service.toml", "# " + name + "\nversion = \"1\"\ncommand = [\"/bin/true\"]\nuser = \"nobody\"\n"})
 		os.WriteFile(p, data, 0o644)
 		if key != nil {
 			os.WriteFile(p+".minisig", minisign.Sign(*key, data), 0o644)
@@ -182,7 +182,7 @@ func TestPolicySignaturesCLI(t *testing.T) {
 	if !strings.Contains(out, "signed by key "+fmt.Sprintf("%016X", pub.ID())) {
 		t.Errorf("image add of a signed image:\n%s", out)
 	}
-	if rec := h.readHome("image/www-good-1.json"); !strings.Contains(rec, `"verified": true`) {
+	if rec := h.policyReadHome("image/www-good-1.json"); !strings.Contains(rec, `"verified": true`) {
 		t.Errorf("record: %s", rec)
 	}
 	for _, tc := range []struct {
@@ -203,7 +203,7 @@ func TestPolicySignaturesCLI(t *testing.T) {
 	}
 }
 
-func (h *hostHome) readHome(rel string) string {
+func (h *hostHome) policyReadHome(rel string) string {
 	b, _ := os.ReadFile(filepath.Join(h.home, rel))
 	return string(b)
 }
