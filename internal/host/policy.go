@@ -127,13 +127,16 @@ func escapes(pol *policy.Policy, dir, rel, target string) *policy.Refusal {
 
 // judgeUser returns the line refusing a service from an image that would
 // run as root, or "".
-func judgeUser(pol *policy.Policy, name string, svc *spec.Service) string {
-	if svc == nil || !policy.RunsAsRoot(svc.User) || pol.RootAllowed(name) {
+func (h *Host) judgeUser(pol *policy.Policy, name string, svc *spec.Service) string {
+	if svc == nil || !h.runsAsRoot(svc.User) || pol.RootAllowed(name) {
 		return ""
 	}
 	how := fmt.Sprintf("user = %q", svc.User)
-	if strings.TrimSpace(svc.User) == "" {
+	switch {
+	case strings.TrimSpace(svc.User) == "":
 		how = "no user (it would run as the daemon, root)"
+	case !policy.RunsAsRoot(svc.User):
+		how += " (uid 0 in " + h.Path("etc/passwd") + ")"
 	}
 	return fmt.Sprintf("service.toml: %s: a service from an image may not run as root (set user, or allow it with [images] allow_root or allow_root_services in %s)", how, pol.Source)
 }
@@ -175,7 +178,7 @@ func (h *Host) checkImagePolicy(img *Image, o DeployOptions) error {
 		}
 		j = judged(c, list)
 	}
-	if l := judgeUser(pol, img.Name, &spec.Service{User: j.User}); l != "" {
+	if l := h.judgeUser(pol, img.Name, &spec.Service{User: j.User}); l != "" {
 		lines = append(lines, l)
 	}
 	more, err := judgeConfig(pol, img.Name, j.config(), "")
@@ -202,7 +205,7 @@ func (h *Host) checkReleasePolicy(name, version, dir string, svc *spec.Service) 
 	what := "overlay of " + name
 	if version != "" && !strings.HasPrefix(version, manualPrefix) {
 		what = "release " + name + " " + version
-		if l := judgeUser(pol, name, svc); l != "" {
+		if l := h.judgeUser(pol, name, svc); l != "" {
 			lines = append([]string{l}, lines...)
 		}
 	}
@@ -284,7 +287,7 @@ func (h *Host) checkAddPolicy(name, version string, c *content, list *listSink) 
 	}
 	var lines []string
 	svc, _ := spec.Parse(h.Root, h.Path(serviceRel(name)), c.TOML)
-	if l := judgeUser(pol, name, svc); l != "" {
+	if l := h.judgeUser(pol, name, svc); l != "" {
 		lines = append(lines, l)
 	}
 	more, err := judgeConfig(pol, name, list.config(c.Top), "")
@@ -357,7 +360,7 @@ func (h *Host) PolicyWarnings() ([]string, error) {
 		if cur.Kind != "manual" && !strings.HasPrefix(cur.Version, manualPrefix) {
 			continue
 		}
-		if svc, _ := h.loadService(name); svc != nil && policy.RunsAsRoot(svc.User) {
+		if svc, _ := h.loadService(name); svc != nil && h.runsAsRoot(svc.User) {
 			out = append(out, fmt.Sprintf("%s runs as root (%s is not from an image, so the policy's runs-as-root rule does not hold it back; set user in its service.toml)", name, h.Path(serviceRel(name))))
 		}
 	}
@@ -420,4 +423,24 @@ func (j *Judged) config() imageConfig {
 		c[e.Path] = m
 	}
 	return c
+}
+
+// runsAsRoot is policy.RunsAsRoot, and also a user name that the root's
+// etc/passwd gives uid 0 (toor): on a real host (--root /) that is the
+// file the daemon resolves names with.
+func (h *Host) runsAsRoot(user string) bool {
+	if policy.RunsAsRoot(user) {
+		return true
+	}
+	b, err := os.ReadFile(h.Path("etc/passwd"))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) > 2 && f[0] == strings.TrimSpace(user) && strings.TrimLeft(f[2], "0") == "" && f[2] != "" {
+			return true
+		}
+	}
+	return false
 }

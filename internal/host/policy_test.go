@@ -312,6 +312,17 @@ func TestRootServices(t *testing.T) {
 			t.Errorf("policy %q: %v, want ok %v", tc.policy, err, tc.ok)
 		}
 	}
+	// Root by another name.
+	h := strictHost(t)
+	writeFiles(t, h.Root, map[string]string{"etc/passwd": "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\nsvc:x:1000:1000::/:/bin/false\n"})
+	for user, ok := range map[string]bool{"toor": false, "svc": true, "nobody-here": true} {
+		dir := filepath.Join(t.TempDir(), "service-"+user)
+		writeFiles(t, dir, map[string]string{"service.toml": "version = \"1\"\ncommand = [\"/bin/true\"]\nuser = \"" + user + "\"\n"})
+		_, err := h.AddImage(dir, AddOptions{})
+		if (err == nil) != ok || !ok && !strings.Contains(err.Error(), `user = "toor" (uid 0 in `) {
+			t.Errorf("user %s: %v, want ok %v", user, err, ok)
+		}
+	}
 }
 
 // signed writes an image and its .minisig (prehashed, as minisign does by
