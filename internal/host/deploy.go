@@ -133,6 +133,10 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 		}
 	}
 	svc, err := h.parseRelease(name, img.Version)
+	if err == nil {
+		// The release on disk too: what the record judged is what was unpacked.
+		err = h.checkReleasePolicy(name, img.Version, h.Path(relRel), svc)
+	}
 	if err == nil && svc.DBMount {
 		err = h.checkDataMount(name)
 	}

@@ -541,3 +541,29 @@ func TestPolicyTightenedAfterAdd(t *testing.T) {
 	wantLines(t, "rollback", err, want...)
 	unchanged(t, "refused deploy and rollback", before, h.Root, h.Home)
 }
+
+// A record whose judgement was edited to hide a path: deploy judges the
+// unpacked release as well, refuses, and discards the release.
+func TestDeployJudgesTheUnpackedRelease(t *testing.T) {
+	h := strictHost(t)
+	h.pol = lenientPolicy(t)
+	dir := filepath.Join(t.TempDir(), "www-a")
+	writeFiles(t, dir, map[string]string{
+		"service.toml":     "version = \"1\"\ncommand = [\"/bin/true\"]\nuser = \"nobody\"\n",
+		"config/etc/hosts": "127.0.0.1 a",
+	})
+	img, err := h.AddImage(dir, AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img.Judged.Config = []JudgedEntry{}
+	if err := h.writeImageRecord(img); err != nil {
+		t.Fatal(err)
+	}
+	h.pol = nil
+	_, err = h.Deploy(context.Background(), nil, "www-a", "1", DeployOptions{})
+	wantLines(t, "deploy", err, `etc/hosts: refused: no allow rule covers it (etc/upkeep/policy.toml [overlay] allow)`)
+	if h.exists(releaseRel("www-a", "1")) || h.exists(serviceRel("www-a")) || h.exists("etc/hosts") {
+		t.Error("the refused release is left, or switched to, or laid")
+	}
+}
