@@ -140,9 +140,13 @@ func imageCommand(g *globals) *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tVERSION\tENTRIES\tUNPACKED\tSHA256\tADDED")
+			fmt.Fprintln(w, "NAME\tVERSION\tENTRIES\tUNPACKED\tSHA256\tADDED\tSIGNED BY")
 			for _, i := range imgs {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.12s\t%s\n", i.Name, i.Version, i.Files, i.Unpacked, i.SHA256, i.Added.Format(time.RFC3339))
+				key := "-" // not verified when added
+				if i.Verified {
+					key = i.KeyID
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.12s\t%s\t%s\n", i.Name, i.Version, i.Files, i.Unpacked, i.SHA256, i.Added.Format(time.RFC3339), key)
 			}
 			return w.Flush()
 		},
