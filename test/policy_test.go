@@ -185,7 +185,7 @@ func TestPolicySignaturesCLI(t *testing.T) {
 	if rec := h.policyReadHome("image/www-good-1.json"); !strings.Contains(rec, `"verified": true`) {
 		t.Errorf("record: %s", rec)
 	}
-	if out := h.must("image", "list"); !strings.Contains(out, "SIGNED BY") || !strings.Contains(out, fmt.Sprintf("%016X", pub.ID())) {
+	if out := h.must("image", "list"); !strings.Contains(out, "SIGNED") || !strings.Contains(out, fmt.Sprintf("%016X", pub.ID())) {
 		t.Errorf("image list does not show the key:\n%s", out)
 	}
 	for _, tc := range []struct {

@@ -140,7 +140,7 @@ func imageCommand(g *globals) *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tVERSION\tENTRIES\tUNPACKED\tSHA256\tADDED\tSIGNED BY")
+			fmt.Fprintln(w, "NAME\tVERSION\tENTRIES\tUNPACKED\tSHA256\tADDED\tSIGNED")
 			for _, i := range imgs {
 				key := "-" // not verified when added
 				if i.Verified {
