@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode"
 )
 
 // A rule is a slash-separated path pattern beneath the root (path.Match
@@ -81,21 +82,36 @@ func (p *Policy) CheckLink(rel, target string) *Refusal {
 
 // matchAny returns the first of rules that matches p (or a directory
 // holding p), with NAME replaced by name; "" if none does. With fold, the
-// rule and p compare in lower case.
+// rule and p compare case-folded.
 func matchAny(rules []string, p, name string, fold bool) string {
 	if fold {
-		p = strings.ToLower(p)
+		p = foldCase(p)
 	}
 	for _, r := range rules {
 		pat := strings.ReplaceAll(normRule(r), "NAME", name)
 		if fold {
-			pat = strings.ToLower(pat)
+			pat = foldCase(pat)
 		}
 		if matchPrefix(pat, p) {
 			return r
 		}
 	}
 	return ""
+}
+
+// foldCase maps each rune to the least of its case-folding orbit, so that
+// strings equal under Unicode case folding map to the same string:
+// "ETC/SUDOERS", "etc/sudoers" and "etc/\u017fudoers" (a long s, which a
+// casefolding ext4 directory takes for an s). strings.ToLower would
+// leave the long s alone.
+func foldCase(s string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, s)
 }
 
 // matchPrefix reports whether pattern matches p or one of its ancestors.

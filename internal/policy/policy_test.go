@@ -48,6 +48,10 @@ func TestCheckPath(t *testing.T) {
 		{"etc/passwd/", false, "etc/passwd"},
 		{"ETC/SUDOERS.D/evil", false, "etc/sudoers*"},
 		{"etc/Shadow", false, "etc/shadow"},
+		{"etc/\u017fhadow", false, "etc/shadow"},           // a long s: an s to a casefolding file system
+		{"\u212a/x", false, "-"},                           // a Kelvin sign folds to k, which no rule names
+		{"etc/www-blog/\u017fub", false, ""},               // allow rules match exactly, and this is inside
+		{"etc/\u017fudoers.d/evil", false, "etc/sudoers*"}, // and the glob
 		{"Root/.ssh/authorized_keys", false, "root/"},
 		{"root/.ssh/authorized_keys", false, "root/"},
 		{"root", true, "root/"},
