@@ -25,8 +25,15 @@ func newHostHome(t *testing.T) *hostHome {
 	if _, stderr, code := (&host{t: t, root: t.TempDir()}).cli("provision", "--help"); code != 0 {
 		t.Skipf("this upkeep has no host commands (register them in cmd/upkeep/main.go): %s", stderr)
 	}
-	return &hostHome{host: newHost(t), home: t.TempDir()}
+	h := &hostHome{host: newHost(t), home: t.TempDir()}
+	// These tests are about deploy's mechanics: a policy that lets their
+	// services run as root and lay files anywhere in etc/ and srv/ (the
+	// built-in deny rules still hold). policy_test.go tests the policy.
+	writeTree(t, h.root, map[string]string{"etc/upkeep/policy.toml": lenientPolicy})
+	return h
 }
+
+const lenientPolicy = "[overlay]\nallow = [\"etc/\", \"srv/\"]\n[images]\nallow_root = true\n"
 
 // up runs upkeep with --home.
 func (h *hostHome) up(args ...string) (string, string, int) {
@@ -393,7 +400,7 @@ func TestRemove(t *testing.T) {
 	h.image("service-gone", map[string]string{
 		"service.toml":                   "version = \"1\"\nscript = \"echo hello; exec sleep 1000\"\nready_after = \"0s\"\n",
 		"config/etc/gone/gone.conf":      "x",
-		"config/etc/cron.d/service-gone": "x",
+		"config/etc/jobs.d/service-gone": "x",
 	})
 	h.must("deploy", "service-gone")
 	h.eventually(5*time.Second, "running", h.allRunning("service-gone"))
@@ -419,9 +426,9 @@ func TestRemove(t *testing.T) {
 	if h.read("var/db/service-gone/data") != "precious" {
 		t.Error("the data is gone")
 	}
-	// The overlay made etc/, etc/gone and etc/cron.d on this empty root:
+	// The overlay made etc/gone and etc/jobs.d (etc/ holds the policy):
 	// empty now, they go too.
-	if h.exists("etc") {
+	if h.exists("etc/gone") || h.exists("etc/jobs.d") {
 		t.Error("the overlay's directories are left")
 	}
 	for _, l := range []string{"service/service-gone", "db/service-gone", "log/service-gone.log"} {
@@ -462,12 +469,15 @@ func mentions(t *testing.T, dir string, words ...string) []string {
 func TestPlantedSymlinkEscape(t *testing.T) {
 	h := newHostHome(t)
 	outside := t.TempDir()
+	// The policy is read through the symlink, as programs read /etc.
+	writeTree(t, outside, map[string]string{"upkeep/policy.toml": lenientPolicy})
+	os.RemoveAll(filepath.Join(h.root, "etc"))
 	if err := os.Symlink(outside, filepath.Join(h.root, "etc")); err != nil {
 		t.Fatal(err)
 	}
 	h.image("www-evil", map[string]string{
 		"service.toml":             "version = \"1\"\ncommand = [\"/bin/sleep\", \"1000\"]\ncopy = [\"etc/copied\"]\n",
-		"config/etc/passwd":        "pwned",
+		"config/etc/hosts":         "pwned",
 		"config/etc/copied":        "pwned",
 		"config/etc/sub/deep.conf": "pwned",
 	})
@@ -477,16 +487,16 @@ func TestPlantedSymlinkEscape(t *testing.T) {
 			t.Errorf("%v: exit %d %s", args, code, stderr)
 		}
 	}
-	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+	if entries, _ := os.ReadDir(outside); len(entries) != 1 {
 		t.Fatalf("written outside the root: %v", entries)
 	}
 	// A manual install with the same config: overlay refuses the same way.
 	writeTree(t, filepath.Join(h.root, "var/www/www-evil"), map[string]string{
-		"service.toml": "command = [\"/bin/sleep\", \"1000\"]\n", "config/etc/passwd": "pwned"})
+		"service.toml": "command = [\"/bin/sleep\", \"1000\"]\n", "config/etc/hosts": "pwned"})
 	if out, stderr, code := h.up("overlay", "www-evil"); code != 1 || !strings.Contains(out, "conflict /etc: is a symlink") {
 		t.Errorf("overlay: exit %d\n%s\n%s", code, out, stderr)
 	}
-	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+	if entries, _ := os.ReadDir(outside); len(entries) != 1 {
 		t.Fatalf("written outside the root: %v", entries)
 	}
 }

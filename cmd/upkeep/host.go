@@ -67,6 +67,14 @@ func doctorCommand(g *globals) *cobra.Command {
 			for _, f := range fs {
 				fmt.Printf("%s\n  fix: %s\n", f, f.Fix)
 			}
+			// The policy's warnings are not problems: doctor still exits 0.
+			warns, err := h.PolicyWarnings()
+			if err != nil {
+				return err
+			}
+			for _, w := range warns {
+				fmt.Printf("warning: %s\n", w)
+			}
 			if len(fs) > 0 {
 				return fmt.Errorf("%d problem(s); upkeep provision fixes the layout's own", len(fs))
 			}
@@ -112,6 +120,8 @@ func imageCommand(g *globals) *cobra.Command {
 	add.Flags().StringVar(&o.Version, "version", "", "the version, when neither service.toml nor the file name says")
 	add.Flags().BoolVar(&o.Force, "force", false, "replace a stored image of the same name and version")
 	add.Flags().BoolVar(&o.AllowSetuid, "allow-setuid", false, "accept files with the setuid or setgid bit")
+	add.Flags().StringVar(&o.SHA256, "sha256", "", "refuse the image unless its file has this sha256 (hex)")
+	add.Flags().StringVar(&o.Sig, "sig", "", "its minisign signature, checked against the keys of etc/upkeep/policy.toml (default: FILE.minisig when there is one)")
 	add.Flags().StringVar(&maxSize, "max-size", "", "refuse an image larger than this unpacked (default: image_max_size of etc/upkeep/upkeep.toml, 4G)")
 	list := &cobra.Command{
 		Use:   "list [NAME]",
@@ -130,9 +140,13 @@ func imageCommand(g *globals) *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tVERSION\tENTRIES\tUNPACKED\tSHA256\tADDED")
+			fmt.Fprintln(w, "NAME\tVERSION\tENTRIES\tUNPACKED\tSHA256\tADDED\tSIGNED")
 			for _, i := range imgs {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.12s\t%s\n", i.Name, i.Version, i.Files, i.Unpacked, i.SHA256, i.Added.Format(time.RFC3339))
+				key := "-" // not verified when added
+				if i.Verified {
+					key = i.KeyID
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.12s\t%s\t%s\n", i.Name, i.Version, i.Files, i.Unpacked, i.SHA256, i.Added.Format(time.RFC3339), key)
 			}
 			return w.Flush()
 		},

@@ -59,9 +59,10 @@ func (c diskConfig) path(rel string) string { return filepath.Join(string(c), fi
 type imageConfig map[string]memEntry
 
 type memEntry struct {
-	name string
-	mode fs.FileMode // type bits only
-	sum  string
+	name   string
+	mode   fs.FileMode // type bits only
+	sum    string
+	target string // a symlink's, for the host policy
 }
 
 func (e memEntry) Name() string               { return e.name }
@@ -161,8 +162,12 @@ func (s *listSink) file(rel string, _ fs.FileMode, r io.Reader, _ time.Time) (in
 	return n, err
 }
 
-func (s *listSink) symlink(rel, _ string) error {
+func (s *listSink) symlink(rel, target string) error {
 	s.add(rel, fs.ModeSymlink, "")
+	if e, ok := s.entries[rel]; ok {
+		e.target = target
+		s.entries[rel] = e
+	}
 	return nil
 }
 

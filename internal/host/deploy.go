@@ -89,6 +89,9 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 	if err != nil {
 		return nil, err
 	}
+	if err := h.checkImagePolicy(img, o); err != nil {
+		return nil, err
+	}
 	unlock, err := h.lock(name)
 	if err != nil {
 		return nil, err
@@ -130,6 +133,10 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 		}
 	}
 	svc, err := h.parseRelease(name, img.Version)
+	if err == nil {
+		// The release on disk too: what the record judged is what was unpacked.
+		err = h.checkReleasePolicy(name, img.Version, h.Path(relRel), svc)
+	}
 	if err == nil && svc.DBMount {
 		err = h.checkDataMount(name)
 	}
@@ -343,9 +350,13 @@ func (h *Host) activate(name, version string, force bool, hs *History) error {
 	}
 	defer hostUnlock()
 	var copies []string
-	if svc, err := h.parseRelease(name, version); err == nil {
+	svc, err := h.parseRelease(name, version)
+	if err == nil {
 		copies = svc.Copy
 	} else if _, serr := os.Stat(filepath.Join(h.Path(releaseRel(name, version)), spec.FileName)); serr == nil {
+		return err
+	}
+	if err := h.checkReleasePolicy(name, version, h.Path(releaseRel(name, version)), svc); err != nil {
 		return err
 	}
 	plan, err := h.PlanOverlay(name, version, h.Path(releaseRel(name, version)), copies)

@@ -41,6 +41,9 @@ func (h *Host) DeployDryRun(w io.Writer, name, version string, o DeployOptions) 
 	if err != nil {
 		return err
 	}
+	if err := h.checkImagePolicy(img, o); err != nil {
+		return err
+	}
 	hs, err := h.history(name)
 	if err != nil {
 		return err

@@ -47,7 +47,7 @@ func snapshot(t *testing.T, dirs ...string) string {
 }
 
 func blogTOML(version, extra string) string {
-	return "version = \"" + version + "\"\ncommand = [\"/bin/sleep\", \"1000\"]\ncopy = [\"etc/cron.d\"]\n" + extra
+	return "version = \"" + version + "\"\ncommand = [\"/bin/sleep\", \"1000\"]\ncopy = [\"etc/jobs.d\"]\n" + extra
 }
 
 // What `upkeep deploy NAME --dry-run` prints for a service with two
@@ -64,7 +64,7 @@ func TestDeployDryRunGolden(t *testing.T) {
 			"service.toml": blogTOML(v, ""),
 			"config/etc/nginx/sites-enabled/www-blog.conf": "server {}",
 			"config/etc/blog/old.conf":                     "only before 1.2.0",
-			"config/etc/cron.d/www-blog":                   "* * * * * " + v,
+			"config/etc/jobs.d/www-blog":                   "* * * * * " + v,
 		})
 		if _, err := h.Deploy(ctx, nil, "www-blog", v, DeployOptions{}); err != nil {
 			t.Fatal(err)
@@ -74,7 +74,7 @@ func TestDeployDryRunGolden(t *testing.T) {
 		"service.toml": blogTOML("1.2.0", "keep_releases = 2\n[[check]]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"),
 		"config/etc/nginx/sites-enabled/www-blog.conf": "server {}",
 		"config/etc/blog/new.conf":                     "new in 1.2.0",
-		"config/etc/cron.d/www-blog":                   "* * * * * 1.2.0",
+		"config/etc/jobs.d/www-blog":                   "* * * * * 1.2.0",
 		"config/etc/logrotate.d/www-blog":              "/var/log/www-blog.log {}",
 		"bin/run":                                      "#!/bin/sh",
 	})

@@ -35,6 +35,14 @@ type Image struct {
 	Files    int       `json:"files"`
 	Source   string    `json:"source"`
 	Added    time.Time `json:"added"`
+	// Verified: a minisign signature by KeyID, one of the host policy's
+	// keys, was checked when the image was added.
+	Verified bool   `json:"verified"`
+	KeyID    string `json:"key_id,omitempty"`
+	// Judged is what the host policy judges of the image (its user and
+	// config/), recorded at image add so deploy need not read the image
+	// twice; nil in records written before the policy.
+	Judged *Judged `json:"judged,omitempty"`
 }
 
 // AddOptions tune `upkeep image add`.
@@ -42,7 +50,9 @@ type AddOptions struct {
 	Name, Version string // override what the image and its file name say
 	Force         bool   // replace a stored image of the same name and version
 	AllowSetuid   bool
-	MaxSize       int64 // 0: the host config's image_max_size
+	MaxSize       int64  // 0: the host config's image_max_size
+	SHA256        string // the image file's expected sha256 (hex)
+	Sig           string // its minisign signature; "": FILE.minisig when there is one
 }
 
 var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}$`)
@@ -92,6 +102,10 @@ func (h *Host) AddImage(src string, o AddOptions) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	keyID, srcSum, err := h.verifyAdd(src, fi.IsDir(), o)
+	if err != nil {
+		return nil, err
+	}
 	tmp, err := os.CreateTemp(dir, ".upkeep-add-*.tar.gz")
 	if err != nil {
 		return nil, err
@@ -116,7 +130,8 @@ func (h *Host) AddImage(src string, o AddOptions) (*Image, error) {
 	}
 	sum := sha256.New()
 	tee := io.TeeReader(tmp, sum)
-	c, err := readImage(tee, lim, checkOnly{})
+	list := newListSink()
+	c, err := readImage(tee, lim, list)
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +143,16 @@ func (h *Host) AddImage(src string, o AddOptions) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := h.checkAddPolicy(name, version, c, list); err != nil {
+		return nil, err
+	}
 	img := &Image{Name: name, Version: version, File: name + "-" + version + ".tar.gz", SHA256: hex.EncodeToString(sum.Sum(nil)),
-		Size: size, Unpacked: c.Bytes, Files: c.Files, Source: src, Added: time.Now().UTC().Truncate(time.Second)}
+		Size: size, Unpacked: c.Bytes, Files: c.Files, Source: src, Added: time.Now().UTC().Truncate(time.Second),
+		Verified: keyID != "", KeyID: keyID, Judged: judged(c, list)}
+	if srcSum != "" && isGzip(src) && srcSum != img.SHA256 {
+		// A .tar.gz is stored as it is: what was verified is what is stored.
+		return nil, fmt.Errorf("image add %s: it changed while it was read", src)
+	}
 	if old, err := h.readImage(name, version); err == nil {
 		if old.SHA256 == img.SHA256 {
 			h.say("%s %s is already stored (%s)", name, version, filepath.Join(dir, old.File))

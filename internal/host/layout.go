@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"upkeep/internal/policy"
 	"upkeep/internal/spec"
 )
 
@@ -42,6 +43,7 @@ type Host struct {
 
 	root, home tree
 	cfg        *Config
+	pol        *policy.Policy
 }
 
 // New returns the host at root with the operator's home (may be "").

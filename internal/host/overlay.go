@@ -661,6 +661,9 @@ func (h *Host) Overlay(name string, dryRun, force bool, w io.Writer) (*Plan, err
 	if cur := h.current(name); cur.Kind == "release" {
 		release = cur.Version
 	}
+	if err := h.checkReleasePolicy(name, release, dir, s); err != nil {
+		return nil, err
+	}
 	if !dryRun {
 		unlock, err := h.lock("host")
 		if err != nil {

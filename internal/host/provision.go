@@ -80,6 +80,7 @@ func (h *Host) Check() ([]Finding, error) {
 	for _, name := range names {
 		h.checkOverlay(name, add)
 	}
+	h.checkPolicy(names, add)
 	return out, nil
 }
 
