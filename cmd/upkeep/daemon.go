@@ -66,6 +66,18 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 		return err
 	}
 	d.SetStartGuard(host.DataMountGuard(root))
+	// A deploy killed half done is finished before any service starts, so
+	// none starts from a half-laid release. (The daemon is not serving yet:
+	// nobody to ask for a restart.)
+	if h, err := host.New(root, "", nil); err == nil {
+		lines, err := h.Recover(ctx, nil)
+		for _, l := range lines {
+			log.Warn("recovered", "what", l)
+		}
+		if err != nil {
+			log.Error("recover", "err", err.Error())
+		}
+	}
 	if err := d.Load(); err != nil {
 		return err
 	}

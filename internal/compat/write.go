@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"upkeep/internal/crash"
 	"upkeep/internal/spec"
 )
 
@@ -98,9 +99,11 @@ func WriteServices(dir string, files []ServiceFile, force bool) []Written {
 		}
 		return out
 	}
+	crash.Point("import-staged")
 	parallelIO(len(files), func(i int) {
 		if st[i].tmp != "" {
 			out[i].Err = st[i].commit(out[i].File, force)
+			crash.Point("import-committed") // the first file named, the others not
 		}
 	})
 	return out

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"upkeep/internal/crash"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
@@ -349,6 +350,7 @@ func (d *Daemon) Reload(ctx context.Context) (ReloadResult, error) {
 			res.Removed = append(res.Removed, name)
 		}
 	}
+	crash.Point("reload-midway") // gone services stopped, new ones not added
 	var start []string
 	for _, name := range host.Names() {
 		s := host.Services[name]

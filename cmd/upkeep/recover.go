@@ -1,0 +1,23 @@
+package main
+
+import (
+	"context"
+
+	"upkeep/internal/control"
+	"upkeep/internal/host"
+)
+
+// changingHost is g.host() for the commands that change the host (provision,
+// deploy, rollback, overlay, remove): first it finishes the deploys and
+// rollbacks a killed upkeep left half done (host.Recover). A dry run
+// writes nothing, so it recovers nothing either.
+func (g *globals) changingHost(ctx context.Context, dryRun bool) (*host.Host, error) {
+	h, err := g.host()
+	if err != nil || dryRun {
+		return h, err
+	}
+	if _, err := h.Recover(ctx, control.NewClient(g.sock())); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
