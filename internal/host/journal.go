@@ -199,10 +199,69 @@ func (h *Host) readJournal(name string) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if j.Service != name || (j.Then != undo && j.Then != redo) {
-		return nil, fmt.Errorf("%s: not a journal of %s", h.Path(journalRel(name)), name)
+	if err := j.check(name); err != nil {
+		return nil, fmt.Errorf("%s: %w", h.Path(journalRel(name)), err)
 	}
 	return j, nil
+}
+
+// check vets a journal read from disk before recovery acts on it: its
+// versions name releases (a ".." would lead a removal elsewhere), and the
+// files it lists are beneath the root and outside upkeep's own trees.
+func (j *Journal) check(name string) error {
+	if j.Service != name {
+		return fmt.Errorf("not a journal of %s", name)
+	}
+	if j.Then != undo && j.Then != redo {
+		return fmt.Errorf("then %q: want undo or redo", j.Then)
+	}
+	if err := CheckVersion(j.To); err != nil {
+		return fmt.Errorf("to: %w", err)
+	}
+	if j.From != "" {
+		if err := CheckVersion(j.From); err != nil {
+			return fmt.Errorf("from: %w", err)
+		}
+	}
+	if j.History == nil || j.History.Service != name {
+		return fmt.Errorf("history: not of %s", name)
+	}
+	entries := j.Entries
+	dirs := j.Dirs
+	if j.Prior != nil {
+		if j.Prior.Service != name {
+			return fmt.Errorf("prior manifest: not of %s", name)
+		}
+		entries = append(append([]Placed{}, entries...), j.Prior.Entries...)
+		dirs = append(append([]string{}, dirs...), j.Prior.Dirs...)
+	}
+	for _, e := range entries {
+		if e.Kind != "link" && e.Kind != "copy" {
+			return fmt.Errorf("%s: kind %q", e.Path, e.Kind)
+		}
+		dirs = append(dirs, e.Path)
+	}
+	for _, p := range dirs {
+		if err := checkOverlayPath(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOverlayPath accepts a path the overlay may have placed: relative,
+// clean, not into upkeep's own trees.
+func checkOverlayPath(p string) error {
+	c, err := clean(p)
+	if err != nil || c != p || c == "" {
+		return fmt.Errorf("path %q is not a clean path beneath the root", p)
+	}
+	for _, r := range reserved {
+		if p == r || strings.HasPrefix(p, r+"/") {
+			return fmt.Errorf("path %q is upkeep's own", p)
+		}
+	}
+	return nil
 }
 
 // journals lists the services that have a journal.
