@@ -242,7 +242,9 @@ func TestDeployKilledAtEachStep(t *testing.T) {
 			if out, _, code := h.up("doctor"); code == 0 || !strings.Contains(out, "died at step") {
 				t.Errorf("doctor before recovery does not report the dead deploy: exit %d\n%s", code, out)
 			}
+			start := time.Now()
 			out := h.must("provision")
+			t.Logf("provision, recovery included, took %v", time.Since(start).Round(time.Millisecond))
 			if !strings.Contains(out, "recovered the deploy of www-crash 2.0.0") {
 				t.Errorf("provision does not say it recovered:\n%s", out)
 			}

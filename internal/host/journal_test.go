@@ -150,3 +150,22 @@ func FuzzReadJournal(f *testing.F) {
 		_ = h.inPlace(j) // reads only
 	})
 }
+
+// BenchmarkJournalStep is the cost a deploy pays per step for its journal:
+// the durable write (two fsyncs). A deploy writes it four times.
+func BenchmarkJournalStep(b *testing.B) {
+	h := testHost(b)
+	hs := &History{Service: "www-j", Releases: []Release{{Version: "1", Status: "ok"}}}
+	j, err := h.beginJournal("deploy", "www-j", Current{Kind: "release", Version: "1"}, "2", hs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 20 {
+		j.Entries = append(j.Entries, Placed{Path: "etc/app/f" + string(rune('a'+i)), Kind: "link", Target: h.linkTarget("www-j", "etc/app/f")})
+	}
+	for b.Loop() {
+		if err := h.step(j, "switch", undo); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
