@@ -316,6 +316,26 @@ func TestDeployAndDaemonKilled(t *testing.T) {
 	}
 }
 
+// A deploy killed after its overlay, then a reload (SIGHUP or `upkeep
+// reload`, which take no host lock): the daemon recovers before it reads
+// the definitions, so it never sees 2.0.0's, and 1.0.0 runs on untouched.
+func TestReloadAfterDeployKilled(t *testing.T) {
+	h := newHostHome(t)
+	h.must("provision")
+	h.daemonAt("")
+	h.crashImages()
+	h.must("deploy", "www-crash@1.0.0")
+	pid := h.status()["www-crash"].Pid
+	h.killedAt("deploy-overlaid", "deploy", "www-crash@2.0.0")
+	if out, stderr, code := h.cli("reload"); code != 0 {
+		t.Fatalf("reload: exit %d\n%s%s", code, out, stderr)
+	}
+	h.settled("1.0.0")
+	if got := h.status()["www-crash"].Pid; got != pid {
+		t.Errorf("1.0.0 runs as pid %d after the reload, was %d", got, pid)
+	}
+}
+
 // The daemon killed in the middle of a reload (gone services stopped, new
 // ones not added): a new daemon runs exactly the definitions on disk, each
 // once.

@@ -310,6 +310,9 @@ type ReloadResult struct {
 // parses keeps its service running on the old one and is reported.
 func (d *Daemon) Reload(ctx context.Context) (ReloadResult, error) {
 	var res ReloadResult
+	if d.beforeLoad != nil {
+		d.beforeLoad()
+	}
 	host, err := spec.LoadHost(d.root)
 	if err != nil {
 		return res, err
