@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -261,6 +262,28 @@ func TestDeployKilledAtEachStep(t *testing.T) {
 			h.must("deploy", "www-crash@2.0.0")
 			h.settled("2.0.0")
 		})
+	}
+}
+
+// A deploy of a release that does not come up, killed as it rolls back:
+// the rollback is finished (redo), and the daemon runs the old release.
+func TestDeployKilledRollingBack(t *testing.T) {
+	h := newHostHome(t)
+	h.must("provision")
+	h.daemonAt("")
+	h.crashImages()
+	h.image("www-crash", map[string]string{
+		"service.toml":                  "version = \"3.0.0\"\nscript = \"exit 3\"\nrestart = { policy = \"never\" }\ncopy = [\"etc/app/copied.conf\"]\n",
+		"config/etc/app/www-crash.conf": "v3",
+		"config/etc/app/only-v3.conf":   "v3",
+		"config/etc/app/copied.conf":    "copy v3",
+	})
+	h.must("deploy", "www-crash@1.0.0")
+	h.killedAt("deploy-rolling-back", "deploy", "www-crash@3.0.0", "--timeout", "10s")
+	h.must("provision")
+	h.settled("1.0.0")
+	if out := h.must("releases", "www-crash"); !regexp.MustCompile(`3\.0\.0 .*failed`).MatchString(out) {
+		t.Errorf("3.0.0 is not marked failed:\n%s", out)
 	}
 }
 

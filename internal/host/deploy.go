@@ -233,9 +233,11 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 			prev = hs.Releases[0].Version
 		}
 		j.To = prev // a crash in the rollback finishes it: the failed release stays failed
+		_ = h.saveHistory(hs)
 		if rerr := h.step(j, "rollback", redo); rerr != nil {
 			return tm, rerr
 		}
+		crashAt("deploy-rolling-back")
 		if rerr := h.activate(name, prev, o.Force, hs); rerr != nil {
 			_ = h.saveHistory(hs)
 			return tm, fmt.Errorf("deploy of %s %s failed (%v), and rolling back to %s failed: %w", name, img.Version, err, prev, rerr)

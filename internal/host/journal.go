@@ -369,9 +369,14 @@ func (h *Host) settle(ctx context.Context, d Daemon, j *Journal) error {
 	if err := h.saveHistory(hs); err != nil {
 		return err
 	}
-	if j.Step == "restart" && d != nil {
-		// The daemon may not have been told: ask again, without waiting.
-		err := d.Act(ctx, "restart", control.Request{Names: []string{name}})
+	if (j.Step == "restart" || j.Step == "rollback") && d != nil {
+		// The daemon may not have been told, or runs the release the
+		// rollback left: it reads the definition again and restarts the
+		// service. Not waited for: the status stays unknown.
+		_, err := d.Reload(ctx)
+		if err == nil {
+			err = d.Act(ctx, "restart", control.Request{Names: []string{name}})
+		}
 		if err != nil && !errors.Is(err, control.ErrNoDaemon) {
 			h.say("warning: restart %s: %v", name, err)
 		}
