@@ -287,6 +287,42 @@ func TestDeployKilledRollingBack(t *testing.T) {
 	}
 }
 
+// A file of the overlay changed by hand after a deploy died: recovery
+// does not overwrite it. It changes nothing, keeps the journal, and says
+// why; doctor reports both; other commands go on; a deploy of that service
+// refuses. Once the file is put right, the next command recovers.
+func TestRecoveryStopsAtAChangedFile(t *testing.T) {
+	h := newHostHome(t)
+	h.must("provision")
+	h.daemonAt("")
+	h.crashImages()
+	h.must("deploy", "www-crash@1.0.0")
+	h.killedAt("deploy-overlaid", "deploy", "www-crash@2.0.0")
+	changed := filepath.Join(h.root, "etc/app/copied.conf")
+	if err := os.WriteFile(changed, []byte("edited by hand"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Provision does its own work, then exits 1: doctor's problems are left.
+	out, stderr, code := h.up("provision")
+	if code != 1 || !strings.Contains(stderr, "warning: recover the deploy of www-crash (died at switch)") || !strings.Contains(stderr, "changed since upkeep placed it") {
+		t.Errorf("provision: exit %d\n%s%s", code, out, stderr)
+	}
+	if h.current("www-crash") != ".releases/www-crash/2.0.0" || h.read("etc/app/copied.conf") != "edited by hand" || !h.exists("var/lib/upkeep/journal/www-crash.json") {
+		t.Errorf("a recovery that stopped changed something: -> %s, copied.conf %q", h.current("www-crash"), h.read("etc/app/copied.conf"))
+	}
+	if out, _, code := h.up("doctor"); code == 0 || !strings.Contains(out, "died at step switch") || !strings.Contains(out, "copied.conf: changed since") {
+		t.Errorf("doctor: exit %d\n%s", code, out)
+	}
+	if _, stderr, code := h.up("deploy", "www-crash@2.0.0"); code == 0 || !strings.Contains(stderr, "recover the deploy of www-crash") {
+		t.Errorf("deploy over an unrecovered journal: exit %d %s", code, stderr)
+	}
+	if err := os.WriteFile(changed, []byte("copy v2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.must("provision")
+	h.settled("1.0.0")
+}
+
 // A first deploy killed after the switch leaves nothing behind.
 func TestFirstDeployKilled(t *testing.T) {
 	h := newHostHome(t)

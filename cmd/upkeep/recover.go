@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 
 	"upkeep/internal/control"
 	"upkeep/internal/host"
@@ -16,8 +18,11 @@ func (g *globals) changingHost(ctx context.Context, dryRun bool) (*host.Host, er
 	if err != nil || dryRun {
 		return h, err
 	}
+	// A journal that cannot be recovered (a file changed since, say) is
+	// reported, not fatal: it must not keep every other service from
+	// being deployed. Deploy and rollback of that service itself refuse.
 	if _, err := h.Recover(ctx, control.NewClient(g.sock())); err != nil {
-		return nil, err
+		fmt.Fprintf(os.Stderr, "upkeep: warning: %v\n", err)
 	}
 	return h, nil
 }

@@ -414,14 +414,19 @@ func (h *Host) settleLocked(j *Journal) error {
 		return err
 	}
 	copies = svc.Copy
+	// Planned and checked before the switch: a conflict (a file changed
+	// by hand) stops recovery before anything moves.
+	plan, err := h.PlanOverlay(name, want, h.Path(releaseRel(name, want)), copies)
+	if err == nil {
+		err = checkConflicts(plan, false)
+	}
+	if err != nil {
+		return err
+	}
 	if cur := h.current(name); cur.Version != want || cur.Kind != "release" {
 		if err := h.root.Symlink(path.Join(".releases", name, want), serviceRel(name)); err != nil {
 			return err
 		}
-	}
-	plan, err := h.PlanOverlay(name, want, h.Path(releaseRel(name, want)), copies)
-	if err != nil {
-		return err
 	}
 	return h.ApplyOverlay(plan, false)
 }
@@ -553,7 +558,7 @@ func (h *Host) checkJournals(add func(Finding)) {
 		} else if j != nil {
 			what = fmt.Sprintf("the %s of %s %s died at step %s; the next upkeep command on the host will %s it", j.Op, name, j.To, j.Step, j.Then)
 		}
-		add(Finding{Path: h.Path(journalRel(name)), What: what, Fix: "upkeep provision  # or restart the daemon: either recovers it"})
+		add(Finding{Path: h.Path(journalRel(name)), What: what, Fix: "upkeep provision  # recovers it (so does the daemon's start or reload); a file changed by hand that it names must be put right first"})
 	}
 }
 
