@@ -323,6 +323,42 @@ func TestRecoveryStopsAtAChangedFile(t *testing.T) {
 	h.settled("1.0.0")
 }
 
+// The daemon killed while a deploy waits for the new release to come up:
+// the deploy takes the lost daemon for a release that did not come up and
+// rolls back; the next daemon runs the old release, once, and nothing of
+// the new one is left running.
+func TestDaemonKilledDuringDeploy(t *testing.T) {
+	h := newHostHome(t)
+	h.must("provision")
+	first := h.daemonAt("")
+	h.crashImages()
+	h.image("www-crash", map[string]string{
+		"service.toml":                  appTOML("4.0.0", "7934", "[[check]]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\n"),
+		"config/etc/app/www-crash.conf": "v4",
+		"config/etc/app/only-v4.conf":   "v4",
+		"config/etc/app/copied.conf":    "copy v4",
+	})
+	h.must("deploy", "www-crash@1.0.0")
+	deploy := exec.Command(bin, "--root", h.root, "--home", h.home, "deploy", "www-crash@4.0.0", "--timeout", "30s")
+	var out bytes.Buffer
+	deploy.Stdout, deploy.Stderr = &out, &out
+	if err := deploy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(10*time.Second, "4.0.0 started, waiting for its check", func() bool { return instances("/bin/sleep", "7934") == 1 })
+	first.Process.Signal(syscall.SIGKILL)
+	h.dies(first)
+	err := deploy.Wait()
+	if err == nil || !strings.Contains(out.String(), "rolled back to 1.0.0") {
+		t.Errorf("deploy with its daemon killed: %v\n%s", err, out.String())
+	}
+	h.daemonAt("")
+	h.settled("1.0.0")
+	if n := instances("/bin/sleep", "7934"); n != 0 {
+		t.Errorf("4.0.0 runs %d times after the new daemon started, want 0", n)
+	}
+}
+
 // A first deploy killed after the switch leaves nothing behind.
 func TestFirstDeployKilled(t *testing.T) {
 	h := newHostHome(t)
