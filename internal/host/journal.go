@@ -15,6 +15,7 @@ import (
 
 	"upkeep/internal/control"
 	"upkeep/internal/crash"
+	"upkeep/internal/spec"
 )
 
 // JournalDir holds one journal per service whose deploy or rollback is
@@ -269,7 +270,7 @@ func (h *Host) journals() []string {
 	entries, _ := os.ReadDir(h.Path(JournalDir))
 	var names []string
 	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(name, ".") {
+		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok && spec.CheckName(name) == nil {
 			names = append(names, name)
 		}
 	}
@@ -544,14 +545,25 @@ func (h *Host) tryLock(key string) (unlock func(), ok bool, err error) {
 	return func() { f.Close() }, true, nil
 }
 
+// lockHeld reports whether another process holds key's lock, without
+// creating the lock file (doctor writes nothing).
+func (h *Host) lockHeld(key string) bool {
+	f, err := h.root.Open(path.Join(LockDir, key+".lock"))
+	if err != nil {
+		return false // no lock file: nobody holds it
+	}
+	defer f.Close()
+	// A shared lock conflicts with the exclusive lock a deploy holds, and
+	// is dropped at once.
+	return unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == unix.EWOULDBLOCK
+}
+
 // checkJournals is doctor's look for deploys that died half done.
 func (h *Host) checkJournals(add func(Finding)) {
 	for _, name := range h.journals() {
-		unlock, ok, err := h.tryLock(name)
-		if err != nil || !ok {
+		if h.lockHeld(name) {
 			continue // a live deploy is not a problem
 		}
-		unlock()
 		what := "a deploy or rollback died here; the next upkeep command on the host finishes it"
 		if j, err := h.readJournal(name); err != nil {
 			what = err.Error()

@@ -38,7 +38,13 @@ func TestRecoverLeavesALiveDeploy(t *testing.T) {
 	if !h.exists(journalRel("www-j")) || !h.exists(releaseRel("www-j", "2")) {
 		t.Fatal("Recover touched a live deploy")
 	}
+	if n := journalFindings(t, h); n != 0 {
+		t.Errorf("doctor reports a live deploy's journal")
+	}
 	unlock()
+	if n := journalFindings(t, h); n != 1 {
+		t.Errorf("doctor reports %d dead journals, want 1", n)
+	}
 
 	done, err = h.Recover(ctx, nil)
 	if err != nil || len(done) != 1 || !strings.Contains(done[0], "died at unpack: undo") {
@@ -49,6 +55,21 @@ func TestRecoverLeavesALiveDeploy(t *testing.T) {
 			t.Errorf("%s is left after recovery", rel)
 		}
 	}
+}
+
+func journalFindings(t *testing.T, h *Host) int {
+	t.Helper()
+	fs, err := h.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range fs {
+		if strings.Contains(f.Path, "journal") {
+			n++
+		}
+	}
+	return n
 }
 
 // The journal is written whole (no temp file beside it) and reads back as
