@@ -369,8 +369,10 @@ func TestFirstDeployKilled(t *testing.T) {
 	h.killedAt("overlay-placed", "deploy", "www-crash@1.0.0")
 	h.must("provision")
 	h.settled("")
-	if h.exists("var/www/.releases/www-crash/1.0.0") {
-		t.Errorf("the release unpacked by the dead deploy is still there")
+	for _, rel := range []string{"var/www/.releases/www-crash/1.0.0", "var/lib/upkeep/releases/www-crash.json"} {
+		if h.exists(rel) {
+			t.Errorf("%s, made by the dead first deploy, is still there", rel)
+		}
 	}
 }
 

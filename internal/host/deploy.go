@@ -216,7 +216,7 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 	}
 	err = h.startAndWait(ctx, d, name, o.Timeout)
 	crashAt("deploy-after-restart")
-	_ = h.step(j, "finish", redo)
+	_ = h.step(j, "finish", redo) // if it fails, recovery asks for one restart too many
 	switch {
 	case errors.Is(err, control.ErrNoDaemon):
 		h.say("%v: the switch is done; %s %s starts when the daemon does", err, name, img.Version)

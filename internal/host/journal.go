@@ -349,7 +349,12 @@ func (h *Host) settle(ctx context.Context, d Daemon, j *Journal) error {
 		return err
 	}
 	if j.Then == undo {
-		if err := h.saveHistory(j.History); err != nil {
+		err := h.saveHistory(j.History)
+		if len(j.History.Releases) == 0 {
+			// A first deploy undone: no history, as before it.
+			err = h.root.Remove(historyRel(name))
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		if j.Fresh {
@@ -409,15 +414,13 @@ func (h *Host) settleLocked(j *Journal) error {
 		h.unlinkHome(name)
 		return h.RemoveOverlay(name)
 	}
-	var copies []string
 	svc, err := h.parseRelease(name, want)
 	if err != nil {
 		return err
 	}
-	copies = svc.Copy
 	// Planned and checked before the switch: a conflict (a file changed
 	// by hand) stops recovery before anything moves.
-	plan, err := h.PlanOverlay(name, want, h.Path(releaseRel(name, want)), copies)
+	plan, err := h.PlanOverlay(name, want, h.Path(releaseRel(name, want)), svc.Copy)
 	if err == nil {
 		err = checkConflicts(plan, false)
 	}
