@@ -359,6 +359,25 @@ func TestDaemonKilledDuringDeploy(t *testing.T) {
 	}
 }
 
+// remove has no journal: killed after it removed var/www/<name>, it has
+// left the overlay and the releases; running it again finishes it.
+func TestRemoveKilled(t *testing.T) {
+	h := newHostHome(t)
+	h.must("provision")
+	h.daemonAt("")
+	h.crashImages()
+	h.must("deploy", "www-crash@1.0.0")
+	h.killedAt("remove-unlinked", "remove", "www-crash")
+	if !h.exists("etc/app/www-crash.conf") {
+		t.Errorf("the overlay is gone already: the kill came later than meant")
+	}
+	h.must("remove", "www-crash")
+	h.settled("")
+	if h.exists("var/www/.releases/www-crash") {
+		t.Errorf("the releases are left")
+	}
+}
+
 // A first deploy killed after the switch leaves nothing behind.
 func TestFirstDeployKilled(t *testing.T) {
 	h := newHostHome(t)

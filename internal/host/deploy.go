@@ -556,6 +556,7 @@ func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOption
 		}
 	}
 	h.say("removed %s", h.Path(serviceRel(name)))
+	crashAt("remove-unlinked")
 	if daemonUp {
 		// The daemon forgets a service whose directory is gone.
 		if _, err := d.Reload(ctx); err != nil && !errors.Is(err, control.ErrNoDaemon) {
