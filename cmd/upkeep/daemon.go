@@ -66,6 +66,22 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 		return err
 	}
 	d.SetStartGuard(host.DataMountGuard(root))
+	// A deploy killed half done is finished before the definitions are
+	// read, at the start and at each reload, so no service starts from a
+	// half-laid release. (No daemon to ask for a restart: this is it.)
+	d.SetBeforeLoad(func() {
+		h, err := host.New(root, "", nil)
+		if err != nil {
+			return
+		}
+		lines, err := h.Recover(ctx, nil)
+		for _, l := range lines {
+			log.Warn("recovered", "what", l)
+		}
+		if err != nil {
+			log.Error("recover", "err", err.Error())
+		}
+	})
 	if err := d.Load(); err != nil {
 		return err
 	}

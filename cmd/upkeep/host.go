@@ -31,7 +31,7 @@ func provisionCommand(g *globals) *cobra.Command {
 		Short: "Create the host's layout (var/www, var/log, var/db, ~/service ~/log ~/db ~/image ~/script) and keep the symlinks in sync",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := g.host()
+			h, err := g.changingHost(cmd.Context(), dryRun)
 			if err != nil {
 				return err
 			}
@@ -191,7 +191,7 @@ func deployCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := g.host()
+			h, err := g.changingHost(cmd.Context(), dryRun)
 			if err != nil {
 				return err
 			}
@@ -224,7 +224,7 @@ func rollbackCommand(g *globals) *cobra.Command {
 		Short: "Go back to the release deployed before the current one, with its overlay, and restart",
 		Args:  exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := g.host()
+			h, err := g.changingHost(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
@@ -291,7 +291,7 @@ func overlayCommand(g *globals) *cobra.Command {
 		Short: "Lay var/www/NAME/config/ onto the root (symlinks; copies for service.toml's copy list); --dry-run prints the plan",
 		Args:  exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := g.host()
+			h, err := g.changingHost(cmd.Context(), dryRun)
 			if err != nil {
 				return err
 			}
@@ -311,7 +311,7 @@ func removeCommand(g *globals) *cobra.Command {
 		Short: "Stop a service and remove its overlay, var/www/NAME, releases and symlinks (data and logs stay unless --purge)",
 		Args:  exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := g.host()
+			h, err := g.changingHost(cmd.Context(), false)
 			if err != nil {
 				return err
 			}

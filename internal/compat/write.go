@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"upkeep/internal/crash"
 	"upkeep/internal/spec"
 )
 
@@ -98,9 +99,11 @@ func WriteServices(dir string, files []ServiceFile, force bool) []Written {
 		}
 		return out
 	}
+	crash.Point("import-staged")
 	parallelIO(len(files), func(i int) {
 		if st[i].tmp != "" {
 			out[i].Err = st[i].commit(out[i].File, force)
+			crash.Point("import-committed") // the first file named, the others not
 		}
 	})
 	return out
@@ -172,6 +175,7 @@ func stage(abs, real string, dev uint64, f ServiceFile, force bool) (staged, str
 	case !errors.Is(err, fs.ErrExist):
 		return staged{}, "", err
 	default:
+		removeStale(svcDir)
 		if err := checkServiceDir(real, svcDir, file, force); err != nil {
 			if errors.Is(err, ErrExists) {
 				return staged{}, file, err
@@ -219,6 +223,19 @@ func stage(abs, real string, dev uint64, f ServiceFile, force bool) (staged, str
 		return staged{}, "", &fs.PathError{Op: "write", Path: tmp, Err: err}
 	}
 	return st, file, nil
+}
+
+// removeStale removes the temporary files an import killed before its
+// commit left in svcDir: .service.toml.<pid>.<n> of a pid that no longer
+// runs. (A live pid may be a reused one; its file stays, harmless.)
+func removeStale(svcDir string) {
+	tmps, _ := filepath.Glob(filepath.Join(svcDir, ".service.toml.*.*"))
+	for _, tmp := range tmps {
+		p, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(tmp), ".service.toml."), ".")
+		if n, err := strconv.Atoi(p); err == nil && n > 0 && n != pid && unix.Kill(n, 0) == unix.ESRCH {
+			os.Remove(tmp)
+		}
+	}
 }
 
 // checkServiceDir vets a service directory that was already there.

@@ -101,6 +101,9 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 	if err != nil {
 		return nil, err
 	}
+	if _, err := h.recoverLocked(ctx, d, name); err != nil {
+		return nil, err
+	}
 	before := h.current(name)
 	if before.Kind == "other" && !o.Force {
 		return nil, fmt.Errorf("%s", before.Problems)
@@ -108,6 +111,11 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 	if before.Kind == "manual" && !o.Force {
 		return nil, fmt.Errorf("%s is a directory (a manual install?); deploy replaces it with a symlink to a release only with --force, and then keeps it as a release of its own", h.Path(serviceRel(name)))
 	}
+	j, err := h.beginJournal("deploy", name, before, img.Version, hs)
+	if err != nil {
+		return nil, err
+	}
+	defer h.endJournal(j)
 
 	// The release: reuse it when it holds this very image, else unpack.
 	relRel := releaseRel(name, img.Version)
@@ -118,11 +126,16 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 		if before.Version == img.Version && before.Kind == "release" {
 			return nil, fmt.Errorf("%s %s is deployed from another image; give the new image its own version", name, img.Version)
 		}
+		j.Fresh = true
+		if err := h.step(j, "unpack", undo); err != nil {
+			return nil, err
+		}
 		t := time.Now()
 		synced, err := h.unpackRelease(img, o)
 		if err != nil {
 			return nil, err
 		}
+		crashAt("deploy-unpacked")
 		tm.Unpack, tm.Sync = time.Since(t), synced
 		tm.Bytes, tm.Files = img.Unpacked, img.Files
 		fresh = true
@@ -162,12 +175,21 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 		discard()
 		return nil, err
 	}
+	if j.plan(h, plan); undoable(before) {
+		err = h.step(j, "switch", undo)
+	} else {
+		err = h.step(j, "switch", redo)
+	}
 	ts := time.Now()
-	if err := h.switchTo(name, img.Version, o.Force, hs); err != nil {
+	if err == nil {
+		err = h.switchTo(name, img.Version, o.Force, hs)
+	}
+	if err != nil {
 		hostUnlock()
 		discard()
 		return nil, err
 	}
+	crashAt("deploy-switched")
 	tm.Switch = time.Since(ts)
 	h.say("switched %s: %s -> %s", h.Path(serviceRel(name)), describe(before), img.Version)
 	if err := h.ApplyOverlay(plan, o.Force); err != nil {
@@ -181,6 +203,7 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 		return nil, fmt.Errorf("overlay of %s: %w", name, err)
 	}
 	tm.Overlay = time.Since(t) - tm.Switch
+	crashAt("deploy-overlaid")
 	hostUnlock()
 	hs.push(Release{Version: img.Version, SHA256: img.SHA256, Deployed: time.Now().UTC().Truncate(time.Second), Status: "pending"})
 	if err := h.SyncService(name); err != nil {
@@ -192,8 +215,15 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 	tm.Total = time.Since(t0)
 	h.say("switched in %v: unpack %v (syncfs %v), overlay %v, the switch (one rename) %v", round(tm.Total), round(tm.Unpack), round(tm.Sync), round(tm.Overlay), tm.Switch.Round(time.Microsecond))
 
-	// The daemon: tell it, (re)start, wait.
+	// The daemon: tell it, (re)start, wait. From here the new release is
+	// the one to keep: the daemon may be running it.
+	crashAt("deploy-before-restart")
+	if err := h.step(j, "restart", redo); err != nil {
+		return nil, err
+	}
 	err = h.startAndWait(ctx, d, name, o.Timeout)
+	crashAt("deploy-after-restart")
+	_ = h.step(j, "finish", redo) // if it fails, recovery asks for one restart too many
 	switch {
 	case errors.Is(err, control.ErrNoDaemon):
 		h.say("%v: the switch is done; %s %s starts when the daemon does", err, name, img.Version)
@@ -209,6 +239,12 @@ func (h *Host) Deploy(ctx context.Context, d Daemon, name, version string, o Dep
 		if before.Kind == "manual" {
 			prev = hs.Releases[0].Version
 		}
+		j.To = prev // a crash in the rollback finishes it: the failed release stays failed
+		_ = h.saveHistory(hs)
+		if rerr := h.step(j, "rollback", redo); rerr != nil {
+			return tm, rerr
+		}
+		crashAt("deploy-rolling-back")
 		if rerr := h.activate(name, prev, o.Force, hs); rerr != nil {
 			_ = h.saveHistory(hs)
 			return tm, fmt.Errorf("deploy of %s %s failed (%v), and rolling back to %s failed: %w", name, img.Version, err, prev, rerr)
@@ -417,6 +453,9 @@ func (h *Host) Rollback(ctx context.Context, d Daemon, name string, o DeployOpti
 		return "", err
 	}
 	defer unlock()
+	if _, err := h.recoverLocked(ctx, d, name); err != nil {
+		return "", err
+	}
 	hs, err := h.history(name)
 	if err != nil {
 		return "", err
@@ -436,10 +475,27 @@ func (h *Host) Rollback(ctx context.Context, d Daemon, name string, o DeployOpti
 	if prev == "" {
 		return "", fmt.Errorf("no earlier release of %s to roll back to (upkeep releases %s)", name, name)
 	}
+	j, err := h.beginJournal("rollback", name, cur, prev, hs)
+	if err == nil {
+		err = h.planJournal(j, prev)
+	}
+	if err == nil && undoable(cur) {
+		err = h.step(j, "switch", undo)
+	} else if err == nil {
+		err = h.step(j, "switch", redo)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer h.endJournal(j)
 	if err := h.activate(name, prev, o.Force, hs); err != nil {
 		return "", err
 	}
 	h.say("rolled back %s: %s -> %s", h.Path(serviceRel(name)), cur.Version, prev)
+	crashAt("rollback-switched")
+	if err := h.step(j, "restart", redo); err != nil {
+		return "", err
+	}
 	err = h.startAndWait(ctx, d, name, o.Timeout)
 	switch {
 	case errors.Is(err, control.ErrNoDaemon):
@@ -511,6 +567,7 @@ func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOption
 		}
 	}
 	h.say("removed %s", h.Path(serviceRel(name)))
+	crashAt("remove-unlinked")
 	if daemonUp {
 		// The daemon forgets a service whose directory is gone.
 		if _, err := d.Reload(ctx); err != nil && !errors.Is(err, control.ErrNoDaemon) {

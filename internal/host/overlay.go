@@ -495,6 +495,7 @@ func (h *Host) ApplyOverlay(p *Plan, force bool) (err error) {
 				return err
 			}
 			keep[op.Path] = pl
+			crashAt("overlay-placed")
 		case "remove":
 			if op.Why == "" {
 				if err := h.root.Remove(op.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -54,6 +54,7 @@ func (h *Host) Check() ([]Finding, error) {
 	if cfg.DBMount {
 		h.checkMount(add)
 	}
+	h.checkJournals(add)
 	homeUID, homeGID := -1, -1
 	if h.Home != "" {
 		if fi, err := os.Stat(h.Home); err != nil {

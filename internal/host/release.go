@@ -53,6 +53,7 @@ func (h *Host) unpack(r io.Reader, lim Limits, parent string) (*unpacked, error)
 		removeAll(staging)
 		return nil, err
 	}
+	crashAt("unpack-staged")
 	u := &unpacked{content: c, Staging: staging, Dir: staging}
 	if c.Top != "" {
 		u.Dir = filepath.Join(staging, c.Top)

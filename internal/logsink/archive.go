@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"upkeep/internal/crash"
 	"upkeep/internal/spec"
 )
 
@@ -127,6 +128,7 @@ func (a *archive) rotate(now time.Time, path string, copy bool) (string, error) 
 	if err := move(path, to); err != nil {
 		return "", fmt.Errorf("rotate %s: %w", path, err)
 	}
+	crash.Point("log-rotated")
 	return to, nil
 }
 
@@ -366,11 +368,13 @@ func (a *archive) compress(r rotated) error {
 	if err != nil || idOf(fi) != r.id {
 		return nil
 	}
+	crash.Point("log-compress")
 	tmp, err := os.CreateTemp(a.dir, "."+a.base+".*.gz.tmp")
 	if err != nil {
 		return fmt.Errorf("compress %s: %w", r.path, err)
 	}
 	idle(func() { err = gzipTo(tmp, f, fi) })
+	crash.Point("log-compressing") // the temp file written, neither synced nor renamed
 	if err == nil {
 		err = tmp.Sync()
 	}

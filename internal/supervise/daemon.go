@@ -38,6 +38,8 @@ type Daemon struct {
 	// guard vets a service before each start; an error keeps it from
 	// starting, as a failed start (SetStartGuard).
 	guard func(*spec.Service) error
+	// beforeLoad runs before the definitions are read (SetBeforeLoad).
+	beforeLoad func()
 	// globEvery is how often the files a [[log.file]] pattern stands for
 	// are looked for again: a file that appears is rotated from then on.
 	globEvery time.Duration
@@ -52,6 +54,12 @@ type Daemon struct {
 // whether it may start (its data volume mounted, say); call before Run.
 // An error counts as a failed start: the restart policy retries it.
 func (d *Daemon) SetStartGuard(f func(*spec.Service) error) { d.guard = f }
+
+// SetBeforeLoad installs f, run before every reading of the definitions
+// (Load, Reload): the host's recovery of deploys killed half done, so that
+// the daemon never reads, nor starts, a service from a half-laid release.
+// Call before Load.
+func (d *Daemon) SetBeforeLoad(f func()) { d.beforeLoad = f }
 
 // Paths of a host, relative to its root.
 const (
@@ -124,6 +132,9 @@ func (d *Daemon) Load() error {
 	}
 	d.loaded = true
 	d.reclaim()
+	if d.beforeLoad != nil {
+		d.beforeLoad()
+	}
 	host, err := spec.LoadHost(d.root)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"upkeep/internal/crash"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
@@ -309,6 +310,9 @@ type ReloadResult struct {
 // parses keeps its service running on the old one and is reported.
 func (d *Daemon) Reload(ctx context.Context) (ReloadResult, error) {
 	var res ReloadResult
+	if d.beforeLoad != nil {
+		d.beforeLoad()
+	}
 	host, err := spec.LoadHost(d.root)
 	if err != nil {
 		return res, err
@@ -349,6 +353,7 @@ func (d *Daemon) Reload(ctx context.Context) (ReloadResult, error) {
 			res.Removed = append(res.Removed, name)
 		}
 	}
+	crash.Point("reload-midway") // gone services stopped, new ones not added
 	var start []string
 	for _, name := range host.Names() {
 		s := host.Services[name]
