@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,6 +57,20 @@ func peerMain() int {
 		// As a service that restarts itself: live to print the answer;
 		// the stop timeout's SIGKILL ends it.
 		signal.Ignore(syscall.SIGTERM)
+	}
+	if n, _ := strconv.Atoi(os.Getenv("UPKEEP_TEST_HOLD")); n > 0 {
+		// Hold n idle connections (the server may close some) until killed.
+		held := make([]net.Conn, 0, n)
+		for range n {
+			c, err := net.Dial("unix", os.Getenv("UPKEEP_TEST_SOCK"))
+			if err != nil {
+				println("peer:", err.Error())
+				return 2
+			}
+			held = append(held, c)
+		}
+		fmt.Printf("held %d\n", len(held))
+		time.Sleep(time.Hour)
 	}
 	var calls []call
 	if err := json.Unmarshal([]byte(os.Getenv("UPKEEP_TEST_REQS")), &calls); err != nil {

@@ -381,9 +381,10 @@ func Serve(ctx context.Context, l net.Listener, b Backend, o Options) error {
 
 // guard admits a request: it identifies the peer, refuses it with 403
 // unless the Access lets it do what the method asks (GET: read, else
-// act), and only then reads its body, bounded in size and time. The read
-// deadline is lifted once the body is in, so a long wait or an event
-// stream is not cut by it (its end cancels the request's context).
+// act), and only then reads its body, bounded in size and time. Once the
+// body is in, the read deadline is lifted, so a long wait or an event
+// stream is not cut by ReadTimeout (net/http 1.26 also lifts it when it
+// starts its background read; this does not depend on that).
 func guard(b Backend, o Options, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
