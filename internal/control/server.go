@@ -342,6 +342,7 @@ func NewServer(l net.Listener, b Backend, o Options) (*Server, error) {
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		ReadTimeout:       o.ReadTimeout,
 		IdleTimeout:       o.IdleTimeout,
+		MaxHeaderBytes:    64 << 10, // a request's header is a few hundred bytes
 		ConnContext:       connContext,
 		ConnState:         ll.connState,
 		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
