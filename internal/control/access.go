@@ -12,16 +12,21 @@ import (
 	"strings"
 )
 
-// Access says who may use the control socket: root and the members of an
-// admin group may do everything, the members of a read group may only
-// read (GET). Everyone else is refused with a message that says who they
-// are and which group they would need.
+// Access says who may use the control socket: root, the daemon's own user
+// and the members of an admin group may do everything, the members of a
+// read group may only read (GET). Everyone else is refused with a message
+// that says who they are and which group they would need.
 type Access struct {
 	AdminGroup string   // the admin group's name ("" for none), for messages
 	ReadGroup  string   // the read group's name ("" for none)
 	Admin      []uint32 // gids whose members may do everything
 	Read       []uint32 // gids whose members may read
-	users      map[uint32]string
+	// Self is the daemon's own uid, which may do everything: a daemon an
+	// unprivileged user runs on a root of their own (the demo, tests)
+	// answers that user, as the 0600 socket of old did. ResolveAccess
+	// sets it; zero means root, who may anyway.
+	Self  uint32
+	users map[uint32]string
 }
 
 // level is what a peer may do.
@@ -38,7 +43,7 @@ const (
 // grants nothing, so only root is let in: the returned Access is usable in
 // every case, and the error says what was not found, for the daemon to log.
 func ResolveAccess(root, group, readGroup string) (Access, error) {
-	a := Access{AdminGroup: group, ReadGroup: readGroup}
+	a := Access{AdminGroup: group, ReadGroup: readGroup, Self: uint32(os.Geteuid())}
 	groups, gerr := readIDFile(filepath.Join(root, "etc/group"))
 	if users, err := readIDFile(filepath.Join(root, "etc/passwd")); err == nil {
 		a.users = make(map[uint32]string, len(users))
@@ -116,7 +121,7 @@ func parseIDs(r io.Reader) (map[string]uint32, error) {
 
 // level says what p may do.
 func (a Access) level(p Peer) level {
-	if p.Uid == 0 {
+	if p.Uid == 0 || p.Uid == a.Self {
 		return admin
 	}
 	for _, g := range p.Groups {
@@ -144,6 +149,9 @@ func (a Access) who(p Peer) string {
 // what (an action's name).
 func (a Access) refusal(p Peer, has, need level, what string) string {
 	admins := "root"
+	if a.Self != 0 {
+		admins += fmt.Sprintf(" or uid %d (the daemon's)", a.Self)
+	}
 	if len(a.Admin) > 0 {
 		admins += fmt.Sprintf(" or group %q", a.AdminGroup)
 	}
@@ -151,6 +159,9 @@ func (a Access) refusal(p Peer, has, need level, what string) string {
 		return fmt.Sprintf("permission denied: %s may only read (group %q); %s needs %s", a.who(p), a.ReadGroup, what, admins)
 	}
 	s := fmt.Sprintf("permission denied: %s is not root", a.who(p))
+	if a.Self != 0 {
+		s += fmt.Sprintf(" or uid %d (the daemon's)", a.Self)
+	}
 	switch {
 	case len(a.Admin) > 0 && need == reader && len(a.Read) > 0:
 		s += fmt.Sprintf(" or in group %q or %q", a.AdminGroup, a.ReadGroup)

@@ -106,6 +106,7 @@ func TestRefusals(t *testing.T) {
 		{missing, alice, reader, `permission denied: uid 1000 (alice) is not root`},
 		{readOnly, Peer{Uid: 7}, reader, `permission denied: uid 7 is not root or in group "ro"`},
 		{readOnly, Peer{Uid: 7, Groups: []uint32{2001}}, admin, `permission denied: uid 7 may only read (group "ro"); restart needs root`},
+		{Access{Self: 1000, users: users}, Peer{Uid: 7}, reader, `permission denied: uid 7 is not root or uid 1000 (the daemon's)`},
 	} {
 		has := tc.a.level(tc.p)
 		if has >= tc.need {
@@ -115,6 +116,9 @@ func TestRefusals(t *testing.T) {
 		if got := tc.a.refusal(tc.p, has, tc.need, "restart"); got != tc.want {
 			t.Errorf("refusal:\n got %s\nwant %s", got, tc.want)
 		}
+	}
+	if (Access{Self: 1000}).level(alice) != admin {
+		t.Error("the daemon's own user is not admin")
 	}
 	if both.level(Peer{Uid: 0}) != admin || both.level(Peer{Uid: 5, Groups: []uint32{9, 2000}}) != admin {
 		t.Error("root or an admin-group member is not admin")
