@@ -12,14 +12,15 @@ import (
 
 // limitListener caps the connections open at once, so that no number of
 // clients can exhaust the daemon's descriptors: at most max in all, and at
-// most perUID for any one uid but root's (a flood from one user cannot
-// crowd out the others). When a new connection finds no room, the oldest
+// most perUID for any one uid but root's and the daemon's own (a flood
+// from one user cannot crowd out the others). When a new connection finds no room, the oldest
 // one without a request in flight (an idle keep-alive, or one that never
 // sent a whole header) is closed to make room; when every one is busy, the
 // new one waits up to wait for a slot and is closed otherwise.
 type limitListener struct {
 	*net.UnixListener
 	max, perUID int
+	self        uint32 // the daemon's uid: no per-uid cap, as root
 	wait        time.Duration
 
 	mu    sync.Mutex
@@ -30,9 +31,9 @@ type limitListener struct {
 	evicted, refused atomic.Int64
 }
 
-func newLimitListener(l *net.UnixListener, max, perUID int, wait time.Duration) *limitListener {
+func newLimitListener(l *net.UnixListener, max, perUID int, self uint32, wait time.Duration) *limitListener {
 	return &limitListener{
-		UnixListener: l, max: max, perUID: perUID, wait: wait,
+		UnixListener: l, max: max, perUID: perUID, self: self, wait: wait,
 		conns: map[*peerConn]struct{}{}, byUID: map[uint32]int{}, freed: make(chan struct{}, 1),
 	}
 }
@@ -72,7 +73,7 @@ func (l *limitListener) admit(pc *peerConn) bool {
 		var victim *peerConn
 		l.mu.Lock()
 		full := len(l.conns) >= l.max
-		overUID := uid != 0 && l.byUID[uid] >= l.perUID
+		overUID := uid != 0 && uid != l.self && l.byUID[uid] >= l.perUID
 		if !full && !overUID {
 			pc.l = l
 			l.conns[pc] = struct{}{}

@@ -295,7 +295,7 @@ type Options struct {
 	Access            Access
 	Log               *slog.Logger
 	MaxConns          int           // connections open at once (default: from the descriptor limit, ≤ 4096)
-	PerUID            int           // of those, for one uid other than root (default 128)
+	PerUID            int           // of those, for one uid other than root and Access.Self (default 128)
 	AdmitWait         time.Duration // how long a connection waits for a slot when all are busy (default 100ms)
 	ReadHeaderTimeout time.Duration // a request's header (default 5s)
 	ReadTimeout       time.Duration // a request's header and body (default 10s)
@@ -336,7 +336,7 @@ func NewServer(l net.Listener, b Backend, o Options) (*Server, error) {
 		return nil, fmt.Errorf("control: %T is not a unix listener: peers could not be identified", l)
 	}
 	o.defaults()
-	ll := newLimitListener(ul, o.MaxConns, o.PerUID, o.AdmitWait)
+	ll := newLimitListener(ul, o.MaxConns, o.PerUID, o.Access.Self, o.AdmitWait)
 	srv := &http.Server{
 		Handler:           guard(b, o, Handler(b)),
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
