@@ -1,14 +1,18 @@
 package control
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"upkeep/internal/proc"
 )
 
 const (
@@ -191,5 +195,46 @@ timeout = "1s"
 	}
 	if r := h.status("www-b").Restarts; r != 0 || h.status("www-b").State.String() != "running" {
 		t.Errorf("www-b was touched: %+v", h.status("www-b"))
+	}
+}
+
+// TestPeerThatChanged: the peer the kernel recorded at connect must still
+// be there, as it was, when the request is judged. A process that connects
+// as root and then becomes nobody is refused; so is a connection whose
+// connecting process has exited (here handed to a shell that sends the
+// request once its parent is gone): its pid could be anyone's by then.
+func TestPeerThatChanged(t *testing.T) {
+	h := credHost(t)
+	run := func(trick string) string {
+		out := filepath.Join(t.TempDir(), "out")
+		f, err := os.Create(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		p, err := proc.Reap().Spawn(proc.Attr{
+			Argv:     []string{peerBinary(t), "-test.run=^$"},
+			Env:      []string{"UPKEEP_TEST_PEER=1", "UPKEEP_TEST_SOCK=" + h.sock, "UPKEEP_TEST_TRICK=" + trick, "PATH=/usr/bin:/bin"},
+			Dir:      "/",
+			Files:    []uintptr{0, f.Fd(), 2},
+			CgroupFD: -1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-p.Done()
+		var b []byte
+		eventually(t, 10*time.Second, trick+": an answer", func() bool {
+			b, _ = os.ReadFile(out)
+			return bytes.Contains(b, []byte("\r\n\r\n{"))
+		})
+		t.Logf("%s: %s", trick, b[bytes.Index(b, []byte("\r\n\r\n"))+4:])
+		return string(b)
+	}
+	if got := run("setuid"); !strings.HasPrefix(got, "HTTP/1.1 403") || !strings.Contains(got, "connected as uid 0 and is uid 65534 now") {
+		t.Errorf("a peer that changed its uid: %q", got)
+	}
+	if got := run("handoff"); !strings.HasPrefix(got, "HTTP/1.1 403") || !strings.Contains(got, "has exited") && !strings.Contains(got, "is gone") {
+		t.Errorf("a connection whose peer has exited: %q", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -71,6 +72,12 @@ func peerMain() int {
 		}
 		fmt.Printf("held %d\n", len(held))
 		time.Sleep(time.Hour)
+	}
+	switch os.Getenv("UPKEEP_TEST_TRICK") {
+	case "setuid":
+		return peerSetuid()
+	case "handoff":
+		return peerHandoff()
 	}
 	var calls []call
 	if err := json.Unmarshal([]byte(os.Getenv("UPKEEP_TEST_REQS")), &calls); err != nil {
@@ -287,3 +294,56 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// peerSetuid connects as who it was started as, then becomes nobody and
+// only then sends its request: the uid it connected with is not its own any
+// more. It prints the raw answer.
+func peerSetuid() int {
+	c, err := net.Dial("unix", os.Getenv("UPKEEP_TEST_SOCK"))
+	if err != nil {
+		println("peer:", err.Error())
+		return 2
+	}
+	if err := syscall.Setgroups(nil); err != nil {
+		println("peer:", err.Error())
+		return 2
+	}
+	if err := syscall.Setgid(65534); err != nil {
+		println("peer:", err.Error())
+		return 2
+	}
+	if err := syscall.Setuid(65534); err != nil {
+		println("peer:", err.Error())
+		return 2
+	}
+	io.WriteString(c, "GET /v1/status HTTP/1.1\r\nHost: upkeep\r\nConnection: close\r\n\r\n")
+	io.Copy(os.Stdout, c)
+	return 0
+}
+
+// peerHandoff connects, hands the connection to a shell and exits; the
+// shell waits until this process is gone, then sends a request on the
+// connection and prints the raw answer. The process that connected is
+// dead when the daemon looks at it.
+func peerHandoff() int {
+	c, err := net.Dial("unix", os.Getenv("UPKEEP_TEST_SOCK"))
+	if err != nil {
+		println("peer:", err.Error())
+		return 2
+	}
+	f, err := c.(*net.UnixConn).File()
+	if err != nil {
+		println("peer:", err.Error())
+		return 2
+	}
+	sh := exec.Command("/bin/sh", "-c", `while kill -0 `+strconv.Itoa(os.Getpid())+` 2>/dev/null; do sleep 0.01; done
+printf 'GET /v1/status HTTP/1.1\r\nHost: upkeep\r\nConnection: close\r\n\r\n' >&3
+cat <&3`)
+	sh.ExtraFiles = []*os.File{f}
+	sh.Stdout = os.Stdout
+	if err := sh.Start(); err != nil {
+		println("peer:", err.Error())
+		return 2
+	}
+	return 0
+}
