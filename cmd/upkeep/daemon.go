@@ -130,7 +130,7 @@ func controlAccess(root string) (control.Access, error) {
 			err = fmt.Errorf("%s:%d:%d: %s", path, pe.Position.Line, pe.Position.Col, pe.Message)
 		}
 		a, _ := control.ResolveAccess(root, "", "")
-		return a, fmt.Errorf("%w; only root may use the control socket", err)
+		return a, fmt.Errorf("%w; only root and the daemon's own user may use the control socket", err)
 	}
 	group := "upkeep"
 	if p.Control.Group != nil {

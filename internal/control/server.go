@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -387,6 +388,7 @@ func Serve(ctx context.Context, l net.Listener, b Backend, o Options) error {
 // stream is not cut by ReadTimeout (net/http 1.26 also lifts it when it
 // starts its background read; this does not depend on that).
 func guard(b Backend, o Options, next http.Handler) http.Handler {
+	refusals := &refusalLog{last: map[uint32]*refused{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		_ = rc.SetWriteDeadline(time.Time{}) // a previous request's on this connection
@@ -397,7 +399,7 @@ func guard(b Backend, o Options, next http.Handler) http.Handler {
 		}
 		p, err := identify(pc, b.Owner)
 		if err != nil {
-			o.Log.Warn("control refused", "pid", p.Pid, "uid", p.Uid, "err", err.Error())
+			refusals.log(o.Log, p, r, err.Error())
 			deny(w, err.Error())
 			return
 		}
@@ -407,7 +409,7 @@ func guard(b Backend, o Options, next http.Handler) http.Handler {
 		}
 		if has := o.Access.level(p); has < need {
 			msg := o.Access.refusal(p, has, need, strings.TrimPrefix(r.URL.Path, "/v1/"))
-			o.Log.Warn("control refused", "pid", p.Pid, "uid", p.Uid, "method", r.Method, "path", r.URL.Path)
+			refusals.log(o.Log, p, r, msg)
 			deny(w, msg)
 			return
 		}
@@ -428,6 +430,40 @@ func guard(b Backend, o Options, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refusalLog logs refused requests, at most one a uid every ten seconds
+// with the count of those left out: any local user can send thousands, and
+// the event log must not grow with them.
+type refusalLog struct {
+	mu   sync.Mutex
+	last map[uint32]*refused
+}
+
+type refused struct {
+	at      time.Time
+	skipped int
+}
+
+func (l *refusalLog) log(log *slog.Logger, p Peer, r *http.Request, msg string) {
+	l.mu.Lock()
+	e := l.last[p.Uid]
+	now := time.Now()
+	if e != nil && now.Sub(e.at) < 10*time.Second {
+		e.skipped++
+		l.mu.Unlock()
+		return
+	}
+	skipped := 0
+	if e != nil {
+		skipped = e.skipped
+	}
+	if len(l.last) >= 1024 {
+		clear(l.last) // bounded: forgetting only lets a line through early
+	}
+	l.last[p.Uid] = &refused{at: now}
+	l.mu.Unlock()
+	log.Warn("control refused", "uid", p.Uid, "pid", p.Pid, "method", r.Method, "path", r.URL.Path, "reason", msg, "refused_since_last", skipped)
 }
 
 // deny answers 403 and closes the connection: a refused peer holds no slot.
