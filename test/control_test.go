@@ -2,6 +2,8 @@ package test
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,4 +102,69 @@ func TestControlPolicyBroken(t *testing.T) {
 	if !strings.Contains(string(log), p+":2:") || !strings.Contains(string(log), "only root and the daemon's own user may use the control socket") {
 		t.Errorf("the event log does not report the broken policy with its position:\n%s", log)
 	}
+}
+
+// TestControlDescriptorsNeverExhausted: a daemon with a descriptor limit of
+// 512 and 1,500 clients connected to its socket, idle, still spawns (a
+// crashing service keeps being restarted, each start taking new pipes) and
+// answers status: the connection cap keeps it under its limit.
+func TestControlDescriptorsNeverExhausted(t *testing.T) {
+	h := newHost(t)
+	h.write("www-crash", `command = ["/bin/sh", "-c", "sleep 0.05; exit 1"]
+autostart = true
+[restart]
+policy = "always"
+backoff = "10ms"
+max_backoff = "20ms"
+limit = 100000
+window = "1s"
+`)
+	cmd := exec.Command("/bin/sh", "-c", `ulimit -n 512 && exec "$0" --root "$1" daemon -q`, bin, h.root)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if strings.Contains(stderr.String(), "too many open files") {
+			t.Errorf("the daemon ran out of descriptors")
+		}
+		if t.Failed() {
+			t.Logf("daemon stderr:\n%s", stderr.String())
+		}
+	})
+	sock := filepath.Join(h.root, "run/upkeep/upkeep.sock")
+	restarts := func() int {
+		st, ok := h.status()["www-crash"]
+		if !ok {
+			return -1
+		}
+		return st.Restarts
+	}
+	h.eventually(10*time.Second, "www-crash restarting", func() bool { return restarts() > 0 })
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range 1500 {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	r0 := restarts()
+	if r0 < 0 {
+		t.Fatal("status failed with 1,500 clients connected")
+	}
+	h.eventually(10*time.Second, "www-crash restarted with 1,500 clients connected", func() bool { return restarts() >= r0+3 })
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid))
+	if len(fds) > 512 {
+		t.Errorf("the daemon holds %d descriptors, over its limit of 512?", len(fds))
+	}
+	t.Logf("daemon descriptors with 1,500 clients connected: %d (limit 512)", len(fds))
 }
