@@ -88,7 +88,7 @@ func TestPeerCredentials(t *testing.T) {
 	})
 	t.Run("read group", func(t *testing.T) {
 		before := pid()
-		got := asUser(t, h.sock, bob, getStatus, restartA, call{Method: "GET", Path: "/v1/history?name=www-a"})
+		got := asUser(t, h.sock, bob, getStatus, restartA, call{Method: "GET", Path: "/v1/history?name=www-a"}, call{Method: "GET", Path: "/v1/events"})
 		if got[0].Code != http.StatusOK || !strings.Contains(got[0].Answer, `"www-a"`) {
 			t.Errorf("status as bob: %+v", got[0])
 		}
@@ -96,8 +96,8 @@ func TestPeerCredentials(t *testing.T) {
 		if got[1].Code != http.StatusForbidden || errorOf(got[1]) != want {
 			t.Errorf("restart as bob: %d %q, want 403 %q", got[1].Code, errorOf(got[1]), want)
 		}
-		if got[2].Code != http.StatusOK {
-			t.Errorf("history as bob: %+v", got[2])
+		if got[2].Code != http.StatusOK || got[3].Code != http.StatusOK || !strings.Contains(got[3].Answer, `"www-a"`) {
+			t.Errorf("history and events as bob: %+v", got[2:])
 		}
 		if pid() != before {
 			t.Error("bob's restart restarted www-a")
