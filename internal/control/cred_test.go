@@ -238,3 +238,46 @@ func TestPeerThatChanged(t *testing.T) {
 		t.Errorf("a connection whose peer has exited: %q", got)
 	}
 }
+
+// TestPeerWithoutPeerPidfd: the same checks as on a kernel before 6.5,
+// where the pidfd is opened by pid after the fact.
+func TestPeerWithoutPeerPidfd(t *testing.T) {
+	noPeerPidfd.Store(true)
+	t.Cleanup(func() { noPeerPidfd.Store(false) })
+	h := credHost(t)
+	if got := asUser(t, h.sock, nil, getStatus); got[0].Code != http.StatusOK {
+		t.Errorf("root: %+v", got[0])
+	}
+	if got := asUser(t, h.sock, nobody, getStatus); got[0].Code != http.StatusForbidden {
+		t.Errorf("nobody: %+v", got[0])
+	}
+	if got := asUser(t, h.sock, bob, getStatus, restartA); got[0].Code != http.StatusOK || got[1].Code != http.StatusForbidden {
+		t.Errorf("read group: %+v", got)
+	}
+}
+
+// TestStartedAfter: the fallback's test of a pid's process being newer
+// than the connection.
+func TestStartedAfter(t *testing.T) {
+	t0 := time.Now()
+	if startedAfter(os.Getpid(), t0) {
+		t.Error("the test process started after now?")
+	}
+	for time.Since(t0) < 50*time.Millisecond {
+		time.Sleep(5 * time.Millisecond) // /proc's start times are in 10 ms ticks: be clearly later
+	}
+	p, err := proc.Reap().Spawn(proc.Attr{Argv: []string{"/bin/sleep", "1000"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { syscall.Kill(p.Pid, syscall.SIGKILL); <-p.Done() }()
+	if !startedAfter(p.Pid, t0) {
+		t.Errorf("pid %d, started 50 ms after t0, is not newer", p.Pid)
+	}
+	if startedAfter(p.Pid, time.Now()) {
+		t.Errorf("pid %d is newer than now", p.Pid)
+	}
+	if !startedAfter(1<<30, t0) {
+		t.Error("a pid that does not exist is not refused")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +27,10 @@ type Peer struct {
 // connected, taken by the kernel at connect time. golang.org/x/sys does not
 // name it yet.
 const soPeerPidfd = 77
+
+// noPeerPidfd makes peerPidfd act as on a kernel without SO_PEERPIDFD
+// (tests of the fallback).
+var noPeerPidfd atomic.Bool
 
 // peerConn is an accepted connection with the credentials the kernel
 // recorded when the peer connected.
@@ -124,9 +129,11 @@ func peerPidfd(pc *peerConn) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	fd, gerr := -1, error(nil)
-	if err := raw.Control(func(s uintptr) { fd, gerr = unix.GetsockoptInt(int(s), unix.SOL_SOCKET, soPeerPidfd) }); err != nil {
-		return -1, err
+	fd, gerr := -1, error(unix.ENOPROTOOPT)
+	if !noPeerPidfd.Load() {
+		if err := raw.Control(func(s uintptr) { fd, gerr = unix.GetsockoptInt(int(s), unix.SOL_SOCKET, soPeerPidfd) }); err != nil {
+			return -1, err
+		}
 	}
 	if gerr == nil {
 		return fd, nil // the connecting process, by the kernel's word
