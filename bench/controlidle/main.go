@@ -74,7 +74,10 @@ func run(bin, ns string, reqs, svcs int) error {
 			return fmt.Errorf("daemon did not answer")
 		}
 	}
-	time.Sleep(2 * time.Second) // let the start-up burst settle (the daemon frees it after a second)
+	// The daemon hands its start-up burst back to the kernel a second after
+	// it starts (supervise.settle): measure after that.
+	time.Sleep(2 * time.Second)
+	base, _ := fdsAndRSS(d.Process.Pid)
 	fmt.Printf("%-8s %-9s %-9s %-9s %-8s %-8s %s\n", "idle", "held", "p50", "p99", "max", "fds", "rss")
 	for _, f := range strings.Split(ns, ",") {
 		n, err := strconv.Atoi(f)
@@ -106,7 +109,12 @@ func run(bin, ns string, reqs, svcs int) error {
 		for _, c := range conns {
 			c.Close()
 		}
-		time.Sleep(500 * time.Millisecond) // let the daemon close its ends before the next N
+		// The next N starts once the daemon has closed its ends.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if fds, _ := fdsAndRSS(d.Process.Pid); fds <= base+8 {
+				break
+			}
+		}
 	}
 	return nil
 }
