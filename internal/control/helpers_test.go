@@ -33,7 +33,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("UPKEEP_TEST_PEER") != "" {
 		os.Exit(peerMain())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if peerBin != "" {
+		os.RemoveAll(filepath.Dir(peerBin))
+	}
+	os.Exit(code)
 }
 
 // call is one request a peer makes, and its answer.
