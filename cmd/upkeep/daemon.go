@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
 	"upkeep/internal/control"
@@ -100,7 +103,14 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 			}
 		}
 	}()
-	go func() { _ = control.Serve(ctx, l, d) }()
+	acc, err := controlAccess(root)
+	if err != nil {
+		log.Warn("control access", "err", err.Error())
+	}
+	// Group members must reach the socket: the run directory is
+	// traversable by all (it holds pid files, which are public anyway).
+	_ = os.Chmod(filepath.Join(root, supervise.RunDir), 0o755)
+	go func() { _ = control.Serve(ctx, l, d, control.Options{Access: acc, Log: log}) }()
 	if metricsAddr != "" {
 		m := metrics.New(d)
 		d.SetObserver(m)
@@ -118,4 +128,29 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	os.Remove(filepath.Join(root, supervise.RunDir, "upkeep.sock"))
 	log.Info("daemon stopped")
 	return err
+}
+
+// controlAccess reads who may use the control socket from the host policy.
+// TODO(policy): use policy.Load; this reads just [control] of
+// etc/upkeep/policy.toml until the policy package is merged.
+func controlAccess(root string) (control.Access, error) {
+	var p struct {
+		Control struct {
+			Group     *string `toml:"group"`
+			ReadGroup string  `toml:"read_group"`
+		} `toml:"control"`
+	}
+	path := filepath.Join(root, "etc/upkeep/policy.toml")
+	if _, err := toml.DecodeFile(path, &p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if pe, ok := errors.AsType[toml.ParseError](err); ok {
+			err = fmt.Errorf("%s:%d:%d: %s", path, pe.Position.Line, pe.Position.Col, pe.Message)
+		}
+		a, _ := control.ResolveAccess(root, "", "")
+		return a, fmt.Errorf("%w; only root and the daemon's own user may use the control socket", err)
+	}
+	group := "upkeep"
+	if p.Control.Group != nil {
+		group = *p.Control.Group
+	}
+	return control.ResolveAccess(root, group, p.Control.ReadGroup)
 }

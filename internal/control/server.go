@@ -1,14 +1,18 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +31,9 @@ type Backend interface {
 	Events(service string) []supervise.Event
 	Follow() (<-chan supervise.Event, func())
 	History(name string) (supervise.History, error)
+	// Owner names the service pid is a process of, if any: such a peer
+	// may read and act on that service only.
+	Owner(pid int) (string, bool)
 }
 
 // Request is the body of an action request.
@@ -42,8 +49,12 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// Listen opens the control socket at path with mode 0600. The umask is
-// tightened around bind so the socket is never, even briefly, open to others.
+// Listen opens the control socket at path. It is bound under a tight
+// umask, so it is never, even briefly, open to others, and then opened to
+// every local user (0666): the socket has one group but access has two (an
+// admin and a read group), and a refused user should learn why, which
+// only an answer can tell. Serve checks each request's peer, and bounds
+// what anyone can make the daemon hold.
 func Listen(path string) (net.Listener, error) {
 	_ = os.Remove(path) // the caller holds the host lock: any socket here is stale
 	old := syscall.Umask(0o177)
@@ -52,14 +63,19 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(path, SocketMode); err != nil {
 		l.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
-// Handler routes the API to b.
+// SocketMode is the control socket's mode (see Listen).
+const SocketMode = 0o666
+
+// Handler routes the API to b. It checks no credentials: Serve puts
+// guard in front of it; a request whose context names a service (a
+// service's own process) is kept to that service here.
 func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -67,15 +83,35 @@ func Handler(b Backend) http.Handler {
 		if q := r.URL.Query().Get("names"); q != "" {
 			names = strings.Split(q, ",")
 		}
+		if own := scope(r); own != "" {
+			if names == nil {
+				names = []string{own}
+			}
+			if !onlyOwn(w, own, names) {
+				return
+			}
+		}
 		st, err := b.Status(names)
 		reply(w, st, err)
 	})
 	mux.HandleFunc("GET /v1/history", func(w http.ResponseWriter, r *http.Request) {
-		h, err := b.History(r.URL.Query().Get("name"))
+		name := r.URL.Query().Get("name")
+		if own := scope(r); own != "" && !onlyOwn(w, own, []string{name}) {
+			return
+		}
+		h, err := b.History(name)
 		reply(w, h, err)
 	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		service := r.URL.Query().Get("service")
+		if own := scope(r); own != "" {
+			if service == "" {
+				service = own
+			}
+			if !onlyOwn(w, own, []string{service}) {
+				return
+			}
+		}
 		if service != "" {
 			if _, err := b.Status([]string{service}); err != nil {
 				reply(w, nil, err)
@@ -84,18 +120,31 @@ func Handler(b Backend) http.Handler {
 		}
 		streamEvents(w, r, b, service, r.URL.Query().Get("follow") == "1")
 	})
-	action := func(do func(ctx context.Context, req Request) (any, error)) http.HandlerFunc {
+	action := func(what string, do func(ctx context.Context, req Request) (any, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			var req Request
-			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&req); err != nil {
-				writeJSON(w, http.StatusBadRequest, errorBody{"bad request: " + err.Error()})
+				code := http.StatusBadRequest
+				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+					code = http.StatusRequestEntityTooLarge
+				}
+				writeJSON(w, code, errorBody{"bad request: " + err.Error()})
 				return
 			}
 			for _, n := range req.Names {
 				if err := spec.CheckName(n); err != nil {
 					writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+					return
+				}
+			}
+			if own := scope(r); own != "" {
+				if what == "reload" || req.All && what == "rotate" || len(req.Names) == 0 {
+					writeJSON(w, http.StatusForbidden, errorBody{fmt.Sprintf("permission denied: a process of service %q may only act on %q; %s acts on others", own, own, what)})
+					return
+				}
+				if !onlyOwn(w, own, req.Names) {
 					return
 				}
 			}
@@ -115,16 +164,16 @@ func Handler(b Backend) http.Handler {
 		}
 	}
 	ok := map[string]bool{"ok": true}
-	mux.Handle("POST /v1/start", action(func(ctx context.Context, req Request) (any, error) {
+	mux.Handle("POST /v1/start", action("start", func(ctx context.Context, req Request) (any, error) {
 		return ok, b.Start(ctx, req.Names, req.Wait)
 	}))
-	mux.Handle("POST /v1/stop", action(func(ctx context.Context, req Request) (any, error) {
+	mux.Handle("POST /v1/stop", action("stop", func(ctx context.Context, req Request) (any, error) {
 		return ok, b.Stop(ctx, req.Names, req.Wait)
 	}))
-	mux.Handle("POST /v1/restart", action(func(ctx context.Context, req Request) (any, error) {
+	mux.Handle("POST /v1/restart", action("restart", func(ctx context.Context, req Request) (any, error) {
 		return ok, b.Restart(ctx, req.Names, req.Wait)
 	}))
-	mux.Handle("POST /v1/signal", action(func(ctx context.Context, req Request) (any, error) {
+	mux.Handle("POST /v1/signal", action("signal", func(ctx context.Context, req Request) (any, error) {
 		if len(req.Names) != 1 {
 			return nil, badRequest("signal takes exactly one service")
 		}
@@ -134,11 +183,34 @@ func Handler(b Backend) http.Handler {
 		}
 		return ok, b.Signal(req.Names[0], sig, req.All)
 	}))
-	mux.Handle("POST /v1/reload", action(func(ctx context.Context, req Request) (any, error) {
+	mux.Handle("POST /v1/reload", action("reload", func(ctx context.Context, req Request) (any, error) {
 		return b.Reload(ctx)
 	}))
-	mux.Handle("POST /v1/rotate", action(rotate(b)))
+	mux.Handle("POST /v1/rotate", action("rotate", rotate(b)))
 	return mux
+}
+
+// maxBody bounds a request's body: an action's is a few hundred bytes.
+const maxBody = 1 << 20
+
+type scopeKey struct{}
+
+// scope is the service a request's peer is a process of, or "".
+func scope(r *http.Request) string {
+	s, _ := r.Context().Value(scopeKey{}).(string)
+	return s
+}
+
+// onlyOwn refuses, with 403, a request of a service's process that names
+// another service.
+func onlyOwn(w http.ResponseWriter, own string, names []string) bool {
+	for _, n := range names {
+		if n != own {
+			writeJSON(w, http.StatusForbidden, errorBody{fmt.Sprintf("permission denied: a process of service %q may only read and act on %q, not %q", own, own, n)})
+			return false
+		}
+	}
+	return true
 }
 
 // streamEvents writes events as JSON lines: the recent ones, then, when
@@ -151,6 +223,10 @@ func streamEvents(w http.ResponseWriter, r *http.Request, b Backend, service str
 		live = ch
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
+	rc := http.NewResponseController(w)
+	// A stream has no deadline as a whole (it lasts as long as the client
+	// wants); each write has one, so a client that stops reading is dropped.
+	_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	enc := json.NewEncoder(w)
 	var last time.Time
 	for _, e := range b.Events(service) {
@@ -170,6 +246,7 @@ func streamEvents(w http.ResponseWriter, r *http.Request, b Backend, service str
 			if (service != "" && e.Service != service) || !e.Time.After(last) {
 				continue
 			}
+			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if enc.Encode(e) != nil {
 				return
 			}
@@ -200,23 +277,197 @@ func reply(w http.ResponseWriter, v any, err error) {
 	}
 }
 
+// writeTimeout bounds each write to a client: a client that does not read
+// its answer cannot hold a handler. It is set per write, not as the
+// server's WriteTimeout, which would cut `events -f` streams and long
+// `restart --timeout` waits.
+const writeTimeout = 10 * time.Second
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Serve answers the API on l until ctx ends.
-func Serve(ctx context.Context, l net.Listener, b Backend) error {
-	srv := &http.Server{Handler: Handler(b), ReadHeaderTimeout: 5 * time.Second}
+// Options bound what clients can make the daemon hold; zero values take
+// the defaults.
+type Options struct {
+	Access            Access
+	Log               *slog.Logger
+	MaxConns          int           // connections open at once (default: from the descriptor limit, ≤ 4096)
+	PerUID            int           // of those, for one uid other than root and Access.Self (default 128)
+	AdmitWait         time.Duration // how long a connection waits for a slot when all are busy (default 100ms)
+	ReadHeaderTimeout time.Duration // a request's header (default 5s)
+	ReadTimeout       time.Duration // a request's header and body (default 10s)
+	IdleTimeout       time.Duration // a keep-alive connection between requests (default 30s)
+}
+
+func (o *Options) defaults() {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	set(&o.AdmitWait, 100*time.Millisecond)
+	set(&o.ReadHeaderTimeout, 5*time.Second)
+	set(&o.ReadTimeout, 10*time.Second)
+	set(&o.IdleTimeout, 30*time.Second)
+	if o.MaxConns <= 0 {
+		o.MaxConns = defaultMaxConns()
+	}
+	if o.PerUID <= 0 {
+		o.PerUID = 128
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server is the control API on one listener.
+type Server struct {
+	http *http.Server
+	l    *limitListener
+}
+
+// NewServer prepares the API on l (a unix listener) for b.
+func NewServer(l net.Listener, b Backend, o Options) (*Server, error) {
+	ul, ok := l.(*net.UnixListener)
+	if !ok {
+		return nil, fmt.Errorf("control: %T is not a unix listener: peers could not be identified", l)
+	}
+	o.defaults()
+	ll := newLimitListener(ul, o.MaxConns, o.PerUID, o.Access.Self, o.AdmitWait)
+	srv := &http.Server{
+		Handler:           guard(b, o, Handler(b)),
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		ReadTimeout:       o.ReadTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		MaxHeaderBytes:    64 << 10, // a request's header is a few hundred bytes
+		ConnContext:       connContext,
+		ConnState:         ll.connState,
+		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
+	}
+	return &Server{http: srv, l: ll}, nil
+}
+
+// Serve answers until ctx ends.
+func (s *Server) Serve(ctx context.Context) error {
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		_ = s.http.Shutdown(sctx)
+		_ = s.http.Close() // what Shutdown left: open event streams
 	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := s.http.Serve(s.l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("control: %w", err)
 	}
 	return nil
+}
+
+// Conns returns how many connections are open, and how many were closed
+// to make room for others or refused for want of it.
+func (s *Server) Conns() (open int, evicted, refused int64) {
+	return s.l.open(), s.l.evicted.Load(), s.l.refused.Load()
+}
+
+// Serve answers the API on l until ctx ends.
+func Serve(ctx context.Context, l net.Listener, b Backend, o Options) error {
+	s, err := NewServer(l, b, o)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// guard admits a request: it identifies the peer, refuses it with 403
+// unless the Access lets it do what the method asks (GET: read, else
+// act), and only then reads its body, bounded in size and time. Once the
+// body is in, the read deadline is lifted, so a long wait or an event
+// stream is not cut by ReadTimeout (net/http 1.26 also lifts it when it
+// starts its background read; this does not depend on that).
+func guard(b Backend, o Options, next http.Handler) http.Handler {
+	refusals := &refusalLog{last: map[uint32]*refused{}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Time{}) // a previous request's on this connection
+		pc, _ := r.Context().Value(peerKey{}).(*peerConn)
+		if pc == nil {
+			deny(w, "permission denied: not a unix socket peer")
+			return
+		}
+		p, err := identify(pc, b.Owner)
+		if err != nil {
+			refusals.log(o.Log, p, r, err.Error())
+			deny(w, err.Error())
+			return
+		}
+		need := admin
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			need = reader
+		}
+		if has := o.Access.level(p); has < need {
+			msg := o.Access.refusal(p, has, need, strings.TrimPrefix(r.URL.Path, "/v1/"))
+			refusals.log(o.Log, p, r, msg)
+			deny(w, msg)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			code := http.StatusBadRequest
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				code = http.StatusRequestEntityTooLarge
+			}
+			w.Header().Set("Connection", "close")
+			writeJSON(w, code, errorBody{"bad request: " + err.Error()})
+			return
+		}
+		_ = rc.SetReadDeadline(time.Time{})
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if p.Service != "" {
+			r = r.WithContext(context.WithValue(r.Context(), scopeKey{}, p.Service))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refusalLog logs refused requests, at most one a uid every ten seconds
+// with the count of those left out: any local user can send thousands, and
+// the event log must not grow with them.
+type refusalLog struct {
+	mu   sync.Mutex
+	last map[uint32]*refused
+}
+
+type refused struct {
+	at      time.Time
+	skipped int
+}
+
+func (l *refusalLog) log(log *slog.Logger, p Peer, r *http.Request, msg string) {
+	l.mu.Lock()
+	e := l.last[p.Uid]
+	now := time.Now()
+	if e != nil && now.Sub(e.at) < 10*time.Second {
+		e.skipped++
+		l.mu.Unlock()
+		return
+	}
+	skipped := 0
+	if e != nil {
+		skipped = e.skipped
+	}
+	if len(l.last) >= 1024 {
+		clear(l.last) // bounded: forgetting only lets a line through early
+	}
+	l.last[p.Uid] = &refused{at: now}
+	l.mu.Unlock()
+	log.Warn("control refused", "uid", p.Uid, "pid", p.Pid, "method", r.Method, "path", r.URL.Path, "reason", msg, "refused_since_last", skipped)
+}
+
+// deny answers 403 and closes the connection: a refused peer holds no slot.
+func deny(w http.ResponseWriter, msg string) {
+	w.Header().Set("Connection", "close")
+	writeJSON(w, http.StatusForbidden, errorBody{msg})
 }

@@ -75,6 +75,7 @@ type service struct {
 	sinks    []*logsink.Sink
 	files    *declared    // the files it writes itself (logfiles.go)
 	cg       *proc.Cgroup // set once, before run starts
+	snapPgid int          // pgid as of the last publish, for Owner
 
 	spec      *spec.Service
 	state     State
@@ -549,6 +550,7 @@ func (s *service) publish() {
 		s.snap.Since = time.Now()
 	}
 	s.snap.State, s.snap.Pid, s.snap.Restarts, s.snap.Detail = s.state, pid, s.restarts, s.detail
+	s.snapPgid = s.pgid
 	s.snap.StartedAt = time.Time{}
 	if pid != 0 {
 		s.snap.StartedAt = s.startedAt
