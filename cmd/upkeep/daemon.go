@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,12 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
 	"upkeep/internal/control"
 	"upkeep/internal/host"
 	"upkeep/internal/metrics"
+	"upkeep/internal/policy"
 	"upkeep/internal/supervise"
 )
 
@@ -130,27 +128,14 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	return err
 }
 
-// controlAccess reads who may use the control socket from the host policy.
-// TODO(policy): use policy.Load; this reads just [control] of
-// etc/upkeep/policy.toml until the policy package is merged.
+// controlAccess reads who may use the control socket from the host policy's
+// [control] table. A policy that does not parse leaves only root and the
+// daemon's own user: refusing too much is the safe side of a broken file.
 func controlAccess(root string) (control.Access, error) {
-	var p struct {
-		Control struct {
-			Group     *string `toml:"group"`
-			ReadGroup string  `toml:"read_group"`
-		} `toml:"control"`
-	}
-	path := filepath.Join(root, "etc/upkeep/policy.toml")
-	if _, err := toml.DecodeFile(path, &p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		if pe, ok := errors.AsType[toml.ParseError](err); ok {
-			err = fmt.Errorf("%s:%d:%d: %s", path, pe.Position.Line, pe.Position.Col, pe.Message)
-		}
+	p, err := policy.Load(root)
+	if err != nil {
 		a, _ := control.ResolveAccess(root, "", "")
 		return a, fmt.Errorf("%w; only root and the daemon's own user may use the control socket", err)
 	}
-	group := "upkeep"
-	if p.Control.Group != nil {
-		group = *p.Control.Group
-	}
-	return control.ResolveAccess(root, group, p.Control.ReadGroup)
+	return control.ResolveAccess(root, p.Control.Group, p.Control.ReadGroup)
 }
