@@ -62,6 +62,10 @@ type Event struct {
 	Err     error  // for "error" and "archive-error"
 	To      string // for "rotated": the file's new name
 	Dropped int64  // bytes dropped so far
+	// Lost is, for "recovered", the bytes dropped since output was last
+	// written fine: what the condition that ended cost. Err is then that
+	// condition.
+	Lost int64
 }
 
 // Sink appends one stream of a service to its log file and rotates it.
@@ -80,6 +84,9 @@ type Sink struct {
 	auto    bool // rotate by cfg (OpenWith), not only when asked
 	arch    *archive
 	dropped atomic.Int64
+	// lostFrom is dropped when output was last written fine: a
+	// "recovered" event reports what was lost since (guarded by mu).
+	lostFrom int64
 
 	now        func() time.Time
 	boundary   func(when string, t time.Time) time.Time // the next period start after t
@@ -246,6 +253,9 @@ func (s *Sink) put(d *drainer, p []byte) {
 	var now time.Time
 	if s.auto || s.f == nil {
 		now = s.now()
+		if s.timedPast(now) {
+			s.timedDue(now)
+		}
 		if s.f == nil && !s.reopen(now) {
 			s.drop(d, p)
 			return
@@ -288,8 +298,11 @@ func (s *Sink) append(d *drainer, now time.Time, p []byte) bool {
 		return false
 	}
 	if s.err != nil {
+		was := s.err
 		s.err = nil
-		s.emit(Event{Kind: "recovered"})
+		dropped := s.dropped.Load()
+		s.emit(Event{Kind: "recovered", Err: was, Lost: dropped - s.lostFrom})
+		s.lostFrom = dropped
 	}
 	switch {
 	case p[len(p)-1] == '\n':
@@ -426,8 +439,7 @@ func (s *Sink) writeFailed(d *drainer, now time.Time, err error, n int, p []byte
 			d.skip = true
 		}
 	}
-	full := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT)
-	s.fail(now, err, !full)
+	s.fail(now, err, !Full(err))
 }
 
 // takeBack truncates the file to cut.
@@ -505,6 +517,13 @@ func (s *Sink) endsLine() bool {
 	var b [1]byte
 	n, err := unix.Pread(s.fd, b[:], s.size-1)
 	return err == nil && n == 1 && b[0] == '\n'
+}
+
+// Full reports whether err says the disk (or the file size limit, or a
+// quota) has no room: the file is kept and written again as soon as there
+// is.
+func Full(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT)
 }
 
 // fail records a condition; closeFile also gives up the file, to be
@@ -692,10 +711,31 @@ func (s *Sink) tick() {
 		s.timer = time.AfterFunc(s.due.Sub(now), s.tick)
 		return
 	}
+	s.timedDue(now)
+}
+
+// timedPast reports whether the wall clock has passed the period start
+// the timer is set for. The timer runs on the monotonic clock, so a wall
+// clock stepped forward (an hour, or a day while suspended) is not seen by
+// it until its full wait is over; a write looks at the clock anyway, so
+// it notices at the next line. Called with mu held.
+func (s *Sink) timedPast(now time.Time) bool {
+	return s.auto && !s.due.IsZero() && !now.Before(s.due)
+}
+
+// timedDue does the rotation a period start calls for, once however many
+// periods the clock skipped (logrotate too rotates once per run, not once
+// per missed day), and sets the timer for the next period start after now.
+// A drain inside a line has it done at the end of the line. Called with mu
+// held.
+func (s *Sink) timedDue(now time.Time) {
 	if s.owner != nil {
-		s.pendTimed = true // at the end of the line
+		s.pendTimed = true
 	} else {
 		s.rotate(now, true)
+	}
+	if s.timer != nil {
+		s.timer.Stop()
 	}
 	s.arm(now)
 }
@@ -839,7 +879,7 @@ func (s *Sink) spliceFrom(d *drainer, fd int) (n int, err error, ok bool) {
 	}
 	var now time.Time
 	if s.auto && s.owner == nil {
-		if now = s.now(); now.After(s.checkAt) {
+		if now = s.now(); now.After(s.checkAt) || s.timedPast(now) {
 			return 0, nil, false
 		}
 	}
@@ -872,8 +912,7 @@ func (s *Sink) spliceFrom(d *drainer, fd int) (n int, err error, ok bool) {
 			s.release()
 			d.skip = true
 		}
-		full := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT)
-		s.fail(s.now(), err, !full)
+		s.fail(s.now(), err, !Full(err))
 		return 0, nil, false
 	}
 	before := s.size
