@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"bytes"
+	"os/exec"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -41,5 +43,20 @@ func TestLogDroppedSeries(t *testing.T) {
 	}
 	if fams := scrape(t, start(t, New(&fakeSource{sts: twoServices()}))); fams["upkeep_log_dropped_bytes_total"] != nil {
 		t.Error("log series from a source without log counters")
+	}
+}
+
+// TestLogSeriesPromtool lints the log series with Prometheus's checker.
+func TestLogSeriesPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not on PATH (Debian package prometheus); skipping `promtool check metrics`")
+	}
+	src := &logSource{fakeSource: fakeSource{sts: twoServices()}, logs: []supervise.LogCounter{{Service: "api-app", File: "api-app.log", Dropped: 1}}}
+	_, _, body := get(t, start(t, New(src)))
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
