@@ -314,7 +314,11 @@ func TestLogDiskFull(t *testing.T) {
 		t.Fatalf("the writer is %s, pid %d (was %d)", st.State, st.Pid, pid)
 	}
 	series := `upkeep_log_dropped_bytes_total{file="service-writer.log",service="service-writer"}`
-	if got := metric(t, port, series); got < float64(writtenInFault) {
+	// Not all of it: up to a pipeful may still be in the pipe, and a
+	// nearly full disk takes a few writes whenever the archive frees a
+	// file (a compression that ends, a temp file removed). The exact
+	// account is taken at the end.
+	if got := metric(t, port, series); got < float64(writtenInFault-4<<20) {
 		t.Errorf("%s = %v after %d bytes written while full", series, got, writtenInFault)
 	}
 	if got := metric(t, port, `upkeep_log_writable{file="service-writer.log",service="service-writer"}`); got != 0 {
