@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -89,5 +91,62 @@ func TestRotateAtDescriptorLimit(t *testing.T) {
 	want := map[string][]string{"app.log": {"during"}, "app.log.1": {"before"}}
 	if !reflect.DeepEqual(files, want) {
 		t.Errorf("files %q, want %q", files, want)
+	}
+}
+
+// TestFlappingConditionIsOneEvent: a nearly full disk flaps (a write
+// fits whenever something frees a little room, the next fails). The sink
+// reports the condition once, and its end once output has been written
+// fine for settleWait, with all it cost: one pair of events, not one per
+// flap.
+func TestFlappingConditionIsOneEvent(t *testing.T) {
+	restore := lowerFileSizeLimit(t, 64<<10)
+	var mu sync.Mutex
+	var events []Event
+	dir := t.TempDir()
+	s := openTest(t, filepath.Join(dir, "app.log"), spec.Log{When: spec.Untimed, Rotate: 3}, func(s *Sink) {
+		s.settleWait = 50 * time.Millisecond
+		s.Notify(func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() })
+	})
+	buf := make([]byte, 0, lineLen)
+	i := int64(0)
+	write := func() { s.Write(appendLine(buf[:0], i)); i++ }
+	for s.Err() == nil {
+		write()
+	}
+	for range 5 { // room for one line, then none again
+		fi, err := os.Stat(filepath.Join(dir, "app.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lim unix.Rlimit
+		unix.Getrlimit(unix.RLIMIT_FSIZE, &lim)
+		lim.Cur = uint64(fi.Size()) + lineLen
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		write()
+		if s.Err() != nil {
+			t.Fatalf("the line that fits: %v", s.Err())
+		}
+		write()
+		if s.Err() == nil {
+			t.Fatal("the line that does not fit was written")
+		}
+	}
+	restore()
+	write()
+	eventually(t, 5*time.Second, "the condition to be reported over", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if events[0].Kind != "error" || events[1].Kind != "recovered" {
+		t.Fatalf("events %v", events)
+	}
+	if events[1].Lost != s.Dropped() || events[1].Lost < 6*lineLen || !errors.Is(events[1].Err, syscall.EFBIG) {
+		t.Errorf("recovered after losing %d bytes (dropped %d) to %v", events[1].Lost, s.Dropped(), events[1].Err)
 	}
 }

@@ -30,6 +30,12 @@ const (
 	// lineWait bounds how long a write, or a forced rotation, waits for a
 	// drain to end the line the file ends inside (see Sink.owner).
 	lineWait = time.Second
+	// settleWait is how long output must be written fine after a
+	// condition before it is reported over (the "recovered" event): a
+	// nearly full disk flaps, a few writes fitting whenever the archive
+	// frees a file, and each flap would be two events, pushing the
+	// service's state changes out of its bounded history.
+	settleWait = time.Second
 )
 
 // pipeSize is what a flooding service's pipe grows to (the default is 64
@@ -87,6 +93,12 @@ type Sink struct {
 	// lostFrom is dropped when output was last written fine: a
 	// "recovered" event reports what was lost since (guarded by mu).
 	lostFrom int64
+	// settling is set while output is written fine again after a
+	// condition, for less than settleWait: a failure then continues the
+	// same condition, unreported; settled reports its end.
+	settling   *time.Timer
+	lastErr    error // the condition that settling ends
+	settleWait time.Duration
 
 	now        func() time.Time
 	boundary   func(when string, t time.Time) time.Time // the next period start after t
@@ -167,7 +179,7 @@ func OpenWith(path string, cfg spec.Log) (*Sink, error) {
 
 func newSink(path string, cfg spec.Log, auto bool) *Sink {
 	s := &Sink{path: path, cfg: cfg, auto: auto, now: time.Now, boundary: nextBoundary,
-		checkEvery: checkEvery, retryEvery: retryEvery, lineWait: lineWait, fd: -1,
+		checkEvery: checkEvery, retryEvery: retryEvery, lineWait: lineWait, settleWait: settleWait, fd: -1,
 		next: &rotation{done: make(chan struct{})}}
 	s.arch = newArchive(path, cfg, s.emit)
 	return s
@@ -298,11 +310,8 @@ func (s *Sink) append(d *drainer, now time.Time, p []byte) bool {
 		return false
 	}
 	if s.err != nil {
-		was := s.err
-		s.err = nil
-		dropped := s.dropped.Load()
-		s.emit(Event{Kind: "recovered", Err: was, Lost: dropped - s.lostFrom})
-		s.lostFrom = dropped
+		s.lastErr, s.err = s.err, nil
+		s.settling = time.AfterFunc(s.settleWait, s.settled)
 	}
 	switch {
 	case p[len(p)-1] == '\n':
@@ -535,11 +544,38 @@ func (s *Sink) fail(now time.Time, err error, closeFile bool) {
 	if s.f == nil {
 		s.retryAt = now.Add(s.retryEvery)
 	}
-	if s.err == nil {
+	switch {
+	case s.err == nil && s.settling != nil:
+		// The condition came back before it was reported over: the
+		// same one goes on.
+		s.settling.Stop()
+		s.settling = nil
+	case s.err == nil:
 		s.err = err
 		s.emit(Event{Kind: "error", Err: err})
 	}
 	s.err = err
+}
+
+// settled reports the end of a condition once output has been written
+// fine for settleWait (or the sink closes), with what it cost.
+func (s *Sink) settled() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endCondition()
+}
+
+// endCondition emits "recovered" for a condition that settling ends.
+// Called with mu held.
+func (s *Sink) endCondition() {
+	if s.settling == nil || s.err != nil {
+		return
+	}
+	s.settling.Stop()
+	s.settling = nil
+	dropped := s.dropped.Load()
+	s.emit(Event{Kind: "recovered", Err: s.lastErr, Lost: dropped - s.lostFrom})
+	s.lostFrom = dropped
 }
 
 // closeFile closes the file; a line that a drain is inside stays as it
@@ -748,6 +784,7 @@ func (s *Sink) Close() error {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	s.endCondition()
 	s.closed = true
 	if s.f == nil {
 		return nil
