@@ -290,6 +290,18 @@ func TestLogDiskFull(t *testing.T) {
 	})
 	h.eventually(10*time.Second, "service-writer running", h.allRunning("service-writer"))
 	pid := h.logStatus("service-writer").Pid
+	// The fill must come when the archive has no backlog: each plain file
+	// it compresses afterwards would free most of its size again, and the
+	// disk would not stay full.
+	h.eventually(20*time.Second, "compression to be up to date", func() bool {
+		files, hidden, ok := readHistory(t, logDir, "service-writer.log")
+		for _, f := range files {
+			if f.age > 1 && !strings.HasSuffix(f.name, ".gz") {
+				return false
+			}
+		}
+		return ok && len(hidden) == 0
+	})
 
 	filler := fill(t, logDir)
 	h.eventually(10*time.Second, "the sink to report the full disk", func() bool {
