@@ -58,18 +58,73 @@ func fill(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if err := topUp(f); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// topUp appends to f until the file system has no byte left.
+func topUp(f *os.File) error {
 	for _, chunk := range []int{1 << 20, 64 << 10, 4 << 10, 1} {
 		buf := make([]byte, chunk)
 		for {
 			if _, err := f.Write(buf); err != nil {
 				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
+					return err
 				}
 				break
 			}
 		}
 	}
-	return path
+	return nil
+}
+
+// fillAndHold is fill, and keeps the file system full until the returned
+// function is called, which gives all of it back: the archive frees room
+// now and then (a compression that ends removes its plain file), and a
+// disk that other writers keep full takes it back at once.
+func fillAndHold(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := fill(t, dir)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-tick.C:
+				if err := topUp(f); err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+	}()
+	var once bool
+	free = func() {
+		if once {
+			return
+		}
+		once = true
+		close(stop)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		f.Close()
+		if err := os.Remove(path); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(free)
+	return free
 }
 
 func freePort(t *testing.T) string {
@@ -278,10 +333,15 @@ func TestLogDiskFull(t *testing.T) {
 	port := freePort(t)
 	h.daemon("--metrics", "127.0.0.1:"+port)
 	home := filepath.Join(h.root, "var/www/service-writer")
+	// The count file is rewritten in place (truncated, then written): a
+	// read may find it empty. The count only rises; keep the last one.
+	seen := 0
 	progress := func() int {
 		b, _ := os.ReadFile(filepath.Join(home, "count"))
-		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		return n
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > seen {
+			seen = n
+		}
+		return seen
 	}
 	h.eventually(20*time.Second, "two size rotations", func() bool {
 		_, err1 := os.Stat(filepath.Join(logDir, "service-writer.log.2"))
@@ -303,10 +363,11 @@ func TestLogDiskFull(t *testing.T) {
 		return ok && len(hidden) == 0
 	})
 
-	filler := fill(t, logDir)
+	free := fillAndHold(t, logDir)
 	h.eventually(10*time.Second, "the sink to report the full disk", func() bool {
 		return strings.Contains(h.logStatus("service-writer").LogError, "no space left on device")
 	})
+	h.eventually(5*time.Second, "a count from the writer", func() bool { return progress() > 0 })
 	atFault := progress()
 	// Forced rotations while full: renaming needs no room; compression
 	// does, fails, and leaves the plain file.
@@ -342,9 +403,7 @@ func TestLogDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	free()
 	freed := time.Now()
 	h.eventually(5*time.Second, "a new line on disk", func() bool {
 		fi, err := os.Stat(live)
