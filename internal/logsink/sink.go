@@ -98,6 +98,7 @@ type Sink struct {
 	// same condition, unreported; settled reports its end.
 	settling   *time.Timer
 	lastErr    error // the condition that settling ends
+	told       bool  // the "error" event of the condition went to a Notify function
 	settleWait time.Duration
 
 	now        func() time.Time
@@ -219,8 +220,18 @@ func (s *Sink) Err() error {
 
 // Notify sets the function told about events. It is called from the
 // writing goroutine, the timer and the archive's worker: it must be quick,
-// safe for concurrent use, and must not call the Sink.
-func (s *Sink) Notify(f func(Event)) { s.notify.Store(&f) }
+// safe for concurrent use, and must not call the Sink. A condition the
+// sink is in already (its file could not be opened: OpenWith reports
+// nothing) is told at once.
+func (s *Sink) Notify(f func(Event)) {
+	s.notify.Store(&f)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil && !s.told {
+		s.told = true
+		s.emit(Event{Kind: "error", Err: s.err})
+	}
+}
 
 func (s *Sink) emit(e Event) {
 	if f := s.notify.Load(); f != nil && *f != nil {
@@ -552,6 +563,7 @@ func (s *Sink) fail(now time.Time, err error, closeFile bool) {
 		s.settling = nil
 	case s.err == nil:
 		s.err = err
+		s.told = s.notify.Load() != nil
 		s.emit(Event{Kind: "error", Err: err})
 	}
 	s.err = err

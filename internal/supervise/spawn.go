@@ -146,12 +146,12 @@ func (d *Daemon) logEvent(service string, e logsink.Event) {
 		d.log.Warn("log archive-error", "service", service, "file", e.Path, "err", fmt.Sprint(e.Err))
 		d.event(Event{Service: service, Kind: "log", Message: fmt.Sprintf("%s: %v", file, e.Err)})
 	case "recovered":
-		why := "could not be written (" + fmt.Sprint(e.Err) + ")"
+		why := "it could not be written (" + fmt.Sprint(e.Err) + ")"
 		if logsink.Full(e.Err) {
-			why = "was full"
+			why = filepath.Dir(file) + " was full"
 		}
 		d.log.Info("log writable again", "service", service, "file", e.Path, "lost", e.Lost, "dropped", e.Dropped)
-		d.event(Event{Service: service, Kind: "log", OK: true, Message: fmt.Sprintf("%s: dropped %d bytes while %s %s; writing again", file, e.Lost, filepath.Dir(file), why)})
+		d.event(Event{Service: service, Kind: "log", OK: true, Message: fmt.Sprintf("%s: dropped %d bytes while %s; writing again", file, e.Lost, why)})
 	}
 }
 
