@@ -620,6 +620,17 @@ limit = 1000
 	if r := h.logStatus("service-late").Restarts; r < 1 {
 		t.Errorf("service-late started without going through backoff (restarts %d)", r)
 	}
+	// The failed starts leaked nothing: stopped, service-late holds only
+	// its two log files.
+	if out, errOut, code := h.cli("stop", "service-late"); code != 0 {
+		t.Fatalf("stop: exit %d\n%s%s", code, out, errOut)
+	}
+	var now int
+	h.eventually(5*time.Second, "the daemon's descriptors back to what it had, plus two log files", func() bool {
+		now = openFDs(t, pid)
+		return now <= open+2
+	})
+	t.Logf("descriptors: %d before, %d after", open, now)
 }
 
 // vm reads a field (VmHWM, VmRSS) of /proc/pid/status, in bytes.
