@@ -63,10 +63,11 @@ func (h *host) write(name, body string) {
 	}
 }
 
-// daemon starts `upkeep daemon` and stops it (SIGTERM) at cleanup.
-func (h *host) daemon() *exec.Cmd {
+// daemon starts `upkeep daemon` (with args) and stops it (SIGTERM) at
+// cleanup.
+func (h *host) daemon(args ...string) *exec.Cmd {
 	h.t.Helper()
-	cmd := exec.Command(bin, "--root", h.root, "daemon", "-q")
+	cmd := exec.Command(bin, append([]string{"--root", h.root, "daemon", "-q"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

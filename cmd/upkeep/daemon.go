@@ -17,6 +17,7 @@ import (
 
 	"upkeep/internal/control"
 	"upkeep/internal/host"
+	"upkeep/internal/logsink"
 	"upkeep/internal/metrics"
 	"upkeep/internal/policy"
 	"upkeep/internal/supervise"
@@ -53,7 +54,10 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	if err := os.MkdirAll(filepath.Join(root, supervise.LogDir), 0o755); err != nil {
 		return err
 	}
-	events, err := os.OpenFile(filepath.Join(root, supervise.LogDir, "upkeep.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// A sink, not a plain file: on a full var/log a record that does not
+	// fit is taken back whole (and counted), never left half-written for
+	// the next one to run into.
+	events, err := logsink.Open(filepath.Join(root, supervise.LogDir, "upkeep.log"))
 	if err != nil {
 		return err
 	}

@@ -459,8 +459,16 @@ func lowerFileSizeLimit(t *testing.T, limit uint64) (restore func()) {
 func fullTest(t *testing.T, dir string, makeRoom func(), want error) {
 	var mu sync.Mutex
 	var kinds []string
+	var recovered Event
 	s := openTest(t, filepath.Join(dir, "app.log"), spec.Log{When: spec.Untimed, Rotate: 3}, func(s *Sink) {
-		s.Notify(func(e Event) { mu.Lock(); kinds = append(kinds, e.Kind); mu.Unlock() })
+		s.Notify(func(e Event) {
+			mu.Lock()
+			kinds = append(kinds, e.Kind)
+			if e.Kind == "recovered" {
+				recovered = e
+			}
+			mu.Unlock()
+		})
 	})
 	// Seven lines a write, so that writes end part-way at the limit.
 	buf := make([]byte, 0, 7*lineLen)
@@ -505,6 +513,10 @@ func fullTest(t *testing.T, dir string, makeRoom func(), want error) {
 	defer mu.Unlock()
 	if !reflect.DeepEqual(kinds, []string{"error", "recovered"}) {
 		t.Errorf("events %q", kinds)
+	}
+	// The recovery says what the condition cost, and which it was.
+	if recovered.Lost != dropped || !errors.Is(recovered.Err, want) || !Full(recovered.Err) {
+		t.Errorf("recovered after losing %d bytes to %v, want %d bytes to %v", recovered.Lost, recovered.Err, dropped, want)
 	}
 }
 

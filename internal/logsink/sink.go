@@ -30,6 +30,12 @@ const (
 	// lineWait bounds how long a write, or a forced rotation, waits for a
 	// drain to end the line the file ends inside (see Sink.owner).
 	lineWait = time.Second
+	// settleWait is how long output must be written fine after a
+	// condition before it is reported over (the "recovered" event): a
+	// nearly full disk flaps, a few writes fitting whenever the archive
+	// frees a file, and each flap would be two events, pushing the
+	// service's state changes out of its bounded history.
+	settleWait = time.Second
 )
 
 // pipeSize is what a flooding service's pipe grows to (the default is 64
@@ -62,6 +68,10 @@ type Event struct {
 	Err     error  // for "error" and "archive-error"
 	To      string // for "rotated": the file's new name
 	Dropped int64  // bytes dropped so far
+	// Lost is, for "recovered", the bytes dropped since output was last
+	// written fine: what the condition that ended cost. Err is then that
+	// condition.
+	Lost int64
 }
 
 // Sink appends one stream of a service to its log file and rotates it.
@@ -80,6 +90,16 @@ type Sink struct {
 	auto    bool // rotate by cfg (OpenWith), not only when asked
 	arch    *archive
 	dropped atomic.Int64
+	// lostFrom is dropped when output was last written fine: a
+	// "recovered" event reports what was lost since (guarded by mu).
+	lostFrom int64
+	// settling is set while output is written fine again after a
+	// condition, for less than settleWait: a failure then continues the
+	// same condition, unreported; settled reports its end.
+	settling   *time.Timer
+	lastErr    error // the condition that settling ends
+	told       bool  // the "error" event of the condition went to a Notify function
+	settleWait time.Duration
 
 	now        func() time.Time
 	boundary   func(when string, t time.Time) time.Time // the next period start after t
@@ -160,7 +180,7 @@ func OpenWith(path string, cfg spec.Log) (*Sink, error) {
 
 func newSink(path string, cfg spec.Log, auto bool) *Sink {
 	s := &Sink{path: path, cfg: cfg, auto: auto, now: time.Now, boundary: nextBoundary,
-		checkEvery: checkEvery, retryEvery: retryEvery, lineWait: lineWait, fd: -1,
+		checkEvery: checkEvery, retryEvery: retryEvery, lineWait: lineWait, settleWait: settleWait, fd: -1,
 		next: &rotation{done: make(chan struct{})}}
 	s.arch = newArchive(path, cfg, s.emit)
 	return s
@@ -200,8 +220,18 @@ func (s *Sink) Err() error {
 
 // Notify sets the function told about events. It is called from the
 // writing goroutine, the timer and the archive's worker: it must be quick,
-// safe for concurrent use, and must not call the Sink.
-func (s *Sink) Notify(f func(Event)) { s.notify.Store(&f) }
+// safe for concurrent use, and must not call the Sink. A condition the
+// sink is in already (its file could not be opened: OpenWith reports
+// nothing) is told at once.
+func (s *Sink) Notify(f func(Event)) {
+	s.notify.Store(&f)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil && !s.told {
+		s.told = true
+		s.emit(Event{Kind: "error", Err: s.err})
+	}
+}
 
 func (s *Sink) emit(e Event) {
 	if f := s.notify.Load(); f != nil && *f != nil {
@@ -246,6 +276,9 @@ func (s *Sink) put(d *drainer, p []byte) {
 	var now time.Time
 	if s.auto || s.f == nil {
 		now = s.now()
+		if s.timedPast(now) {
+			s.timedDue(now)
+		}
 		if s.f == nil && !s.reopen(now) {
 			s.drop(d, p)
 			return
@@ -288,8 +321,8 @@ func (s *Sink) append(d *drainer, now time.Time, p []byte) bool {
 		return false
 	}
 	if s.err != nil {
-		s.err = nil
-		s.emit(Event{Kind: "recovered"})
+		s.lastErr, s.err = s.err, nil
+		s.settling = time.AfterFunc(s.settleWait, s.settled)
 	}
 	switch {
 	case p[len(p)-1] == '\n':
@@ -426,8 +459,7 @@ func (s *Sink) writeFailed(d *drainer, now time.Time, err error, n int, p []byte
 			d.skip = true
 		}
 	}
-	full := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT)
-	s.fail(now, err, !full)
+	s.fail(now, err, !Full(err))
 }
 
 // takeBack truncates the file to cut.
@@ -507,6 +539,13 @@ func (s *Sink) endsLine() bool {
 	return err == nil && n == 1 && b[0] == '\n'
 }
 
+// Full reports whether err says the disk (or the file size limit, or a
+// quota) has no room: the file is kept and written again as soon as there
+// is.
+func Full(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT)
+}
+
 // fail records a condition; closeFile also gives up the file, to be
 // reopened after retryEvery.
 func (s *Sink) fail(now time.Time, err error, closeFile bool) {
@@ -516,11 +555,39 @@ func (s *Sink) fail(now time.Time, err error, closeFile bool) {
 	if s.f == nil {
 		s.retryAt = now.Add(s.retryEvery)
 	}
-	if s.err == nil {
+	switch {
+	case s.err == nil && s.settling != nil:
+		// The condition came back before it was reported over: the
+		// same one goes on.
+		s.settling.Stop()
+		s.settling = nil
+	case s.err == nil:
 		s.err = err
+		s.told = s.notify.Load() != nil
 		s.emit(Event{Kind: "error", Err: err})
 	}
 	s.err = err
+}
+
+// settled reports the end of a condition once output has been written
+// fine for settleWait (or the sink closes), with what it cost.
+func (s *Sink) settled() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endCondition()
+}
+
+// endCondition emits "recovered" for a condition that settling ends.
+// Called with mu held.
+func (s *Sink) endCondition() {
+	if s.settling == nil || s.err != nil {
+		return
+	}
+	s.settling.Stop()
+	s.settling = nil
+	dropped := s.dropped.Load()
+	s.emit(Event{Kind: "recovered", Err: s.lastErr, Lost: dropped - s.lostFrom})
+	s.lostFrom = dropped
 }
 
 // closeFile closes the file; a line that a drain is inside stays as it
@@ -692,10 +759,31 @@ func (s *Sink) tick() {
 		s.timer = time.AfterFunc(s.due.Sub(now), s.tick)
 		return
 	}
+	s.timedDue(now)
+}
+
+// timedPast reports whether the wall clock has passed the period start
+// the timer is set for. The timer runs on the monotonic clock, so a wall
+// clock stepped forward (an hour, or a day while suspended) is not seen by
+// it until its full wait is over; a write looks at the clock anyway, so
+// it notices at the next line. Called with mu held.
+func (s *Sink) timedPast(now time.Time) bool {
+	return s.auto && !s.due.IsZero() && !now.Before(s.due)
+}
+
+// timedDue does the rotation a period start calls for, once however many
+// periods the clock skipped (logrotate too rotates once per run, not once
+// per missed day), and sets the timer for the next period start after now.
+// A drain inside a line has it done at the end of the line. Called with mu
+// held.
+func (s *Sink) timedDue(now time.Time) {
 	if s.owner != nil {
-		s.pendTimed = true // at the end of the line
+		s.pendTimed = true
 	} else {
 		s.rotate(now, true)
+	}
+	if s.timer != nil {
+		s.timer.Stop()
 	}
 	s.arm(now)
 }
@@ -708,6 +796,7 @@ func (s *Sink) Close() error {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	s.endCondition()
 	s.closed = true
 	if s.f == nil {
 		return nil
@@ -839,7 +928,7 @@ func (s *Sink) spliceFrom(d *drainer, fd int) (n int, err error, ok bool) {
 	}
 	var now time.Time
 	if s.auto && s.owner == nil {
-		if now = s.now(); now.After(s.checkAt) {
+		if now = s.now(); now.After(s.checkAt) || s.timedPast(now) {
 			return 0, nil, false
 		}
 	}
@@ -872,8 +961,7 @@ func (s *Sink) spliceFrom(d *drainer, fd int) (n int, err error, ok bool) {
 			s.release()
 			d.skip = true
 		}
-		full := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT)
-		s.fail(s.now(), err, !full)
+		s.fail(s.now(), err, !Full(err))
 		return 0, nil, false
 	}
 	before := s.size

@@ -21,6 +21,12 @@ type Source interface {
 	Status(names []string) ([]supervise.Status, error)
 }
 
+// LogSource is what the log series read, when the Source has it (the
+// supervise.Daemon does): a counter per captured log file.
+type LogSource interface {
+	LogCounters() []supervise.LogCounter
+}
+
 // states lists every state, so the state gauge always has all of them:
 // `upkeep_service_state{state="fatal"} == 1` works without absent().
 var states = []supervise.State{
@@ -55,6 +61,12 @@ var (
 	streakDesc = prometheus.NewDesc("upkeep_check_failure_streak",
 		"Consecutive failed runs of the check that count toward its threshold (not those in the start grace); 0 after a pass.",
 		[]string{"service", "check"}, nil)
+	logDroppedDesc = prometheus.NewDesc("upkeep_log_dropped_bytes_total",
+		"Bytes of the service's output that could not be written to the file (disk full, unwritable directory); whole lines. Starts from 0 when the daemon, or a reload that changes [log], opens the file anew.",
+		[]string{"service", "file"}, nil)
+	logWritableDesc = prometheus.NewDesc("upkeep_log_writable",
+		"Whether the service's output is written to the file now (1) or dropped (0).",
+		[]string{"service", "file"}, nil)
 )
 
 // Metrics is a prometheus.Collector over a Source, and a supervise.Observer
@@ -105,7 +117,7 @@ func (m *Metrics) CheckRan(service, check string, ok bool, latency time.Duration
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upDesc, stateDesc, restartsDesc, cpuDesc, rssDesc, checkUpDesc, streakDesc} {
+	for _, d := range []*prometheus.Desc{upDesc, stateDesc, restartsDesc, cpuDesc, rssDesc, checkUpDesc, streakDesc, logDroppedDesc, logWritableDesc} {
 		ch <- d
 	}
 	m.durations.Describe(ch)
@@ -123,6 +135,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range sts {
 		present[st.Name] = true
 		collectService(ch, st)
+	}
+	if ls, ok := m.src.(LogSource); ok {
+		for _, c := range ls.LogCounters() {
+			ch <- prometheus.MustNewConstMetric(logDroppedDesc, prometheus.CounterValue, float64(c.Dropped), c.Service, c.File)
+			ch <- prometheus.MustNewConstMetric(logWritableDesc, prometheus.GaugeValue, boolValue(c.Err == ""), c.Service, c.File)
+		}
 	}
 	m.prune(present)
 	m.durations.Collect(ch)

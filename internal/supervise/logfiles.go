@@ -324,3 +324,33 @@ func rotated(service, path string, r logsink.Rotation, err error) Rotated {
 	}
 	return out
 }
+
+// LogCounter is what one captured log file (stdout's or stderr's) could
+// not take: the metrics' upkeep_log_dropped_bytes_total.
+type LogCounter struct {
+	Service string
+	File    string // the file's name in var/log: api-app.log, api-app.error.log
+	Dropped int64  // bytes dropped since the file's sink was opened
+	Err     string // why output is dropped now; "" when it is written fine
+}
+
+// LogCounters lists the counters of every service's captured logs, by
+// service and file. A service that has not started since the daemon did
+// has none. The counts start from 0 with each sink: a reload that changes
+// [log] opens new ones (a counter reset, to Prometheus).
+func (d *Daemon) LogCounters() []LogCounter {
+	var out []LogCounter
+	for _, sv := range d.all() {
+		sv.mu.Lock()
+		sinks := sv.sinks
+		sv.mu.Unlock()
+		for _, sink := range sinks {
+			c := LogCounter{Service: sv.name, File: filepath.Base(sink.Path()), Dropped: sink.Dropped()}
+			if err := sink.Err(); err != nil {
+				c.Err = err.Error()
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}

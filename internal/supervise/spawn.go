@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -129,21 +130,37 @@ func (s *service) openLogs() error {
 
 func sameLog(a, b spec.Log) bool { return reflect.DeepEqual(a, b) }
 
-// logEvent reports what a log sink noticed: rotations at info, a disk that
-// drops output as an event (and its recovery).
+// logEvent reports what a log sink noticed: rotations at info; a
+// condition that makes it drop output (disk full, unwritable directory),
+// and its end with what it cost, as events that `upkeep events` shows.
 func (d *Daemon) logEvent(service string, e logsink.Event) {
+	file := d.rel(e.Path)
 	switch e.Kind {
 	case "rotated":
 		d.log.Info("log rotated", "service", service, "file", e.Path, "to", e.To)
 		return
-	case "error", "archive-error":
-		msg := fmt.Sprintf("%s: %v (%d bytes dropped so far)", e.Path, e.Err, e.Dropped)
-		d.log.Warn("log "+e.Kind, "service", service, "file", e.Path, "err", fmt.Sprint(e.Err), "dropped", e.Dropped)
-		d.event(Event{Service: service, Kind: "log", Message: msg})
+	case "error":
+		d.log.Warn("log output dropped", "service", service, "file", e.Path, "err", fmt.Sprint(e.Err), "dropped", e.Dropped)
+		d.event(Event{Service: service, Kind: "log", Message: fmt.Sprintf("%s: %v; dropping output until it can be written (%d bytes dropped before)", file, e.Err, e.Dropped)})
+	case "archive-error":
+		d.log.Warn("log archive-error", "service", service, "file", e.Path, "err", fmt.Sprint(e.Err))
+		d.event(Event{Service: service, Kind: "log", Message: fmt.Sprintf("%s: %v", file, e.Err)})
 	case "recovered":
-		d.log.Info("log writable again", "service", service, "file", e.Path, "dropped", e.Dropped)
-		d.event(Event{Service: service, Kind: "log", OK: true, Message: fmt.Sprintf("%s: writable again (%d bytes dropped)", e.Path, e.Dropped)})
+		why := "it could not be written (" + fmt.Sprint(e.Err) + ")"
+		if logsink.Full(e.Err) {
+			why = filepath.Dir(file) + " was full"
+		}
+		d.log.Info("log writable again", "service", service, "file", e.Path, "lost", e.Lost, "dropped", e.Dropped)
+		d.event(Event{Service: service, Kind: "log", OK: true, Message: fmt.Sprintf("%s: dropped %d bytes while %s; writing again", file, e.Lost, why)})
 	}
+}
+
+// rel is p relative to the root, as the operator knows it (var/log/x.log).
+func (d *Daemon) rel(p string) string {
+	if r, err := filepath.Rel(d.root, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
 }
 
 // environ builds a clean environment, as systemd does rather than passing
