@@ -85,6 +85,10 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
+// errBusy is what a peer hears when the daemon has no descriptor to tell
+// who it is, even with the reserve: try again, not "permission denied".
+var errBusy = errors.New("the daemon is out of file descriptors; try again")
+
 // identify describes the peer of pc as it is now. SO_PEERCRED names the
 // process that connected by pid, and a pid is reused once its process is
 // gone, so the peer is pinned with a pidfd (the kernel's own, taken at
@@ -92,27 +96,52 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // refused when the process has exited by the end of the reading: then
 // every byte read came from the process that connected. A peer whose euid
 // is no longer the one it connected with is refused too.
-func identify(pc *peerConn, owner func(pid int) (string, bool)) (Peer, error) {
+func identify(pc *peerConn, owner func(pid int) (string, error)) (Peer, error) {
 	if pc.credErr != nil || pc.cred == nil {
 		return Peer{}, fmt.Errorf("permission denied: no peer credentials: %v", pc.credErr)
 	}
 	cred := pc.cred
 	p := Peer{Uid: cred.Uid, Pid: int(cred.Pid)}
-	pidfd, err := peerPidfd(pc)
+	var (
+		pidfd  int
+		euid   uint32
+		groups []uint32
+	)
+	err := spare.lend(func() error {
+		var err error
+		if pidfd, err = peerPidfd(pc); err != nil {
+			return err
+		}
+		if euid, groups, err = readStatus(p.Pid); err != nil {
+			unix.Close(pidfd)
+		}
+		return err
+	})
+	if outOfFDs(err) {
+		return p, errBusy
+	}
 	if err != nil {
 		return p, fmt.Errorf("permission denied: pid %d (uid %d) is gone: %v", p.Pid, p.Uid, err)
 	}
 	defer unix.Close(pidfd)
-	euid, groups, err := readStatus(p.Pid)
-	if err != nil {
-		return p, fmt.Errorf("permission denied: pid %d (uid %d) is gone", p.Pid, p.Uid)
-	}
 	if euid != cred.Uid {
 		return p, fmt.Errorf("permission denied: pid %d connected as uid %d and is uid %d now", p.Pid, cred.Uid, euid)
 	}
 	p.Groups = groups
 	if owner != nil {
-		p.Service, _ = owner(p.Pid)
+		// Whose process it is decides what it may touch: not knowing
+		// refuses, or a root service's process would act as root.
+		err := spare.lend(func() error {
+			var err error
+			p.Service, err = owner(p.Pid)
+			return err
+		})
+		if outOfFDs(err) {
+			return p, errBusy
+		}
+		if err != nil {
+			return p, fmt.Errorf("permission denied: pid %d (uid %d): cannot tell whether it is a service's: %v", p.Pid, p.Uid, err)
+		}
 	}
 	if exited(pidfd) {
 		return p, fmt.Errorf("permission denied: pid %d (uid %d) has exited", p.Pid, p.Uid)

@@ -32,8 +32,9 @@ type Backend interface {
 	Follow() (<-chan supervise.Event, func())
 	History(name string) (supervise.History, error)
 	// Owner names the service pid is a process of, if any: such a peer
-	// may read and act on that service only.
-	Owner(pid int) (string, bool)
+	// may read and act on that service only. An error (it cannot tell)
+	// refuses the request.
+	Owner(pid int) (string, error)
 }
 
 // Request is the body of an action request.
@@ -398,6 +399,11 @@ func guard(b Backend, o Options, next http.Handler) http.Handler {
 			return
 		}
 		p, err := identify(pc, b.Owner)
+		if errors.Is(err, errBusy) {
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{err.Error()})
+			return
+		}
 		if err != nil {
 			refusals.log(o.Log, p, r, err.Error())
 			deny(w, err.Error())

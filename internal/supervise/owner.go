@@ -1,6 +1,9 @@
 package supervise
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -12,18 +15,23 @@ import (
 // answer is the cgroup pid is in (a service's children are cloned into it
 // and cannot leave it without privileges); without, the process group or
 // session the service was started in (services start as session leaders),
-// or a service's main process among pid's ancestors.
-func (d *Daemon) Owner(pid int) (string, bool) {
+// or a service's main process among pid's ancestors. It fails closed: when
+// /proc cannot be read (the process is gone, no descriptor is free) the
+// answer is an error, never "no service", which would grant the peer what
+// its uid alone allows.
+func (d *Daemon) Owner(pid int) (string, error) {
 	if pid <= 0 {
-		return "", false
+		return "", fmt.Errorf("owner of pid %d: no such process", pid)
 	}
 	svcs := d.all()
 	if d.cgroups != nil {
-		if path, err := proc.CgroupOf(pid); err == nil {
-			for _, sv := range svcs {
-				if sv.cg != nil && (path == sv.cg.Path || strings.HasPrefix(path, sv.cg.Path+"/")) {
-					return sv.name, true
-				}
+		path, err := proc.CgroupOf(pid)
+		if err != nil {
+			return "", fmt.Errorf("owner of pid %d: %w", pid, err)
+		}
+		for _, sv := range svcs {
+			if sv.cg != nil && (path == sv.cg.Path || strings.HasPrefix(path, sv.cg.Path+"/")) {
+				return sv.name, nil
 			}
 		}
 	}
@@ -37,11 +45,11 @@ func (d *Daemon) Owner(pid int) (string, bool) {
 	}
 	pgid, sid, err := proc.GroupAndSession(pid)
 	if err != nil {
-		return "", false
+		return "", fmt.Errorf("owner of pid %d: %w", pid, err)
 	}
 	for i, id := range running {
 		if id.pgid > 1 && (pgid == id.pgid || sid == id.pgid) {
-			return svcs[i].name, true
+			return svcs[i].name, nil
 		}
 	}
 	// A process that made its own session (setsid) still descends from
@@ -50,12 +58,14 @@ func (d *Daemon) Owner(pid int) (string, bool) {
 	for p, n := pid, 0; p > 1 && p != self && n < 64; n++ {
 		for i, id := range running {
 			if p == id.pid || p == id.pgid {
-				return svcs[i].name, true
+				return svcs[i].name, nil
 			}
 		}
-		if p, err = proc.Parent(p); err != nil {
-			break
+		if p, err = proc.Parent(p); errors.Is(err, fs.ErrNotExist) {
+			break // an ancestor gone: the chain is cut there
+		} else if err != nil {
+			return "", fmt.Errorf("owner of pid %d: %w", pid, err)
 		}
 	}
-	return "", false
+	return "", nil
 }

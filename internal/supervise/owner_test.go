@@ -69,29 +69,40 @@ func TestOwner(t *testing.T) {
 				ppid, err := proc.Parent(kids[2])
 				return err == nil && ppid == os.Getpid()
 			})
-			orphan, ok := h.d.Owner(kids[2])
+			orphan, err := h.d.Owner(kids[2])
 			if cgroups && orphan != "service-a" {
-				t.Errorf("Owner(orphan %d) = %q %v, want service-a (its cgroup)", kids[2], orphan, ok)
+				t.Errorf("Owner(orphan %d) = %q %v, want service-a (its cgroup)", kids[2], orphan, err)
 			}
-			if !cgroups && ok {
-				t.Errorf("Owner(orphan %d) = %q: without cgroups nothing should tell (the documented limit)", kids[2], orphan)
+			if !cgroups && (orphan != "" || err != nil) {
+				t.Errorf("Owner(orphan %d) = %q %v: without cgroups nothing should tell (the documented limit)", kids[2], orphan, err)
 			}
 			for _, pid := range append([]int{h.status("service-a").Pid}, kids[:2]...) {
-				if got, ok := h.d.Owner(pid); !ok || got != "service-a" {
-					t.Errorf("Owner(%d) = %q %v, want service-a", pid, got, ok)
+				if got, err := h.d.Owner(pid); err != nil || got != "service-a" {
+					t.Errorf("Owner(%d) = %q %v, want service-a", pid, got, err)
 				}
 			}
-			if got, ok := h.d.Owner(h.status("service-b").Pid); got != "service-b" || !ok {
-				t.Errorf("Owner(service-b's pid) = %q %v", got, ok)
+			if got, err := h.d.Owner(h.status("service-b").Pid); got != "service-b" || err != nil {
+				t.Errorf("Owner(service-b's pid) = %q %v", got, err)
 			}
 			other, err := proc.Reap().Spawn(proc.Attr{Argv: []string{"/bin/sleep", "1000"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer func() { _ = proc.SignalGroup(other.Pid, syscall.SIGKILL); <-other.Done() }()
-			for _, pid := range []int{os.Getpid(), other.Pid, 1, 0, -1} {
-				if got, ok := h.d.Owner(pid); ok {
-					t.Errorf("Owner(%d) = %q, want none", pid, got)
+			for _, pid := range []int{os.Getpid(), other.Pid, 1} {
+				if got, err := h.d.Owner(pid); got != "" || err != nil {
+					t.Errorf("Owner(%d) = %q %v, want none", pid, got, err)
+				}
+			}
+			// Not knowing is an error, never "none": a caller must refuse.
+			gone, err := proc.Reap().Spawn(proc.Attr{Argv: []string{"/bin/true"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-gone.Done()
+			for _, pid := range []int{gone.Pid, 0, -1} {
+				if got, err := h.d.Owner(pid); err == nil {
+					t.Errorf("Owner(%d) = %q, nil; want an error (no such process)", pid, got)
 				}
 			}
 		})
