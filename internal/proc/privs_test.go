@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -316,11 +315,23 @@ func TestServicesGetTheNofileTheDaemonWasStartedWith(t *testing.T) {
 		if lim.Max < 2048 {
 			t.Skipf("hard limit %d leaves no room to raise", lim.Max)
 		}
-		cmd := exec.Command("sh", "-c", `ulimit -Sn 1024 && exec "$0" -test.run='^TestServicesGetTheNofileTheDaemonWasStartedWith$' -test.v`, os.Args[0])
-		cmd.Env = append(os.Environ(), "UPKEEP_TEST_NOFILE=1024")
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "--- PASS") {
-			t.Fatalf("inner run: %v\n%s", err, out)
+		// Through Spawn, not os/exec: the reaper owns wait4 in this binary.
+		outR, outW, _ := os.Pipe()
+		defer outR.Close()
+		p, err := Reap().Spawn(Attr{
+			Argv:     []string{"sh", "-c", `ulimit -Sn 1024 && exec "$0" -test.run='^TestServicesGetTheNofileTheDaemonWasStartedWith$' -test.v`, os.Args[0]},
+			Env:      append(os.Environ(), "UPKEEP_TEST_NOFILE=1024"),
+			Files:    []uintptr{0, outW.Fd(), outW.Fd()},
+			CgroupFD: -1,
+		})
+		outW.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		out.ReadFrom(outR)
+		if ex := p.Exit(); !ex.Success() || !strings.Contains(out.String(), "--- PASS") {
+			t.Fatalf("inner run: %s\n%s", ex, out.String())
 		}
 		return
 	}
