@@ -24,14 +24,15 @@ func needRoot(t testing.TB) {
 // /proc/<pid>/limits of the shell that Spawn started (the pid Spawn
 // returned, after the shim's exec), read while it is still running.
 type report struct {
-	pid    int
-	status map[string]string
-	limits map[string][2]string // "Max open files" -> soft, hard
-	stderr string
-	exit   Exit
+	pid     int
+	execEnv string // the shim's variable as the service sees it
+	status  map[string]string
+	limits  map[string][2]string // "Max open files" -> soft, hard
+	stderr  string
+	exit    Exit
 }
 
-const reportScript = `cat /proc/$$/status /proc/$$/limits; echo pid=$$; echo; ` +
+const reportScript = `cat /proc/$$/status /proc/$$/limits; echo pid=$$; echo execenv=${UPKEEP_EXEC_PRIVS:-none}; echo; ` +
 	`[ -n "$HOLD" ] && read x; exit 0`
 
 // spawnReport starts sh with cred and p and reads what it says. With
@@ -90,6 +91,9 @@ func spawnReport(t *testing.T, cred *syscall.Credential, p *Privileges, check fu
 	for _, line := range strings.Split(out.String(), "\n") {
 		if k, v, ok := strings.Cut(line, ":"); ok && !strings.Contains(k, "  ") {
 			r.status[k] = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "execenv="); ok {
+			r.execEnv = v
 		}
 		if v, ok := strings.CutPrefix(line, "pid="); ok {
 			r.pid, _ = strconv.Atoi(v)
@@ -160,6 +164,9 @@ func TestNonRootServiceGetsExactlyItsCapabilities(t *testing.T) {
 	})
 	if !r.exit.Success() {
 		t.Fatalf("exit %s, stderr %q", r.exit, r.stderr)
+	}
+	if r.execEnv != "none" {
+		t.Errorf("the shim's settings reached the service's environment: %q", r.execEnv)
 	}
 	if r.pid != r.exit.Process {
 		t.Errorf("service pid %d, Spawn said %d", r.pid, r.exit.Process)
