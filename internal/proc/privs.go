@@ -58,12 +58,15 @@ type plan struct {
 	Limits   []Limit   `json:"limits,omitempty"`
 	Bounding []uintptr `json:"bounding,omitempty"` // kept in the bounding set
 	DropBnd  bool      `json:"drop_bounding,omitempty"`
-	Cred     *struct {
-		Uid, Gid uint32
-		Groups   []uint32
-	} `json:"cred,omitempty"`
-	Ambient []uintptr `json:"ambient,omitempty"` // raised after the user switch
-	NNP     bool      `json:"nnp,omitempty"`
+	Cred     *planCred `json:"cred,omitempty"`
+	Ambient  []uintptr `json:"ambient,omitempty"` // raised after the user switch
+	NNP      bool      `json:"nnp,omitempty"`
+}
+
+// planCred is the user switch, as fork+exec would have made it.
+type planCred struct {
+	Uid, Gid uint32
+	Groups   []uint32
 }
 
 // daemonUmask is the daemon's umask as /proc/self/status shows it (Linux
@@ -93,7 +96,7 @@ func shimPlan(name string, cred *syscall.Credential, p *Privileges) *plan {
 	if p == nil {
 		return nil
 	}
-	root := os.Geteuid() == 0
+	daemonRoot := os.Geteuid() == 0
 	uid := uint32(os.Geteuid())
 	if cred != nil {
 		uid = cred.Uid
@@ -106,7 +109,7 @@ func shimPlan(name string, cred *syscall.Credential, p *Privileges) *plan {
 	switch {
 	case asRoot && p.Capabilities != nil:
 		pl.DropBnd, pl.Bounding = true, p.Capabilities
-	case !asRoot && (root || p.Capabilities != nil):
+	case !asRoot && (daemonRoot || p.Capabilities != nil):
 		// Without CAP_SETPCAP (a daemon that is not root) the bounding
 		// set cannot be cut; asking for capabilities then fails the
 		// start in the shim rather than silently running with more.
@@ -120,10 +123,7 @@ func shimPlan(name string, cred *syscall.Credential, p *Privileges) *plan {
 		return nil
 	}
 	if cred != nil {
-		pl.Cred = &struct {
-			Uid, Gid uint32
-			Groups   []uint32
-		}{cred.Uid, cred.Gid, cred.Groups}
+		pl.Cred = &planCred{cred.Uid, cred.Gid, cred.Groups}
 	}
 	return pl
 }

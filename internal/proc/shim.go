@@ -22,14 +22,15 @@ import (
 // binary that spawns through proc, tests included, is also the shim, and
 // it runs before the packages that import proc initialise.
 func init() {
-	if len(os.Args) < 3 || os.Args[1] != execArg {
-		return
+	if len(os.Args) >= 3 && os.Args[1] == execArg {
+		if settings, ok := os.LookupEnv(execEnv); ok {
+			shim(settings, os.Args[2], os.Args[3:])
+		}
+		// Not started by Spawn: whatever the program makes of it.
 	}
-	spec, ok := os.LookupEnv(execEnv)
-	if !ok {
-		return // not started by Spawn: whatever the program makes of it
-	}
-	shim(spec, os.Args[2], os.Args[3:])
+	// The daemon's umask as it started, before anything (the control
+	// socket's bind) tightens it for a moment.
+	daemonUmask()
 }
 
 // shimFailed is the shim's exit status when it could not apply a setting
@@ -39,9 +40,9 @@ const shimFailed = 127
 
 // shim never returns: it execs the program or exits shimFailed, after one
 // line on stderr (the service's error log) saying which setting failed.
-func shim(spec, path string, argv []string) {
+func shim(settings, path string, argv []string) {
 	var pl plan
-	if err := json.Unmarshal([]byte(spec), &pl); err != nil {
+	if err := json.Unmarshal([]byte(settings), &pl); err != nil {
 		fail("upkeep", "read settings", err)
 	}
 	env := make([]string, 0, len(os.Environ()))
