@@ -376,3 +376,36 @@ func TestCredential(t *testing.T) {
 		t.Errorf("nobody with group adm and groups: %+v", c)
 	}
 }
+
+// Limits are set as root before the user switch, as systemd sets them: a
+// service may get a hard limit above the daemon's when the daemon may
+// raise it (CAP_SYS_RESOURCE), and fails to start when it may not.
+func TestNofileAboveTheDaemonsHardLimit(t *testing.T) {
+	needRoot(t)
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	b, _ := os.ReadFile("/proc/sys/fs/nr_open")
+	nrOpen, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if lim.Max >= nrOpen {
+		t.Skipf("the hard limit %d is already the kernel's maximum", lim.Max)
+	}
+	want := lim.Max + 1
+	r := spawnReport(t, nobody(t), &Privileges{Limits: []Limit{{Resource: unix.RLIMIT_NOFILE, Soft: want, Hard: want}}}, nil)
+	if !hasCap(t, unix.CAP_SYS_RESOURCE) {
+		if r.exit.Status.ExitStatus() != shimFailed || !strings.Contains(r.stderr, "limit nofile: operation not permitted") || r.pid != 0 {
+			t.Errorf("without CAP_SYS_RESOURCE: exit %s, stderr %q, ran %v", r.exit, r.stderr, r.pid != 0)
+		}
+		return
+	}
+	if got := r.limits["Max open files"]; got != [2]string{strconv.FormatUint(want, 10), strconv.FormatUint(want, 10)} {
+		t.Errorf("with CAP_SYS_RESOURCE: nofile %v, want %d (exit %s, %q)", got, want, r.exit, r.stderr)
+	}
+}
+
+func hasCap(t *testing.T, c uintptr) bool {
+	eff, err := strconv.ParseUint(ownStatus(t, "CapEff"), 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eff&(1<<c) != 0
+}
