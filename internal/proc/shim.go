@@ -19,8 +19,11 @@ import (
 // bounding set, ambient capabilities, no_new_privs). The shim applies the
 // plan and execs PATH in place, so the service keeps the pid (and the
 // start time) Spawn saw. It runs from this package's init, so every
-// binary that spawns through proc, tests included, is also the shim, and
-// it runs before the packages that import proc initialise.
+// binary that spawns through proc, tests included, is also the shim. It
+// runs before the packages that import proc initialise, but after every
+// package whose import path sorts before "upkeep/internal/proc" (Go
+// 1.21's init order): about a third of the shim's cost, measured in
+// docs/reliability/privs.md.
 func init() {
 	if len(os.Args) >= 3 && os.Args[1] == execArg {
 		if settings, ok := os.LookupEnv(execEnv); ok {
