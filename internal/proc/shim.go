@@ -22,7 +22,7 @@ import (
 // binary that spawns through proc, tests included, is also the shim. It
 // runs before the packages that import proc initialise, but after every
 // package whose import path sorts before "upkeep/internal/proc" (Go
-// 1.21's init order): about a third of the shim's cost, measured in
+// 1.21's init order): some 40% of the shim's cost, measured in
 // docs/reliability/privs.md.
 func init() {
 	if len(os.Args) >= 3 && os.Args[1] == execArg {
