@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -57,5 +58,69 @@ ready_after = "0s"
 	out, err := exec.Command(bin, "__exec", "/bin/echo", "echo", "ran").CombinedOutput()
 	if err == nil || strings.Contains(string(out), "ran") {
 		t.Errorf("upkeep __exec without settings ran the program: %v %q", err, out)
+	}
+}
+
+// A daemon that is not root runs services as itself: no_new_privileges
+// still holds by default, and a capabilities setting it cannot apply (it
+// cannot cut a bounding set) fails the start rather than being ignored.
+func TestNonRootDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start the daemon as nobody")
+	}
+	h := newHost(t)
+	h.write("www-plain", "command = [\"/bin/sleep\", \"1000\"]\nready_after = \"0s\"\n")
+	h.write("www-nocaps", "command = [\"/bin/echo\", \"ran\"]\ncapabilities = []\n[restart]\nbackoff = \"5ms\"\nlimit = 2\n")
+	// A copy of the binary nobody can reach (bin's directory is 0700).
+	exe := filepath.Join(h.root, "upkeep")
+	if data, err := os.ReadFile(bin); err != nil || os.WriteFile(exe, data, 0o755) != nil {
+		t.Fatal("copy the binary:", err)
+	}
+	filepath.Walk(filepath.Dir(h.root), func(p string, _ os.FileInfo, err error) error {
+		if err == nil {
+			os.Lchown(p, 65534, 65534)
+		}
+		return nil
+	})
+	cmd := exec.Command(exe, "--root", h.root, "daemon", "-q")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Error("daemon did not stop on SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("daemon stderr:\n%s", stderr.String())
+		}
+	})
+	var pid int
+	h.eventually(10*time.Second, "www-plain running and www-nocaps fatal", func() bool {
+		st := h.status()
+		pid = st["www-plain"].Pid
+		return st["www-plain"].State == "running" && pid > 0 && strings.HasPrefix(cmdline(pid), "/bin/sleep") &&
+			st["www-nocaps"].State == "fatal"
+	})
+	if s := procStatus(pid); s["NoNewPrivs"] != "1" || s["Uid"] != "65534\t65534\t65534\t65534" {
+		t.Errorf("www-plain: NoNewPrivs %q Uid %q", s["NoNewPrivs"], s["Uid"])
+	}
+	if st := h.status()["www-nocaps"]; st.LastExit != "exit 127" {
+		t.Errorf("www-nocaps: last exit %q", st.LastExit)
+	}
+	b, _ := os.ReadFile(filepath.Join(h.root, "var/log/www-nocaps.error.log"))
+	if !strings.Contains(string(b), "not started: drop capability 0 from the bounding set: operation not permitted") {
+		t.Errorf("error log %q", b)
+	}
+	if out, _ := os.ReadFile(filepath.Join(h.root, "var/log/www-nocaps.log")); strings.Contains(string(out), "ran") {
+		t.Error("www-nocaps ran without the bounding set it asked for")
 	}
 }
