@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"a.upkeep.local/shim"
 )
 
 func procStatus(pid int) map[string]string {
@@ -58,6 +60,35 @@ ready_after = "0s"
 	out, err := exec.Command(bin, "__exec", "/bin/echo", "echo", "ran").CombinedOutput()
 	if err == nil || strings.Contains(string(out), "ran") {
 		t.Errorf("upkeep __exec without settings ran the program: %v %q", err, out)
+	}
+}
+
+// The binary's shim runs from the init of a.upkeep.local/shim, whose
+// import path sorts first: before it exec's the program, only standard
+// packages have been initialised (GODEBUG=inittrace=1 lists them), none
+// of cobra, prometheus, protobuf… nor upkeep's own.
+func TestBinaryShimRunsBeforeOtherInits(t *testing.T) {
+	cmd := exec.Command(bin, shim.Arg, "/bin/echo", "echo", "ran")
+	cmd.Env = []string{"GODEBUG=inittrace=1", shim.Env + "=" + (&shim.Plan{Name: "/bin/echo", NNP: true}).Encode()}
+	var out, serr strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &serr
+	if err := cmd.Run(); err != nil || out.String() != "ran\n" {
+		t.Fatalf("%v, output %q, stderr %q", err, out.String(), serr.String())
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(serr.String()), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "init" {
+			t.Errorf("not an init trace line: %q", line)
+			continue
+		}
+		n++
+		if first, _, _ := strings.Cut(f[1], "/"); strings.Contains(first, ".") || first == "upkeep" {
+			t.Errorf("%s initialised before the shim ran", f[1])
+		}
+	}
+	if n == 0 {
+		t.Errorf("no init trace: %q", serr.String())
 	}
 }
 

@@ -3,12 +3,13 @@ package proc
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+
+	"a.upkeep.local/shim"
 )
 
 // Privileges is what a process may do beyond its credential: the settings
@@ -41,34 +42,6 @@ type Limit struct {
 	Hard     uint64
 }
 
-// execArg is the shim's argv[1]; execEnv carries its settings. The
-// service's own argv follows untouched (see shimArgv), so nothing in it
-// can be mistaken for a setting.
-const (
-	execArg = "__exec"
-	execEnv = "UPKEEP_EXEC_PRIVS"
-)
-
-// plan is what the shim applies, in the order it applies it: everything
-// resolved in the daemon, so the shim decides nothing.
-type plan struct {
-	Name     string    `json:"name"`          // for messages
-	Dir      string    `json:"dir,omitempty"` // entered as the service's user, as fork+exec does
-	Umask    *uint32   `json:"umask,omitempty"`
-	Limits   []Limit   `json:"limits,omitempty"`
-	Bounding []uintptr `json:"bounding,omitempty"` // kept in the bounding set
-	DropBnd  bool      `json:"drop_bounding,omitempty"`
-	Cred     *planCred `json:"cred,omitempty"`
-	Ambient  []uintptr `json:"ambient,omitempty"` // raised after the user switch
-	NNP      bool      `json:"nnp,omitempty"`
-}
-
-// planCred is the user switch, as fork+exec would have made it.
-type planCred struct {
-	Uid, Gid uint32
-	Groups   []uint32
-}
-
 // daemonUmask is the daemon's umask as /proc/self/status shows it (Linux
 // 4.7 and later): reading it with umask(2) would mean setting it, and
 // another goroutine could create a file meanwhile.
@@ -92,7 +65,7 @@ var daemonUmask = sync.OnceValue(func() int {
 // shimPlan returns what the shim must do for a process started with cred
 // and p, or nil when fork+exec alone gives the process all of it (the
 // common path keeps costing one fork and one exec).
-func shimPlan(name string, cred *syscall.Credential, p *Privileges) *plan {
+func shimPlan(name string, cred *syscall.Credential, p *Privileges) *shim.Plan {
 	if p == nil {
 		return nil
 	}
@@ -102,42 +75,42 @@ func shimPlan(name string, cred *syscall.Credential, p *Privileges) *plan {
 		uid = cred.Uid
 	}
 	asRoot := uid == 0
-	pl := &plan{Name: name, Limits: p.Limits}
+	pl := &shim.Plan{Name: name}
+	for _, l := range p.Limits {
+		pl.Limits = append(pl.Limits, shim.Limit{Resource: l.Resource, Soft: l.Soft, Hard: l.Hard})
+	}
 	if p.Umask != nil && int(*p.Umask) != daemonUmask() {
 		pl.Umask = p.Umask
 	}
 	switch {
 	case asRoot && p.Capabilities != nil:
-		pl.DropBnd, pl.Bounding = true, p.Capabilities
+		pl.DropBounding, pl.Bounding = true, p.Capabilities
 	case !asRoot && (daemonRoot || p.Capabilities != nil):
 		// Without CAP_SETPCAP (a daemon that is not root) the bounding
 		// set cannot be cut; asking for capabilities then fails the
 		// start in the shim rather than silently running with more.
-		pl.DropBnd, pl.Bounding, pl.Ambient = true, p.Capabilities, p.Capabilities
+		pl.DropBounding, pl.Bounding, pl.Ambient = true, p.Capabilities, p.Capabilities
 	}
 	pl.NNP = !asRoot
 	if p.NoNewPrivileges != nil {
 		pl.NNP = *p.NoNewPrivileges
 	}
-	if pl.Umask == nil && len(pl.Limits) == 0 && !pl.DropBnd && !pl.NNP {
+	if pl.Umask == nil && len(pl.Limits) == 0 && !pl.DropBounding && !pl.NNP {
 		return nil
 	}
 	if cred != nil {
-		pl.Cred = &planCred{cred.Uid, cred.Gid, cred.Groups}
+		pl.Cred = &shim.Cred{Uid: cred.Uid, Gid: cred.Gid, Groups: cred.Groups}
 	}
 	return pl
 }
 
 // shimArgv is how Spawn starts the shim: the daemon's own binary through
 // /proc/self/exe (still there if the file was replaced by an upgrade),
-// with the program to run and its argv after a fixed marker, and the plan
-// in the environment, which the shim removes before exec.
-func shimArgv(pl *plan, path string, argv, env []string) (string, []string, []string, error) {
-	b, err := json.Marshal(pl)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	sargv := append([]string{"upkeep", execArg, path}, argv...)
-	senv := append(env[:len(env):len(env)], execEnv+"="+string(b))
-	return "/proc/self/exe", sargv, senv, nil
+// with the program to run and its argv after a fixed marker, so nothing
+// in them can be mistaken for a setting, and the plan in the
+// environment, which the shim removes before exec.
+func shimArgv(pl *shim.Plan, path string, argv, env []string) (string, []string, []string) {
+	sargv := append([]string{"upkeep", shim.Arg, path}, argv...)
+	senv := append(env[:len(env):len(env)], shim.Env+"="+pl.Encode())
+	return "/proc/self/exe", sargv, senv
 }

@@ -409,3 +409,53 @@ func hasCap(t *testing.T, c uintptr) bool {
 	}
 	return eff&(1<<c) != 0
 }
+
+// The shim's init (package a.upkeep.local/shim) runs before every package
+// of the binary that is not the standard library's: GODEBUG=inittrace=1
+// shows what initialised before the shim exec'd the program.
+func TestShimRunsBeforeOtherInits(t *testing.T) {
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	pr, err := Reap().Spawn(Attr{
+		Argv:     []string{"sh", "-c", "echo ran"},
+		Env:      []string{"PATH=/usr/bin:/bin", "GODEBUG=inittrace=1"},
+		Dir:      "/",
+		Files:    []uintptr{0, outW.Fd(), errW.Fd()},
+		Privs:    &Privileges{NoNewPrivileges: yes(true)},
+		CgroupFD: -1,
+	})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, serr bytes.Buffer
+	out.ReadFrom(outR)
+	serr.ReadFrom(errR)
+	if ex := pr.Exit(); !ex.Success() || out.String() != "ran\n" {
+		t.Fatalf("exit %s, output %q, stderr %q", ex, out.String(), serr.String())
+	}
+	checkInitTrace(t, serr.String())
+}
+
+// checkInitTrace fails unless trace (the shim's stderr under
+// GODEBUG=inittrace=1) shows only standard packages initialised.
+func checkInitTrace(t *testing.T, trace string) {
+	t.Helper()
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(trace), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "init" {
+			t.Errorf("not an init trace line: %q", line)
+			continue
+		}
+		n++
+		first, _, _ := strings.Cut(f[1], "/")
+		if strings.Contains(first, ".") || first == "upkeep" {
+			t.Errorf("%s initialised before the shim ran", f[1])
+		}
+	}
+	if n == 0 {
+		t.Errorf("no init trace: %q", trace)
+	}
+}

@@ -165,9 +165,7 @@ func (r *Reaper) Spawn(a Attr) (*Process, error) {
 		// The shim switches the user and directory itself, after what
 		// needs root.
 		pl.Dir = a.Dir
-		if path, argv, env, err = shimArgv(pl, path, a.Argv, a.Env); err != nil {
-			return nil, fmt.Errorf("start %s: %w", a.Argv[0], err)
-		}
+		path, argv, env = shimArgv(pl, path, a.Argv, a.Env)
 		cred, dir = nil, ""
 	}
 	sys := &syscall.SysProcAttr{Setsid: true, Credential: cred}
