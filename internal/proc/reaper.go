@@ -141,6 +141,10 @@ type Attr struct {
 	Dir   string
 	Files []uintptr // stdin, stdout, stderr (and more)
 	Cred  *syscall.Credential
+	// Privs are the settings fork+exec cannot apply; when a process needs
+	// any, it is started through the shim (shim.go), which execs it in
+	// place: same pid, same start time.
+	Privs *Privileges
 	// CgroupFD, when >= 0, places the child into that cgroup v2 directory
 	// atomically at clone time (CLONE_INTO_CGROUP), so not even its first
 	// fork can escape.
@@ -156,14 +160,22 @@ func (r *Reaper) Spawn(a Attr) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	sys := &syscall.SysProcAttr{Setsid: true, Credential: a.Cred}
+	argv, env, cred, dir := a.Argv, a.Env, a.Cred, a.Dir
+	if pl := shimPlan(a.Argv[0], a.Cred, a.Privs); pl != nil {
+		// The shim switches the user and directory itself, after what
+		// needs root.
+		pl.Dir = a.Dir
+		path, argv, env = shimArgv(pl, path, a.Argv, a.Env)
+		cred, dir = nil, ""
+	}
+	sys := &syscall.SysProcAttr{Setsid: true, Credential: cred}
 	if a.CgroupFD >= 0 {
 		sys.UseCgroupFD, sys.CgroupFD = true, a.CgroupFD
 	}
 	// The lock spans fork and registration so a child that exits at once is
 	// still found by reapAll, which takes the lock before looking it up.
 	r.mu.Lock()
-	pid, err := syscall.ForkExec(path, a.Argv, &syscall.ProcAttr{Dir: a.Dir, Env: a.Env, Files: a.Files, Sys: sys})
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: a.Files, Sys: sys})
 	if err != nil {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("start %s: %w", a.Argv[0], err)

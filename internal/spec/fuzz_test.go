@@ -98,6 +98,19 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("env %q=%q", k, v)
 			}
 		}
+		for _, c := range s.Capabilities {
+			if n, ok := Capability(c); !ok || "CAP_"+capabilityNames[n] != c {
+				t.Errorf("capability %q is not a canonical known name", c)
+			}
+		}
+		if _, err := parseUmask(s.Umask); err != nil {
+			t.Error(err)
+		}
+		for _, l := range []*Limit{s.Limits.Nofile, s.Limits.Nproc, s.Limits.Core} {
+			if l != nil && (l.err != nil || l.Soft > l.Hard) {
+				t.Errorf("limit %+v", *l)
+			}
+		}
 		for _, lf := range s.LogFiles {
 			// Never outside var/log, never one of the daemon's own files.
 			rel, err := filepath.Rel(filepath.Join(root, LogFileDir), lf.Abs)

@@ -89,6 +89,9 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	if md.IsDefined("env") && s.Env == nil {
 		add("env", "must be a table, such as { NAME = \"value\" }")
 	}
+	if md.IsDefined("capabilities") && s.Capabilities == nil {
+		s.Capabilities = []string{} // set, to none: not the same as unset for root
+	}
 	s.validate(root, dir, func(i int) bool { return graceSet(md, i) }, add)
 	if logFiles { // a second decode only for the files that declare some
 		s.LogFiles = decodeLogFiles(root, data, s.Log, func(key, format string, args ...any) { add("log."+key, format, args...) })
@@ -206,6 +209,7 @@ func (s *Service) validate(root, dir string, graceSet func(i int) bool, add func
 		add("group", "%v", err)
 	}
 	s.Log.check(func(key, format string, args ...any) { add("log."+key, format, args...) })
+	s.Privileges.check(add)
 	for i, c := range s.Copy {
 		cp, err := cleanCopy(c)
 		if err != nil {

@@ -94,8 +94,9 @@ func TestDefaults(t *testing.T) {
 			Limit:       10,
 			Window:      Duration(time.Minute),
 		},
-		Stop: Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
-		Log:  Log{When: "daily", Rotate: 7, Compress: true, DelayCompress: true, NotIfEmpty: true, MissingOK: true},
+		Stop:       Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
+		Log:        Log{When: "daily", Rotate: 7, Compress: true, DelayCompress: true, NotIfEmpty: true, MissingOK: true},
+		Privileges: Privileges{Umask: "0022"},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("Defaults() = %+v, want %+v", d, want)
@@ -174,8 +175,9 @@ maxage        = 30
 		Stop: Stop{Signal: "INT", Timeout: Duration(20 * time.Second)},
 		Log: Log{When: "hourly", Size: 64 << 20, MinSize: 1 << 10, Rotate: 3, DateExt: true,
 			DateFormat: "-%Y%m%d-%s", DateYesterday: true, MaxAge: 30},
-		Dir:  testDir,
-		File: testFile,
+		Privileges: Privileges{Umask: "0022"},
+		Dir:        testDir,
+		File:       testFile,
 	}
 	if !reflect.DeepEqual(*s, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", *s, want)

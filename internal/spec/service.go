@@ -38,6 +38,9 @@ type Service struct {
 	// DBMount says the service's data (var/db/<name>) must be on a mount of
 	// its own: doctor reports it when not, and deploy refuses.
 	DBMount bool `toml:"db_mount"`
+	// Privileges: capabilities, no_new_privileges, umask, groups, [limits]
+	// (privs.go).
+	Privileges
 
 	// Dir is the service's directory (absolute); File its service.toml.
 	Dir  string `toml:"-"`
@@ -85,8 +88,9 @@ func Defaults() Service {
 			Limit:       10,
 			Window:      Duration(60 * time.Second),
 		},
-		Stop: Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
-		Log:  DefaultLog(),
+		Stop:       Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
+		Log:        DefaultLog(),
+		Privileges: Privileges{Umask: "0022"},
 	}
 }
 

@@ -189,7 +189,7 @@ func (s *service) postRotate(lf spec.LogFile, path string) error {
 	if err != nil {
 		return err
 	}
-	cred, err := credential(sp.User, sp.Group)
+	cred, privs, err := privileges(sp)
 	if err != nil {
 		return err
 	}
@@ -208,6 +208,7 @@ func (s *service) postRotate(lf spec.LogFile, path string) error {
 		Dir:      sp.Directory,
 		Files:    []uintptr{devnull.Fd(), w.Fd(), w.Fd()},
 		Cred:     cred,
+		Privs:    privs,
 		CgroupFD: -1,
 	})
 	w.Close()

@@ -3,11 +3,9 @@ package supervise
 import (
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,7 +34,7 @@ func (s *service) spawn(argv []string) (*proc.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	cred, err := credential(s.spec.User, s.spec.Group)
+	cred, privs, err := privileges(s.spec)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +73,7 @@ func (s *service) spawn(argv []string) (*proc.Process, error) {
 		Dir:      s.spec.Directory,
 		Files:    []uintptr{devnull.Fd(), outW.Fd(), errW.Fd()},
 		Cred:     cred,
+		Privs:    privs,
 		CgroupFD: cgfd,
 	})
 	outW.Close()
@@ -204,53 +203,29 @@ func environOf(name string, sp *spec.Service) ([]string, error) {
 	return out, nil
 }
 
-// credential resolves user and group to ids, with the user's supplementary
-// groups (what sudo -u or setuid/initgroups would give). No user: run as the
-// daemon.
-func credential(userName, groupName string) (*syscall.Credential, error) {
-	if userName == "" && groupName == "" {
-		return nil, nil
+// privileges resolves what a service's processes run as and may do: its
+// user, groups and the settings of service.toml that proc applies (the
+// spec's values as they are; proc decides what root or not root changes).
+func privileges(sp *spec.Service) (*syscall.Credential, *proc.Privileges, error) {
+	cred, err := proc.Credential(sp.User, sp.Group, sp.Groups)
+	if err != nil {
+		return nil, nil, err
 	}
-	uid, gid := os.Getuid(), os.Getgid()
-	var groups []uint32
-	if userName != "" {
-		u, err := lookupUser(userName)
-		if err != nil {
-			return nil, err
+	p := &proc.Privileges{
+		Capabilities:    sp.CapabilityNumbers(),
+		NoNewPrivileges: sp.NoNewPrivileges,
+	}
+	um := sp.UmaskValue()
+	p.Umask = &um
+	for _, l := range []struct {
+		res int
+		l   *spec.Limit
+	}{{unix.RLIMIT_NOFILE, sp.Limits.Nofile}, {unix.RLIMIT_NPROC, sp.Limits.Nproc}, {unix.RLIMIT_CORE, sp.Limits.Core}} {
+		if l.l != nil {
+			p.Limits = append(p.Limits, proc.Limit{Resource: l.res, Soft: l.l.Soft, Hard: l.l.Hard})
 		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		ids, _ := u.GroupIds()
-		for _, g := range ids {
-			if n, err := strconv.Atoi(g); err == nil {
-				groups = append(groups, uint32(n))
-			}
-		}
 	}
-	if groupName != "" {
-		g, err := user.LookupGroup(groupName)
-		if err != nil {
-			if g, err = user.LookupGroupId(groupName); err != nil {
-				return nil, fmt.Errorf("group %q: no such group", groupName)
-			}
-		}
-		gid, _ = strconv.Atoi(g.Gid)
-	}
-	if groups == nil {
-		groups = []uint32{uint32(gid)}
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, nil
-}
-
-func lookupUser(name string) (*user.User, error) {
-	u, err := user.Lookup(name)
-	if err == nil {
-		return u, nil
-	}
-	if u, err := user.LookupId(name); err == nil {
-		return u, nil
-	}
-	return nil, fmt.Errorf("user %q: no such user", name)
+	return cred, p, nil
 }
 
 func pgidOf(pid int) int {

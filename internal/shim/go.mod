@@ -1,0 +1,3 @@
+module a.upkeep.local/shim
+
+go 1.26.8
