@@ -31,6 +31,7 @@ package shim
 import (
 	"runtime"
 	"syscall"
+	"unsafe"
 )
 
 func init() {
@@ -170,19 +171,8 @@ func (pl *Plan) apply() error {
 		}
 	}
 	if pl.Cred != nil {
-		groups := make([]int, len(pl.Cred.Groups))
-		for i, g := range pl.Cred.Groups {
-			groups[i] = int(g)
-		}
-		// These change every thread of the process.
-		if err := syscall.Setgroups(groups); err != nil {
-			return wrap("setgroups", err)
-		}
-		if err := syscall.Setgid(int(pl.Cred.Gid)); err != nil {
-			return wrap("setgid "+itoa(uint64(pl.Cred.Gid)), err)
-		}
-		if err := syscall.Setuid(int(pl.Cred.Uid)); err != nil {
-			return wrap("setuid "+itoa(uint64(pl.Cred.Uid)), err)
+		if err := switchThread(pl.Cred.Uid, pl.Cred.Gid, pl.Cred.Groups); err != nil {
+			return err
 		}
 	}
 	if pl.DropBounding {
@@ -199,6 +189,30 @@ func (pl *Plan) apply() error {
 		if err := prctl(prSetNoNewPrivs, 1, 0); err != nil {
 			return wrap("no_new_privileges", err)
 		}
+	}
+	return nil
+}
+
+// switchThread sets the groups, gid and uid of the calling thread alone,
+// with the raw system calls: the kernel keeps credentials per thread, and
+// syscall.Setuid and friends stop every thread of the runtime with a signal
+// to change them all (three times, about a millisecond here). Only this
+// thread matters: it execs next, and execve ends the others, which run no
+// code but the runtime's. The saved ids are set too, so nothing can switch
+// back.
+func switchThread(uid, gid uint32, groups []uint32) error {
+	var p unsafe.Pointer
+	if len(groups) > 0 {
+		p = unsafe.Pointer(&groups[0])
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETGROUPS, uintptr(len(groups)), uintptr(p), 0); e != 0 {
+		return wrap("setgroups", e)
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
+		return wrap("setgid "+itoa(uint64(gid)), e)
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+		return wrap("setuid "+itoa(uint64(uid)), e)
 	}
 	return nil
 }
