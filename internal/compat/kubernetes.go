@@ -356,10 +356,8 @@ func (x *exporter) k8sResources(c *k8sContainer) {
 // looked up in the host's /etc/passwd and /etc/group (under the root).
 func (x *exporter) k8sSecurity(c *k8sContainer) {
 	s := x.s
-	if s.User == "" && s.Group == "" {
-		return
-	}
 	sc := &k8sSecurityContext{}
+	x.k8sPrivileges(sc)
 	if s.User != "" {
 		uid, gid, ok := x.lookup("etc/passwd", s.User)
 		if ok {
@@ -378,8 +376,40 @@ func (x *exporter) k8sSecurity(c *k8sContainer) {
 			x.note("group", "%q is not in the host's /etc/group; runAsGroup needs a gid", s.Group)
 		}
 	}
-	if sc.RunAsUser != nil || sc.RunAsGroup != nil {
+	if *sc != (k8sSecurityContext{}) {
 		c.SecurityContext = sc
+	}
+}
+
+// k8sPrivileges keeps what upkeep would give the process: the listed
+// capabilities and no others (none for a service that is not root), and
+// no privilege escalation where no_new_privileges holds. A container's
+// runtime has no umask, rlimit or supplementary-group setting of its own.
+func (x *exporter) k8sPrivileges(sc *k8sSecurityContext) {
+	s := x.s
+	root := s.User == "" || s.User == "root" || s.User == "0"
+	if s.Capabilities != nil || !root {
+		caps := &k8sCapabilities{Drop: []string{"ALL"}}
+		for _, c := range s.Capabilities {
+			caps.Add = append(caps.Add, strings.TrimPrefix(c, "CAP_"))
+		}
+		sc.Capabilities = caps
+	}
+	nnp := !root
+	if s.NoNewPrivileges != nil {
+		nnp = *s.NoNewPrivileges
+	}
+	if nnp {
+		sc.AllowPrivilegeEscalation = new(false)
+	}
+	if s.Umask != "" && s.Umask != "0022" {
+		x.note("umask", "%s: a container has no umask setting; set it in the image's entrypoint", s.Umask)
+	}
+	if len(s.Groups) > 0 {
+		x.note("groups", "%s: supplementalGroups is the pod's securityContext, and wants gids", strings.Join(s.Groups, ", "))
+	}
+	if s.Limits != (spec.Limits{}) {
+		x.note("limits", "a container's rlimits are the runtime's defaults; Kubernetes has no setting for them")
 	}
 }
 

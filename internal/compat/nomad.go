@@ -46,6 +46,9 @@ func (x *exporter) nomad() ([]File, error) {
 		LogConfig:   x.nomadLogs(),
 	}
 	x.note("driver", "raw_exec: enable it on the clients (plugin \"raw_exec\" { config { enabled = true } })")
+	if s.Capabilities != nil || s.NoNewPrivileges != nil || len(s.Groups) > 0 || s.Limits != (spec.Limits{}) || s.Umask != "" && s.Umask != "0022" {
+		x.note("privileges", "raw_exec runs the task with its user only: capabilities, no_new_privileges, umask, groups and limits are not exported (the exec driver's cap_add/cap_drop are the nearest thing)")
+	}
 	if s.Group != "" {
 		x.note("group", "a Nomad task runs with its user's groups; %q is not set", s.Group)
 	}

@@ -57,6 +57,7 @@ func (x *exporter) systemd() ([]File, error) {
 	if s.Group != "" {
 		line("Group=%s", s.Group)
 	}
+	systemdPrivileges(s, line)
 	env := x.env()
 	for _, k := range sortedKeys(env) {
 		line("Environment=%s", systemdQuote(k+"="+env[k]))
@@ -204,4 +205,44 @@ func systemdQuote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// systemdPrivileges writes the privilege keys as the unit directives that
+// mean the same, with upkeep's defaults made explicit: systemd's own
+// defaults differ (a unit keeps root's bounding set and may gain
+// privileges unless told otherwise), and an export must not loosen what
+// the service ran with.
+func systemdPrivileges(s *spec.Service, line func(string, ...any)) {
+	root := s.User == "" || s.User == "root" || s.User == "0"
+	switch {
+	case s.Capabilities != nil:
+		line("CapabilityBoundingSet=%s", strings.Join(s.Capabilities, " "))
+		if !root && len(s.Capabilities) > 0 {
+			line("AmbientCapabilities=%s", strings.Join(s.Capabilities, " "))
+		}
+	case !root:
+		line("CapabilityBoundingSet=")
+	}
+	nnp := !root
+	if s.NoNewPrivileges != nil {
+		nnp = *s.NoNewPrivileges
+	}
+	if nnp {
+		line("NoNewPrivileges=yes")
+	}
+	if s.Umask != "" {
+		line("UMask=%s", s.Umask)
+	}
+	if len(s.Groups) > 0 {
+		line("SupplementaryGroups=%s", strings.Join(s.Groups, " "))
+	}
+	for _, l := range []struct {
+		key string
+		v   *spec.Limit
+	}{{"LimitNOFILE", s.Limits.Nofile}, {"LimitNPROC", s.Limits.Nproc}, {"LimitCORE", s.Limits.Core}} {
+		if l.v != nil {
+			text, _ := l.v.MarshalText()
+			line("%s=%s", l.key, text)
+		}
+	}
 }
