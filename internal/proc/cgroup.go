@@ -84,16 +84,12 @@ func (g *Cgroup) Open() (int, error) {
 
 // Procs lists the pids in the cgroup.
 func (g *Cgroup) Procs() []int {
-	b, err := os.ReadFile(filepath.Join(g.Path, "cgroup.procs"))
-	if err != nil {
-		return nil
-	}
 	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil {
+	_ = readLines(filepath.Join(g.Path, "cgroup.procs"), func(line []byte) {
+		if pid, err := strconv.Atoi(string(line)); err == nil {
 			pids = append(pids, pid)
 		}
-	}
+	})
 	return pids
 }
 
