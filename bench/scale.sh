@@ -18,6 +18,7 @@
 #
 # Knobs (env): N_SVCS (1000) N_CHECKED (N_SVCS/2) IDLE_SECS (30) N_STATUS (10) N_CRASH (30)
 #              OUT (bench/out/scale) TOOLS ("upkeep upkeep-nochecks supervisord runit")
+#              UPKEEP_BIN (a prebuilt upkeep to measure instead of this checkout's)
 
 set -uo pipefail
 
@@ -118,7 +119,9 @@ trap 'exit 143' TERM
 
 # ------------------------------------------------------------------ build
 say "building upkeep and the helpers"
-(cd "$REPO" && export CGO_ENABLED=0 && timeout --foreground 300 go build -o "$UPKEEP" ./cmd/upkeep &&
+# UPKEEP_BIN: measure that upkeep binary instead of this checkout's (a before/after comparison)
+(cd "$REPO" && export CGO_ENABLED=0 && if [ -n "${UPKEEP_BIN:-}" ]; then cp "$UPKEEP_BIN" "$UPKEEP"; else
+	timeout --foreground 300 go build -o "$UPKEEP" ./cmd/upkeep; fi &&
 	timeout --foreground 300 go build -o "$MEASURE" ./bench/measure &&
 	timeout --foreground 300 go build -o "$HB" ./bench/healthbench) || die "go build failed"
 
