@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -84,12 +83,7 @@ func (g *Cgroup) Open() (int, error) {
 
 // Procs lists the pids in the cgroup.
 func (g *Cgroup) Procs() []int {
-	var pids []int
-	_ = readLines(filepath.Join(g.Path, "cgroup.procs"), func(line []byte) {
-		if pid, err := strconv.Atoi(string(line)); err == nil {
-			pids = append(pids, pid)
-		}
-	})
+	pids, _ := readPids(filepath.Join(g.Path, "cgroup.procs"))
 	return pids
 }
 

@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -109,30 +110,38 @@ func FuzzParseStat(f *testing.F) {
 	})
 }
 
-// TestReadLines: lines across read boundaries (more than one buffer), with
-// and without a final newline.
-func TestReadLines(t *testing.T) {
+// TestReadPids: numbers across read boundaries (more than one buffer), with
+// and without a final newline; anything but digits and newlines is an error.
+func TestReadPids(t *testing.T) {
 	dir := t.TempDir()
-	var want []string
+	var want []int
 	var b strings.Builder
 	for i := 0; i < 3000; i++ {
-		want = append(want, strconv.Itoa(100000+i*7))
-		b.WriteString(want[i] + "\n")
+		want = append(want, 100000+i*7)
+		b.WriteString(strconv.Itoa(want[i]) + "\n")
 	}
+	p := dir + "/procs"
 	for _, body := range []string{b.String(), strings.TrimSuffix(b.String(), "\n")} {
-		p := dir + "/procs"
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		if err := readLines(p, func(l []byte) { got = append(got, string(l)) }); err != nil {
+		got, err := readPids(p)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Fatalf("readLines: %d lines, want %d (first %q, last %q)", len(got), len(want), got[0], got[len(got)-1])
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("readPids: %d pids, want %d", len(got), len(want))
 		}
 	}
-	if err := readLines(dir+"/missing", func([]byte) {}); err == nil {
-		t.Fatal("readLines of a missing file: no error")
+	for _, bad := range []string{"12 13\n", "-1\n", "99999999999\n"} {
+		if err := os.WriteFile(p, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readPids(p); err == nil {
+			t.Errorf("readPids(%q) = %v, want an error", bad, got)
+		}
+	}
+	if _, err := readPids(dir + "/missing"); err == nil {
+		t.Fatal("readPids of a missing file: no error")
 	}
 }
