@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -34,14 +35,21 @@ func statusCommand(g *globals) *cobra.Command {
 			if err := checkNames(args); err != nil {
 				return err
 			}
+			if asJSON {
+				raw, err := control.NewClient(g.sock()).StatusJSON(cmd.Context(), args)
+				if err != nil {
+					return err
+				}
+				var out bytes.Buffer
+				if err := json.Indent(&out, raw, "", "  "); err != nil {
+					return err
+				}
+				_, err = os.Stdout.Write(out.Bytes())
+				return err
+			}
 			st, err := control.NewClient(g.sock()).Status(cmd.Context(), args)
 			if err != nil {
 				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
 			}
 			printStatus(st)
 			printChecks(st)

@@ -83,11 +83,34 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 // Status fetches the status of names (all when empty).
 func (c *Client) Status(ctx context.Context, names []string) ([]supervise.Status, error) {
 	var out []supervise.Status
+	return out, c.do(ctx, http.MethodGet, statusPath(names), nil, &out)
+}
+
+// StatusJSON is Status as the daemon sent it, a JSON array: for printing it
+// as it is, without decoding and encoding 1,000 services again (a third of
+// what `status --json` cost the CLI).
+func (c *Client) StatusJSON(ctx context.Context, names []string) ([]byte, error) {
+	resp, err := c.open(ctx, http.MethodGet, statusPath(names), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(b) {
+		return nil, errors.New("daemon answered a status that is not JSON")
+	}
+	return b, nil
+}
+
+func statusPath(names []string) string {
 	path := "/v1/status"
 	if len(names) > 0 {
 		path += "?names=" + url.QueryEscape(strings.Join(names, ","))
 	}
-	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+	return path
 }
 
 // Act posts an action (start, stop, restart, signal).

@@ -226,13 +226,20 @@ type rotated struct {
 // list returns the rotated files, newest first, and the worker's temp and
 // discarded files; it learns top on the way. Called with mu held.
 func (a *archive) list() (out []rotated, tmps, dropped []string) {
-	entries, err := os.ReadDir(a.dir)
+	all, err := listDir(a.dir)
 	if err != nil {
 		a.top = -1
 		return nil, nil, nil
 	}
-	for _, e := range entries {
+	// Only names that begin with ".base." or "base" can be this log's: look
+	// at those two runs of the sorted listing, not the whole directory.
+	hidden := withPrefix(all, "."+a.base+".")
+	entries := append(hidden[:len(hidden):len(hidden)], withPrefix(all, a.base)...)
+	for k, e := range entries {
 		name := e.Name()
+		if k >= len(hidden) && strings.HasPrefix(name, "."+a.base+".") {
+			continue // in both runs (a base that begins with a dot): seen already
+		}
 		if strings.HasPrefix(name, "."+a.base+".") && strings.HasSuffix(name, ".gz.tmp") {
 			tmps = append(tmps, filepath.Join(a.dir, name))
 			continue

@@ -19,7 +19,7 @@ import (
 )
 
 const (
-	minBuf = 4 << 10   // what an idle service costs
+	minBuf = 4 << 10   // what a service that has written costs (a silent one: nothing)
 	maxBuf = 256 << 10 // a flooding service's: a quarter of its pipe
 	// checkEvery is how often a writing sink looks whether its file is
 	// still at its path (renamed by an outside logrotate, removed by an
@@ -839,8 +839,18 @@ type drainer struct {
 // (see Sink). At the end of r, a last line without a newline stays as it
 // is.
 func (s *Sink) Drain(r io.Reader) {
-	d := &drainer{s: s, r: r, buf: make([]byte, minBuf), rc: pipeConn(r)}
+	d := &drainer{s: s, r: r, rc: pipeConn(r)}
 	defer s.leave(d)
+	if d.rc != nil {
+		// Most services say nothing for long stretches: a thousand idle
+		// pipes held 8 MB of buffers. Wait (parked, no buffer) until the
+		// pipe has something to read or has ended.
+		_ = d.rc.Read(func(fd uintptr) bool {
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+			return n > 0 || (err != nil && err != unix.EINTR)
+		})
+	}
+	d.buf = make([]byte, minBuf)
 	for {
 		if d.rc != nil && d.n == 0 && len(d.buf) == maxBuf {
 			if done, ok := d.splice(); done {

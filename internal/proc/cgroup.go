@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -84,16 +83,7 @@ func (g *Cgroup) Open() (int, error) {
 
 // Procs lists the pids in the cgroup.
 func (g *Cgroup) Procs() []int {
-	b, err := os.ReadFile(filepath.Join(g.Path, "cgroup.procs"))
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, pid)
-		}
-	}
+	pids, _ := readPids(filepath.Join(g.Path, "cgroup.procs"))
 	return pids
 }
 

@@ -21,15 +21,8 @@ func newProc(pid int) (procfs.Proc, error) {
 // with the pid it names a process for good: pids are reused, start times of
 // a reused pid differ.
 func StartTime(pid int) (uint64, error) {
-	p, err := newProc(pid)
-	if err != nil {
-		return 0, err
-	}
-	st, err := p.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return st.Starttime, nil
+	st, err := readStat(pid)
+	return st.starttime, err
 }
 
 // Parent returns the parent pid of pid.
@@ -105,16 +98,12 @@ type Usage struct {
 func Measure(pids []int) Usage {
 	var u Usage
 	for _, pid := range pids {
-		p, err := newProc(pid)
+		st, err := readStat(pid)
 		if err != nil {
 			continue
 		}
-		st, err := p.Stat()
-		if err != nil {
-			continue
-		}
-		u.CPUSeconds += st.CPUTime()
-		u.RSSBytes += uint64(st.ResidentMemory())
+		u.CPUSeconds += float64(st.utime+st.stime) / userHZ
+		u.RSSBytes += st.rss * pageSize
 	}
 	return u
 }

@@ -286,12 +286,18 @@ func measure(sv *service, st *Status) {
 		return
 	}
 	st.UptimeSeconds = time.Since(st.StartedAt).Seconds()
-	pids := []int{st.Pid}
+	u := usageOf(sv, st.Pid)
+	st.CPUSeconds, st.RSSBytes = u.CPUSeconds, u.RSSBytes
+}
+
+// usageOf is what the service's processes cost: all of its cgroup, or
+// its main process when it has none.
+func usageOf(sv *service, pid int) proc.Usage {
+	pids := []int{pid}
 	if sv.cg != nil {
 		pids = sv.cg.Procs()
 	}
-	u := proc.Measure(pids)
-	st.CPUSeconds, st.RSSBytes = u.CPUSeconds, u.RSSBytes
+	return proc.Measure(pids)
 }
 
 // ReloadResult says what a reload did.
