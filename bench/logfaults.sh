@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/logfaults.sh — the figures of docs/reliability/logfaults.md: the log faults of
+# bench/logfaults.sh — the figures of docs/reliability.md ("Logs under faults"): the log faults of
 # test/logfaults_test.go (a full var/log, the daemon at its descriptor limit, a flood's peak
 # RSS), run N times against the built daemon, their "figure:" lines collected.
 #

@@ -23,7 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The faults of docs/reliability/logfaults.md, set up for real against the
+// The faults of docs/reliability.md ("Logs under faults"), set up for real against the
 // built daemon: a full var/log, the daemon at its descriptor limit, a
 // service flooding its pipe. Each test logs its figures as "figure: …".
 

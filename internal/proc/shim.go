@@ -12,7 +12,7 @@ import "a.upkeep.local/shim"
 // a.upkeep.local/shim (internal/shim, a module of its own). Its init runs
 // before those of nearly every other package of the binary, so a start
 // through the shim costs about one Go runtime start more than a plain
-// one: measured in docs/reliability/privs.md. Importing it here makes
+// one: measured in docs/reliability.md ("Process privileges"). Importing it here makes
 // every binary that spawns through proc, tests included, also the shim.
 func init() {
 	// The daemon's umask as it started, before anything (the control

@@ -19,7 +19,7 @@
 // upkeep/internal/proc's init, after 112 packages, the shim took 4.4 ms of
 // CPU; from here it takes 2.6 ms, about what an empty static Go program
 // takes to start and exec (2.5 ms; /bin/true takes 0.7). The rest is the
-// Go runtime's start: docs/reliability/privs.md has the figures.
+// Go runtime's start: docs/reliability.md ("Process privileges") has the figures.
 //
 // Keep it that way: no fmt, os, strconv or x/sys/unix here (each would
 // let a part of the rest of the binary initialise first). The few
