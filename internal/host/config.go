@@ -81,7 +81,7 @@ func (h *Host) Config() (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		line, col := locate(buf.String(), und[0].String())
+		line, col := spec.Locate(buf.String(), und[0].String())
 		return nil, fmt.Errorf("%s:%d:%d: %s: unknown key", file, line, col, und[0])
 	}
 	return h.finishConfig(&c, file)
@@ -106,21 +106,6 @@ func (h *Host) finishConfig(c *Config, file string) (*Config, error) {
 	}
 	h.cfg = c
 	return c, nil
-}
-
-// locate finds the line and column of key's first assignment, 1,1 if not found.
-func locate(text, key string) (int, int) {
-	k := key
-	if i := strings.LastIndexByte(k, '.'); i >= 0 {
-		k = k[i+1:]
-	}
-	for n, line := range strings.Split(text, "\n") {
-		t := strings.TrimLeft(line, " \t")
-		if strings.HasPrefix(t, k) && strings.HasPrefix(strings.TrimLeft(t[len(k):], " \t"), "=") {
-			return n + 1, len(line) - len(t) + 1
-		}
-	}
-	return 1, 1
 }
 
 // CheckName applies the host's naming rules to name: it must be a safe

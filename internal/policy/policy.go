@@ -11,6 +11,8 @@ import (
 
 	"aead.dev/minisign"
 	"github.com/BurntSushi/toml"
+
+	"upkeep/internal/spec"
 )
 
 // File is the policy's place beneath the root.
@@ -140,7 +142,7 @@ func parse(file string, data []byte) (*Policy, error) {
 	}
 	text := string(data)
 	at := func(key string) string {
-		line, col := locate(text, key)
+		line, col := spec.Locate(text, key)
 		return fmt.Sprintf("%s:%d:%d", file, line, col)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
@@ -216,22 +218,6 @@ func (p *Policy) RootAllowed(name string) bool {
 		}
 	}
 	return false
-}
-
-// locate finds the line and column of key's first assignment (its last
-// dotted part), 1,1 if not found.
-func locate(text, key string) (int, int) {
-	k := key
-	if i := strings.LastIndexByte(k, '.'); i >= 0 {
-		k = k[i+1:]
-	}
-	for n, line := range strings.Split(text, "\n") {
-		t := strings.TrimLeft(line, " \t")
-		if strings.HasPrefix(t, k) && strings.HasPrefix(strings.TrimLeft(t[len(k):], " \t"), "=") {
-			return n + 1, len(line) - len(t) + 1
-		}
-	}
-	return 1, 1
 }
 
 func short(s string) string {

@@ -15,6 +15,11 @@ import (
 //
 // An array of tables is addressed by index: "check[1].url" is the url of the
 // second [[check]].
+//
+// Locate is the same for the other TOML files upkeep reads (the host policy,
+// host.toml), so that their errors point where service.toml's do.
+func Locate(text, key string) (line, col int) { return locate(text, key) }
+
 func locate(text, key string) (line, col int) {
 	parts := strings.Split(key, ".")
 	leaf := parts[len(parts)-1]
