@@ -215,6 +215,12 @@ func (t tree) Exchange(target, rel string) (string, error) {
 // WriteFile replaces rel with the content of r (a new file renamed over
 // the old one) and returns the bytes written.
 func (t tree) WriteFile(rel string, r io.Reader, mode os.FileMode) (int64, error) {
+	return t.write(rel, r, mode, false)
+}
+
+// write is WriteFile; with sync, the new file is fsynced before the
+// rename, so that the name never points at data that is not on disk.
+func (t tree) write(rel string, r io.Reader, mode os.FileMode, sync bool) (int64, error) {
 	fd, base, _, err := t.parent(rel, true)
 	if err != nil {
 		return 0, err
@@ -229,6 +235,9 @@ func (t tree) WriteFile(rel string, r io.Reader, mode os.FileMode) (int64, error
 	n, err := io.Copy(f, r)
 	if err == nil {
 		err = f.Chmod(mode.Perm())
+	}
+	if err == nil && sync {
+		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -150,30 +151,8 @@ func (h *Host) writeDurable(rel string, data []byte) error {
 	if _, err := h.root.MkdirAll(path.Dir(rel), 0o755); err != nil {
 		return err
 	}
-	fd, base, _, err := h.root.parent(rel, false)
-	if err != nil {
+	if _, err := h.root.write(rel, bytes.NewReader(data), 0o644, true); err != nil {
 		return err
-	}
-	defer unix.Close(fd)
-	tmp := tempName(base)
-	nfd, err := unix.Openat(fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return &fs.PathError{Op: "create", Path: h.Path(rel), Err: err}
-	}
-	f := os.NewFile(uintptr(nfd), h.Path(rel))
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = unix.Renameat(fd, tmp, fd, base)
-	}
-	if err != nil {
-		_ = unix.Unlinkat(fd, tmp, 0)
-		return fmt.Errorf("write %s: %w", h.Path(rel), err)
 	}
 	return h.syncDir(path.Dir(rel))
 }

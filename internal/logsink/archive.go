@@ -147,20 +147,22 @@ func (a *archive) discard(p string) (string, error) {
 	return to, err
 }
 
-// idle runs f on a thread of its own at the lowest priority (SCHED_IDLE,
-// or nice 19 where that is refused): gzip and unlinking large files run on
-// what CPU is left over, never competing with the services or with their
-// output. The thread is never unlocked, so it ends with its goroutine and
-// its policy is never lent to other goroutines. f must not take mu: a
-// thread that may wait long for a CPU must not hold what the write path
-// waits for.
+// idle runs f on a thread of its own at nice 19: gzip and unlinking large
+// files take a small share of a busy CPU, never competing as equals with
+// the services or with their output. Not SCHED_IDLE: that gets almost
+// nothing while the cores are busy, and here a busy host is exactly when
+// retention must keep up (a flood on both cores starved the removal of old
+// files until a tmpfs filled), and a SIGKILLed daemon whose idle thread
+// waits for a CPU keeps its descriptors, the host lock among them, until
+// that thread runs. The thread is never unlocked, so it ends with its
+// goroutine and its priority is never lent to other goroutines. f must not
+// take mu: a thread that may wait for a CPU must not hold what the write
+// path waits for.
 func idle(f func()) {
 	done := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
-		if unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0) != nil {
-			unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
-		}
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
 		f()
 		close(done)
 	}()
