@@ -42,10 +42,13 @@ limit=$(($(secs "$FUZZTIME") + 60))
 
 say() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
 
+# Every module of the repository: ./... leaves out nested ones (internal/shim).
 targets=()
-for pkg in $(go list ./...); do
-	for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' | grep -E "$ONLY"); do
-		targets+=("$pkg $f")
+for mod in $(git ls-files '*go.mod' | xargs -n1 dirname); do
+	for pkg in $(cd "$mod" && go list ./...); do
+		for f in $(cd "$mod" && go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' | grep -E "$ONLY"); do
+			targets+=("$mod $pkg $f")
+		done
 	done
 done
 if ((${#targets[@]} == 0)); then
@@ -64,10 +67,10 @@ report=$OUT/fuzz.md
 
 failed=0
 for t in "${targets[@]}"; do
-	pkg=${t% *} name=${t#* }
+	read -r mod pkg name <<<"$t"
 	log=$OUT/fuzz-$name-$(basename "$pkg").log
 	say "$pkg $name"
-	timeout -k 10 "$limit" go test "$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" -parallel "$PARALLEL" >"$log" 2>&1
+	(cd "$mod" && timeout -k 10 "$limit" go test "$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" -parallel "$PARALLEL") >"$log" 2>&1
 	rc=$?
 	# go test's progress lines: "fuzz: elapsed: 10m0s, execs: 1234567 (2057/sec), new interesting: 3 (total: 120)"
 	last=$(grep -E '^fuzz: elapsed: .*execs: ' "$log" | tail -1)
@@ -89,7 +92,7 @@ for t in "${targets[@]}"; do
 	fi
 	echo "| ${pkg#upkeep/} | $name | ${execs:--} | $rate | ${newin:--} | $verdict |" >>"$report"
 	if [ "${KEEP:-0}" = 1 ]; then
-		dir=$(go list -f '{{.Dir}}' "$pkg")
+		dir=$(cd "$mod" && go list -f '{{.Dir}}' "$pkg")
 		cache=$(go env GOCACHE)/fuzz/$pkg/$name
 		if [ -d "$cache" ]; then
 			mkdir -p "$dir/testdata/fuzz/$name"
