@@ -50,7 +50,31 @@ type host struct {
 }
 
 func newHost(t *testing.T) *host {
-	return &host{t: t, root: t.TempDir()}
+	h := &host{t: t, root: t.TempDir()}
+	// Registered first, so it runs after every daemon of the test has been
+	// stopped: a test that failed half way (a daemon that could not start
+	// again after a crash, say) can leave a service's process behind, and
+	// the next run's count of that marker would find it. Services run
+	// beneath the root, so what still has its cwd there is ours.
+	t.Cleanup(func() { sweep(t, h.root) })
+	return h
+}
+
+// sweep SIGKILLs every process whose working directory is beneath root.
+func sweep(t *testing.T, root string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err != nil || (cwd != root && !strings.HasPrefix(cwd, root+"/")) {
+			continue
+		}
+		t.Logf("left behind: pid %d in %s; killed", pid, cwd)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
 
 func (h *host) write(name, body string) {
