@@ -19,17 +19,19 @@ type reserve struct {
 
 const reserved = 2
 
-var spare = newReserve()
-
-func newReserve() *reserve {
-	r := &reserve{}
-	r.fill()
-	return r
-}
+// spare is filled by NewServer, not at package init: the CLI links this
+// package too and has no use for it.
+var spare reserve
 
 // fill opens what the reserve lacks; with none free it stays short and
 // tries again after the next lend.
 func (r *reserve) fill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refill()
+}
+
+func (r *reserve) refill() {
 	for len(r.fds) < reserved {
 		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -58,6 +60,6 @@ func (r *reserve) lend(f func() error) error {
 	}
 	r.fds = r.fds[:0]
 	err = f()
-	r.fill()
+	r.refill()
 	return err
 }

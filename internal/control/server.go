@@ -338,6 +338,7 @@ func NewServer(l net.Listener, b Backend, o Options) (*Server, error) {
 		return nil, fmt.Errorf("control: %T is not a unix listener: peers could not be identified", l)
 	}
 	o.defaults()
+	spare.fill()
 	ll := newLimitListener(ul, o.MaxConns, o.PerUID, o.Access.Self, o.AdmitWait)
 	srv := &http.Server{
 		Handler:           guard(b, o, Handler(b)),
