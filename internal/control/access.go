@@ -1,15 +1,13 @@
 package control
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
+
+	"upkeep/internal/spec"
 )
 
 // Access says who may use the control socket: root, the daemon's own user
@@ -44,8 +42,8 @@ const (
 // every case, and the error says what was not found, for the daemon to log.
 func ResolveAccess(root, group, readGroup string) (Access, error) {
 	a := Access{AdminGroup: group, ReadGroup: readGroup, Self: uint32(os.Geteuid())}
-	groups, gerr := readIDFile(filepath.Join(root, "etc/group"))
-	if users, err := readIDFile(filepath.Join(root, "etc/passwd")); err == nil {
+	groups, gerr := spec.ReadIDs(filepath.Join(root, "etc/group"))
+	if users, err := spec.ReadIDs(filepath.Join(root, "etc/passwd")); err == nil {
 		a.users = make(map[uint32]string, len(users))
 		for name, id := range users {
 			if old, ok := a.users[id]; !ok || name < old {
@@ -73,50 +71,6 @@ func ResolveAccess(root, group, readGroup string) (Access, error) {
 		*g.to = []uint32{gid}
 	}
 	return a, errors.Join(errs...)
-}
-
-// readIDFile reads a passwd or group file: name → the third field.
-func readIDFile(path string) (map[string]uint32, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ids, err := parseIDs(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return ids, nil
-}
-
-// parseIDs reads lines of name:password:id:... (etc/passwd, etc/group).
-// Comments, blank lines, NIS "+" entries and lines whose id is not a
-// number are skipped, as getgrnam(3) does; the first entry of a name wins.
-func parseIDs(r io.Reader) (map[string]uint32, error) {
-	ids := map[string]uint32{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20) // a group with many members is one long line
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' || line[0] == '+' || line[0] == '-' {
-			continue
-		}
-		fs := strings.SplitN(line, ":", 4)
-		if len(fs) < 3 || fs[0] == "" {
-			continue
-		}
-		id, err := strconv.ParseUint(fs[2], 10, 32)
-		if err != nil {
-			continue
-		}
-		if _, ok := ids[fs[0]]; !ok {
-			ids[fs[0]] = uint32(id)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return ids, nil
 }
 
 // level says what p may do.

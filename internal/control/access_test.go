@@ -2,50 +2,8 @@ package control
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 )
-
-func TestParseIDs(t *testing.T) {
-	in := `# comment
-root:x:0:
-upkeep:x:2000:alice,bob
-
-+nis
--other
-bad:x:notanumber:
-big:x:4294967296:
-short:x
-:x:5:
-upkeep:x:3000:later duplicate loses
-nobody:x:65534:65534::/:/usr/sbin/nologin
-`
-	got, err := parseIDs(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]uint32{"root": 0, "upkeep": 2000, "nobody": 65534}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("parseIDs = %v, want %v", got, want)
-	}
-}
-
-func FuzzParseIDs(f *testing.F) {
-	f.Add("root:x:0:\nupkeep:x:2000:alice\n")
-	f.Add("nobody:x:65534:65534::/:/usr/sbin/nologin\n#c\n+\n")
-	f.Add("a:b:99999999999999999999:\n::::\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		ids, err := parseIDs(strings.NewReader(s))
-		if err != nil {
-			return
-		}
-		for name := range ids {
-			if name == "" || strings.Contains(name, ":") || strings.Contains(name, "\n") {
-				t.Errorf("name %q from %q", name, s)
-			}
-		}
-	})
-}
 
 func TestParseStatus(t *testing.T) {
 	const ok = "Name:\tsh\nUid:\t1000\t1001\t1001\t1001\nGid:\t100\t2000\t2000\t2000\nGroups:\t2001 2002 \n"

@@ -432,15 +432,10 @@ func (h *Host) runsAsRoot(user string) bool {
 	if policy.RunsAsRoot(user) {
 		return true
 	}
-	b, err := os.ReadFile(h.Path("etc/passwd"))
+	ids, err := spec.ReadIDs(h.Path("etc/passwd"))
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Split(line, ":")
-		if len(f) > 2 && f[0] == strings.TrimSpace(user) && strings.TrimLeft(f[2], "0") == "" && f[2] != "" {
-			return true
-		}
-	}
-	return false
+	uid, ok := ids[strings.TrimSpace(user)]
+	return ok && uid == 0
 }
