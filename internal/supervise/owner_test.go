@@ -65,9 +65,12 @@ func TestOwner(t *testing.T) {
 			})
 			// The third left its session and lost its parent (reparented to
 			// the daemon, the subreaper): only its cgroup still tells.
-			h.eventually(5*time.Second, "the orphan reparented to the daemon", func() bool {
+			// Both: its subshell can exit (reparenting it) before its
+			// setsid has run, while it is still in the service's session.
+			h.eventually(5*time.Second, "the orphan reparented to the daemon, in a session of its own", func() bool {
 				ppid, err := proc.Parent(kids[2])
-				return err == nil && ppid == os.Getpid()
+				_, sid, serr := proc.GroupAndSession(kids[2])
+				return err == nil && ppid == os.Getpid() && serr == nil && sid == kids[2]
 			})
 			orphan, err := h.d.Owner(kids[2])
 			if cgroups && orphan != "service-a" {
