@@ -354,30 +354,96 @@ func TestStatusErrorFailsScrape(t *testing.T) {
 	}
 }
 
-// Scrapes and check runs come from different goroutines; -race watches.
+// Scrapes and check runs come from different goroutines; -race watches,
+// and the counts say that no observation was lost or torn. The checks run
+// for www-old, which every scrape lists (api-app comes and goes, so its
+// series are pruned and made again meanwhile). The scraping goroutine
+// reports through errc: t.Fatal belongs to the test's own.
 func TestConcurrentScrapesAndChecks(t *testing.T) {
 	src := &fakeSource{sts: twoServices()}
 	m := New(src)
 	url := start(t, m)
+	const checkers, runs = 4, 200
 	var wg sync.WaitGroup
-	for i := range 4 {
+	for i := range checkers {
 		wg.Go(func() {
-			for j := range 200 {
-				m.CheckRan("api-app", fmt.Sprint("c", i), true, time.Duration(j)*time.Microsecond)
+			for j := range runs {
+				m.CheckRan("www-old", fmt.Sprint("c", i), true, time.Duration(j)*time.Microsecond)
+				m.CheckRan("api-app", "http", true, time.Microsecond)
 			}
 		})
 	}
+	errc := make(chan error, 10)
 	wg.Go(func() {
 		for i := range 10 {
+			sts := twoServices()
 			if i%2 == 0 {
-				src.set(twoServices()[1:], nil)
-			} else {
-				src.set(twoServices(), nil)
+				sts = sts[1:]
 			}
-			scrape(t, url)
+			src.set(sts, nil)
+			fams, err := tryScrape(url)
+			if err != nil {
+				errc <- err
+				continue
+			}
+			_, has := series(fams)[`upkeep_service_state{service="api-app",state="running"}`]
+			if has != (len(sts) == 2) {
+				errc <- fmt.Errorf("scrape %d: api-app state present %v with %d services", i, has, len(sts))
+			}
 		}
 	})
 	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+
+	f := scrape(t, url)["upkeep_check_duration_seconds"]
+	if f == nil {
+		t.Fatal("no upkeep_check_duration_seconds")
+	}
+	wantSum := float64(runs*(runs-1)/2) * 1e-6
+	old := 0
+	for _, mt := range f.Metric {
+		h := mt.GetHistogram()
+		if mt.Label[1].GetValue() != "www-old" { // labels sort: check, service
+			if h.GetSampleCount() > checkers*runs {
+				t.Errorf("api-app: count %d, more than the %d runs", h.GetSampleCount(), checkers*runs)
+			}
+			continue
+		}
+		old++
+		if h.GetSampleCount() != runs || math.Abs(h.GetSampleSum()-wantSum) > 1e-9 {
+			t.Errorf("%v: count %d sum %v, want %d and %v", mt.Label, h.GetSampleCount(), h.GetSampleSum(), runs, wantSum)
+		}
+	}
+	if old != checkers {
+		t.Errorf("%d www-old histogram series, want %d", old, checkers)
+	}
+}
+
+// tryScrape is scrape for a goroutine other than the test's: it returns
+// what went wrong instead of ending the test.
+func tryScrape(url string) (map[string]*dto.MetricFamily, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d\n%s", url, resp.StatusCode, body)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("invalid exposition: %w\n%s", err, body)
+	}
+	return fams, nil
 }
 
 func TestServe(t *testing.T) {
