@@ -22,7 +22,9 @@ import (
 // fileWriter is a service that writes its own log, as nginx does: LINES
 // numbered lines to LOG (O_APPEND), in writes of whole lines of about BUF
 // bytes, at RATE_MB MB/s when set; on SIGUSR1 it opens LOG again. It
-// prints "ready" once the signal is handled.
+// prints "ready" once the signal is handled. With PAUSES=K it stops K
+// times at even intervals, after a whole write: it prints "paused" and
+// goes on when it reads a line.
 func fileWriter() int {
 	path := os.Getenv("LOG")
 	n, _ := strconv.ParseInt(os.Getenv("LINES"), 10, 64)
@@ -44,6 +46,8 @@ func fileWriter() int {
 	if rate, _ := strconv.ParseInt(os.Getenv("RATE_MB"), 10, 64); rate > 0 {
 		pace = &paced{w: io.Discard, rate: float64(rate) * 1e6, start: time.Now()}
 	}
+	pauses, _ := strconv.ParseInt(os.Getenv("PAUSES"), 10, 64)
+	stdin := bufio.NewReader(os.Stdin)
 	buf := make([]byte, 0, size+lineLen)
 	flush := func() {
 		if pace != nil {
@@ -65,6 +69,14 @@ func fileWriter() int {
 		if buf = appendLine(buf, i); len(buf) >= size {
 			flush()
 		}
+		if pauses > 0 && (i+1)%(n/(pauses+1)) == 0 && (i+1)/(n/(pauses+1)) <= pauses {
+			flush()
+			fmt.Println("paused")
+			if _, err := stdin.ReadString('\n'); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
 	}
 	flush()
 	f.Close()
@@ -74,9 +86,35 @@ func fileWriter() int {
 // startFileWriter starts fileWriter on path and waits for its "ready".
 func startFileWriter(t *testing.T, path string, lines int64, rate int) *exec.Cmd {
 	t.Helper()
+	return startPausingWriter(t, path, lines, rate, 0).cmd
+}
+
+// pausingWriter is a fileWriter that stops at its pauses until resumed.
+type pausingWriter struct {
+	cmd    *exec.Cmd
+	paused chan struct{} // one value per pause
+	stdin  io.WriteCloser
+}
+
+// resume lets the writer go on after a pause.
+func (w *pausingWriter) resume() error {
+	_, err := io.WriteString(w.stdin, "go\n")
+	return err
+}
+
+// startPausingWriter starts fileWriter with PAUSES=pauses and waits for
+// its "ready"; the writer is killed when the test ends, should it still
+// wait at a pause.
+func startPausingWriter(t *testing.T, path string, lines int64, rate, pauses int) *pausingWriter {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LOGSINK_HELPER=filewriter", "LOG="+path, "LINES="+strconv.FormatInt(lines, 10), "BUF=4096", "RATE_MB="+strconv.Itoa(rate))
+	cmd.Env = append(os.Environ(), "LOGSINK_HELPER=filewriter", "LOG="+path, "LINES="+strconv.FormatInt(lines, 10), "BUF=4096",
+		"RATE_MB="+strconv.Itoa(rate), "PAUSES="+strconv.Itoa(pauses))
 	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,10 +122,24 @@ func startFileWriter(t *testing.T, path string, lines int64, rate int) *exec.Cmd
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := bufio.NewReader(out).ReadString('\n'); err != nil || l != "ready\n" {
+	t.Cleanup(func() { cmd.Process.Kill() })
+	r := bufio.NewReader(out)
+	if l, err := r.ReadString('\n'); err != nil || l != "ready\n" {
 		t.Fatalf("writer: %q %v", l, err)
 	}
-	return cmd
+	w := &pausingWriter{cmd: cmd, paused: make(chan struct{}, pauses), stdin: stdin}
+	go func() {
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if l == "paused\n" {
+				w.paused <- struct{}{}
+			}
+		}
+	}()
+	return w
 }
 
 // reopenSignal tells the writer to reopen its file. A writer that has
@@ -100,30 +152,58 @@ func reopenSignal(cmd *exec.Cmd) error {
 	return nil
 }
 
-// rotateWhile forces a rotation of f every interval until cmd exits, and
-// returns how many happened.
-func rotateWhile(t *testing.T, f *File, cmd *exec.Cmd, every time.Duration) int {
+// writerPauses is how many rotations the File tests drive at the writer's
+// pauses, whatever the speed of the machine.
+const writerPauses = 5
+
+// rotateWhile forces a rotation of f every interval until w exits, and one
+// at each of its pauses, with the writer stopped after a whole write; it
+// returns how many happened. The timed ones land anywhere in a write, the
+// paused ones make sure that there are rotations however slow the run: a
+// writer that is not done within a deadline that holds on a loaded
+// machine fails the test.
+func rotateWhile(t *testing.T, f *File, w *pausingWriter, every time.Duration) int {
 	t.Helper()
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { exited <- w.cmd.Wait() }()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	n := 0
+	deadline := time.NewTimer(2 * time.Minute)
+	defer deadline.Stop()
+	n, paused := 0, 0
+	rotate := func() {
+		r, err := f.Rotate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Rotated {
+			n++
+		}
+	}
 	for {
 		select {
 		case err := <-exited:
 			if err != nil {
 				t.Fatal(err)
 			}
+			if paused != writerPauses {
+				t.Fatalf("the writer paused %d times, want %d", paused, writerPauses)
+			}
 			return n
-		case <-tick.C:
-			r, err := f.Rotate()
-			if err != nil {
+		case <-w.paused:
+			paused++
+			before := n
+			rotate()
+			if n == before {
+				t.Fatalf("pause %d: nothing rotated", paused)
+			}
+			if err := w.resume(); err != nil {
 				t.Fatal(err)
 			}
-			if r.Rotated {
-				n++
-			}
+		case <-tick.C:
+			rotate()
+		case <-deadline.C:
+			t.Fatalf("the writer is not done after 2m (%d rotations, %d pauses)", n, paused)
 		}
 	}
 }
@@ -136,19 +216,19 @@ func TestFileRenameReopen(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "app")
 	os.Mkdir(dir, 0o755)
 	path := filepath.Join(dir, "access.log")
-	cmd := startFileWriter(t, path, n, 20)
+	w := startPausingWriter(t, path, n, 20, writerPauses)
 	f := NewFile(path, spec.Log{When: spec.Untimed, Rotate: -1, Compress: true, DelayCompress: true}, Declared{
-		Reopen: func() error { return reopenSignal(cmd) },
+		Reopen: func() error { return reopenSignal(w.cmd) },
 		Within: filepath.Dir(dir),
 	})
 	f.Start()
-	rotations := rotateWhile(t, f, cmd, 20*time.Millisecond)
+	rotations := rotateWhile(t, f, w, 20*time.Millisecond)
 	f.Close()
 	f.Wait()
 	files := readLog(t, dir, "access.log")
 	t.Logf("%d lines, %d rotations, %d files", n, rotations, len(files))
-	if rotations < 5 {
-		t.Log("few rotations: a weak run")
+	if rotations < writerPauses {
+		t.Errorf("%d rotations, want at least %d", rotations, writerPauses)
 	}
 	checkNumbered(t, files, n)
 }
@@ -161,18 +241,18 @@ func TestFileCopyTruncate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "app")
 	os.Mkdir(dir, 0o755)
 	path := filepath.Join(dir, "access.log")
-	cmd := startFileWriter(t, path, n, 20)
+	w := startPausingWriter(t, path, n, 20, writerPauses)
 	f := NewFile(path, spec.Log{When: spec.Untimed, Rotate: -1}, Declared{CopyTruncate: true, Within: filepath.Dir(dir)})
 	f.Start()
-	rotations := rotateWhile(t, f, cmd, 20*time.Millisecond)
+	rotations := rotateWhile(t, f, w, 20*time.Millisecond)
 	f.Close()
 	f.Wait()
 	files := readLogLoose(t, dir, "access.log")
 	lost, torn, dup := countLines(files, n)
 	t.Logf("copytruncate: %d lines at 20 MB/s, %d rotations: lost %d (%.3f %%), duplicated %d, torn %d",
 		n, rotations, lost, 100*float64(lost)/n, dup, torn)
-	if rotations < 5 {
-		t.Log("few rotations: a weak run")
+	if rotations < writerPauses {
+		t.Errorf("%d rotations, want at least %d", rotations, writerPauses)
 	}
 	if dup > 0 {
 		t.Errorf("%d lines duplicated", dup)
