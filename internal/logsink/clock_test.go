@@ -129,7 +129,7 @@ func TestClockStepBackDateExt(t *testing.T) {
 	s.tick()
 	fmt.Fprintln(s, "day 10 again")
 	clock.add(time.Hour + 30*time.Minute) // the 11th again
-	if err := s.Rotate(); !errors.Is(err, ErrExists) {
+	if _, err := s.Rotate(); !errors.Is(err, ErrExists) {
 		t.Errorf("forced rotation on the repeated day: %v, want ErrExists", err)
 	}
 	s.Close()

@@ -76,7 +76,7 @@ func TestRotateAtDescriptorLimit(t *testing.T) {
 	if _, err := unix.Open("/dev/null", unix.O_RDONLY, 0); !errors.Is(err, syscall.EMFILE) {
 		t.Fatalf("a descriptor is still free: %v", err)
 	}
-	err := s.Rotate()
+	_, err := s.Rotate()
 	fmt.Fprintln(s, "during")
 	restore()
 	if err != nil {

@@ -86,7 +86,7 @@ loop:
 			if rotations == 150 {
 				continue // enough; the rest keeps the test short under -race
 			}
-			if err := s.Rotate(); err != nil {
+			if _, err := s.Rotate(); err != nil {
 				t.Fatal(err)
 			}
 			rotations++
@@ -134,7 +134,7 @@ func TestRetention(t *testing.T) {
 			s := openTest(t, filepath.Join(dir, "app.log"), cfg, nil)
 			for i := range keep + 3 {
 				fmt.Fprintf(s, "batch %d\n", i)
-				if err := s.Rotate(); err != nil {
+				if _, err := s.Rotate(); err != nil {
 					t.Fatal(err)
 				}
 				s.Wait() // as after a day: each rotation's work done
@@ -166,7 +166,7 @@ func TestRotateZeroDiscards(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, filepath.Join(dir, "app.log"), spec.Log{When: spec.Untimed, Rotate: 0, Compress: true}, nil)
 	fmt.Fprintln(s, "old")
-	if err := s.Rotate(); err != nil {
+	if _, err := s.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprintln(s, "new")
@@ -196,7 +196,7 @@ func TestDateExt(t *testing.T) {
 	s := openTest(t, filepath.Join(dir, "app.log"), cfg, clock.tweak())
 	for i := range 4 {
 		fmt.Fprintf(s, "day %d\n", i)
-		if err := s.Rotate(); err != nil {
+		if _, err := s.Rotate(); err != nil {
 			t.Fatal(err)
 		}
 		s.Wait()
@@ -206,7 +206,7 @@ func TestDateExt(t *testing.T) {
 	// taken; so does the sink, and the lines stay where they are.
 	clock.add(-24 * time.Hour)
 	fmt.Fprintln(s, "day 3 again")
-	if err := s.Rotate(); !errors.Is(err, ErrExists) {
+	if _, err := s.Rotate(); !errors.Is(err, ErrExists) {
 		t.Errorf("rotation to a taken name: %v", err)
 	}
 	s.Close()
@@ -233,7 +233,7 @@ func TestNotIfEmpty(t *testing.T) {
 	for _, notifempty := range []bool{true, false} {
 		dir := t.TempDir()
 		s := openTest(t, filepath.Join(dir, "app.log"), spec.Log{When: spec.Untimed, Rotate: 3, NotIfEmpty: notifempty}, nil)
-		if err := s.Rotate(); err != nil {
+		if _, err := s.Rotate(); err != nil {
 			t.Fatal(err)
 		}
 		s.Wait()
@@ -254,7 +254,7 @@ func TestMissingOK(t *testing.T) {
 		s := openTest(t, path, spec.Log{When: spec.Untimed, Rotate: 3, MissingOK: missingok}, nil)
 		fmt.Fprintln(s, "gone")
 		os.Remove(path)
-		err := s.Rotate()
+		_, err := s.Rotate()
 		if missingok && err != nil || !missingok && !errors.Is(err, ErrMissing) {
 			t.Errorf("missingok=%v: %v", missingok, err)
 		}

@@ -133,7 +133,7 @@ type Sink struct {
 	notify atomic.Pointer[func(Event)]
 }
 
-// rotation is one rotation that was pending, for Force to wait on.
+// rotation is one rotation that was pending, for Rotate to wait on.
 type rotation struct {
 	done chan struct{}
 	res  Rotation
@@ -656,17 +656,12 @@ func (s *Sink) check(now time.Time) {
 }
 
 // Rotate rotates the file now (logrotate -f), unless notifempty holds it
-// back. ErrMissing: the file had been removed (a new one is made);
-// ErrExists: the dateext name is taken, nothing was rotated; ErrPending:
-// the file ends inside a line that has not ended within a second, and the
-// rotation happens at its end.
-func (s *Sink) Rotate() error {
-	_, err := s.Force()
-	return err
-}
-
-// Force is Rotate, and says what it did.
-func (s *Sink) Force() (Rotation, error) {
+// back, and says what it did. ErrMissing: the file had been removed (a
+// new one is made); ErrExists: the dateext name is taken, nothing was
+// rotated; ErrPending: the file ends inside a line that has not ended
+// within a second, and the rotation happens at its end. File.Rotate is
+// the same for a file a service writes itself.
+func (s *Sink) Rotate() (Rotation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

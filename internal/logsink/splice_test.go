@@ -169,7 +169,7 @@ func TestRotateWaitsForTheLine(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, filepath.Join(dir, "app.log"), spec.Log{When: spec.Untimed, Rotate: -1}, func(s *Sink) { s.lineWait = 50 * time.Millisecond })
 	w, rest, done := pausedMidLine(t, s)
-	if err := s.Rotate(); !errors.Is(err, ErrPending) {
+	if _, err := s.Rotate(); !errors.Is(err, ErrPending) {
 		t.Fatalf("Rotate inside a paused line: %v", err)
 	}
 	if exists(filepath.Join(dir, "app.log.1")) {

@@ -304,7 +304,7 @@ func (d *Daemon) Rotate(names []string) ([]Rotated, error) {
 			sort.Slice(files, func(i, j int) bool { return files[i].Path() < files[j].Path() })
 		}
 		for _, sink := range sinks {
-			r, err := sink.Force()
+			r, err := sink.Rotate()
 			out = append(out, rotated(sv.name, sink.Path(), r, err))
 		}
 		for _, f := range files {
