@@ -171,18 +171,7 @@ func (s *Sink) spliceFrom(d *drainer, fd int) (n int, err error, ok bool) {
 			d.rc = nil
 			return 0, nil, false
 		}
-		// The file refused the bytes (disk full, file size limit,
-		// I/O error): they are still in the pipe, and the next read
-		// drops them whole; the start of the line goes too.
-		if s.owner == d {
-			cut := s.lineStart()
-			before := s.size
-			s.takeBack(cut)
-			s.dropped.Add(before - s.size)
-			s.release()
-			d.skip = true
-		}
-		s.fail(s.now(), err, !Full(err))
+		s.spliceFailed(d, err)
 		return 0, nil, false
 	}
 	before := s.size
@@ -245,6 +234,14 @@ func growPipe(r io.Reader) {
 			sc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
 		}
 	}
+}
+
+// lineOwner is the drain whose line the file ends inside, if any; guarded
+// by Sink.mu. Only take and release change it.
+type lineOwner struct {
+	owner     *drainer      // nil: the file ends a line
+	ownerGone chan struct{} // closed when owner lets go
+	lineFloor int64         // the owner's line starts at or after this offset
 }
 
 // take makes d the owner of the line the file now ends inside, which

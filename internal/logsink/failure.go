@@ -9,11 +9,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// condition is the failure that makes the sink drop output, and the
+// report of its end; guarded by Sink.mu. fail starts (or continues) one,
+// append starts its settling, endCondition reports it over.
+type condition struct {
+	err error // why output is dropped; nil when writing fine
+	// lostFrom is dropped when output was last written fine: a
+	// "recovered" event reports what was lost since.
+	lostFrom int64
+	// settling is set while output is written fine again after a
+	// condition, for less than settleWait: a failure then continues the
+	// same condition, unreported; settled reports its end.
+	settling *time.Timer
+	lastErr  error // the condition that settling ends
+	told     bool  // the "error" event of the condition went to a Notify function
+}
+
 // writeFailed takes back the part of p that was written, and the start of
 // the line that p ends, when d wrote it, so that no torn line stays in the
-// file, and counts all of it as dropped. A full disk (or file size limit)
-// keeps the file: the next write tries again and succeeds once there is
-// room. Any other error closes it, to be reopened.
+// file, counts all of it as dropped, and records the condition (fail).
 func (s *Sink) writeFailed(d *drainer, now time.Time, err error, n int, p []byte) {
 	start := s.size - int64(n) // where p began
 	cut := start
@@ -30,7 +44,23 @@ func (s *Sink) writeFailed(d *drainer, now time.Time, err error, n int, p []byte
 			d.skip = true
 		}
 	}
-	s.fail(now, err, !Full(err))
+	s.fail(now, err)
+}
+
+// spliceFailed is writeFailed for a splice the file refused (disk full,
+// file size limit, I/O error): the bytes are still in the pipe, and the
+// next read drops them whole; when d is inside a line, the start of the
+// line goes too.
+func (s *Sink) spliceFailed(d *drainer, err error) {
+	if s.owner == d {
+		cut := s.lineStart()
+		before := s.size
+		s.takeBack(cut)
+		s.dropped.Add(before - s.size)
+		s.release()
+		d.skip = true
+	}
+	s.fail(s.now(), err)
 }
 
 // takeBack truncates the file to cut.
@@ -74,10 +104,12 @@ func Full(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT)
 }
 
-// fail records a condition; closeFile also gives up the file, to be
-// reopened after retryEvery.
-func (s *Sink) fail(now time.Time, err error, closeFile bool) {
-	if closeFile && s.f != nil {
+// fail records a condition. A full disk (Full) keeps the file, written
+// again as soon as there is room; any other error gives it up, to be
+// reopened after retryEvery. This is the one place that tells the two
+// apart.
+func (s *Sink) fail(now time.Time, err error) {
+	if s.f != nil && !Full(err) {
 		s.closeFile()
 	}
 	if s.f == nil {

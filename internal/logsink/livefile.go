@@ -12,6 +12,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// liveFile is the file the sink writes now, and when to look at it again;
+// guarded by Sink.mu. The methods below and spliceFrom (drain.go) use it.
+type liveFile struct {
+	f        *os.File
+	fd       int // f's descriptor: splice and pread
+	id       fileID
+	size     int64 // where the next byte goes: the file is written at explicit offsets
+	closed   bool
+	retryAt  time.Time // f == nil: when to try opening again
+	checkAt  time.Time // when to look whether path is still f
+	noSplice bool      // the file system refused splice
+	spliced  int64     // bytes moved by splice: what tests and the benchmark look at
+}
+
 // pwrite writes all of p at off and, unlike os.File.WriteAt, counts what
 // a write that failed part-way did write: writeFailed takes it back.
 func pwrite(fd int, p []byte, off int64) (int, error) {
@@ -76,7 +90,7 @@ func (s *Sink) reopen(now time.Time) bool {
 			}
 		}
 		if err != nil {
-			s.fail(now, err, true)
+			s.fail(now, err)
 			return false
 		}
 	}

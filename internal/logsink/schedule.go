@@ -2,6 +2,21 @@ package logsink
 
 import "time"
 
+// rotationTimer is the timer set for the next period start; guarded by
+// Sink.mu. arm sets it, tick and timedDue act on it.
+type rotationTimer struct {
+	due   time.Time // the period start the timer is set for
+	timer *time.Timer
+}
+
+// pendingRotation is a rotation asked for (Rotate) or due by the clock
+// (tick) while a drain is inside a line: done at the end of that line, by
+// rotateIfDue. Guarded by Sink.mu.
+type pendingRotation struct {
+	pendForced, pendTimed bool
+	next                  *rotation // what Rotate waits for
+}
+
 // rotationDue reports whether a rotation waits for a line to end.
 func (s *Sink) rotationDue() bool {
 	return s.pendForced || s.pendTimed || (s.auto && s.cfg.Size > 0 && s.size >= int64(s.cfg.Size))

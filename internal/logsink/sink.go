@@ -70,53 +70,39 @@ type Event struct {
 // owns the file (owner) until it ends the line: other writers wait for it,
 // and a rotation that comes due waits for it and happens right after the
 // line's newline. See Drain.
+//
+// The Sink's state is in small parts, each with one job: the tuning it
+// was made with, the live file, the failure condition, the line a drain
+// owns, the timer and the rotations pending. mu guards all but the tuning
+// (set before the sink is used and only read after) and the two atomics;
+// each part says where its methods live.
 type Sink struct {
 	path    string
 	cfg     spec.Log
 	auto    bool // rotate by cfg (OpenWith), not only when asked
 	arch    *archive
 	dropped atomic.Int64
-	// lostFrom is dropped when output was last written fine: a
-	// "recovered" event reports what was lost since (guarded by mu).
-	lostFrom int64
-	// settling is set while output is written fine again after a
-	// condition, for less than settleWait: a failure then continues the
-	// same condition, unreported; settled reports its end.
-	settling   *time.Timer
-	lastErr    error // the condition that settling ends
-	told       bool  // the "error" event of the condition went to a Notify function
-	settleWait time.Duration
+	notify  atomic.Pointer[func(Event)]
+	tuning
 
+	mu              sync.Mutex
+	liveFile        // guarded by mu
+	condition       // guarded by mu
+	lineOwner       // guarded by mu
+	rotationTimer   // guarded by mu
+	pendingRotation // guarded by mu
+}
+
+// tuning is how often a sink looks, retries and waits, and its clock:
+// constants in the daemon, shorter in tests, which set them before the
+// sink is used. Nothing writes them after; no lock.
+type tuning struct {
 	now        func() time.Time
 	boundary   func(when string, t time.Time) time.Time // the next period start after t
 	checkEvery time.Duration
 	retryEvery time.Duration
 	lineWait   time.Duration
-
-	mu      sync.Mutex
-	f       *os.File
-	fd      int // f's descriptor: splice and pread
-	id      fileID
-	size    int64 // where the next byte goes: the file is written at explicit offsets
-	closed  bool
-	err     error     // why output is dropped; nil when writing fine
-	retryAt time.Time // f == nil: when to try opening again
-	checkAt time.Time // when to look whether path is still f
-	due     time.Time // the period start the timer is set for
-	timer   *time.Timer
-
-	// owner is the drain whose line the file ends inside, or nil.
-	owner     *drainer
-	ownerGone chan struct{} // closed when owner lets go
-	lineFloor int64         // the owner's line starts at or after this offset
-	// A rotation asked for (Rotate) or due by the clock (tick) while
-	// owner is inside a line: done at the end of that line.
-	pendForced, pendTimed bool
-	next                  *rotation // what Rotate waits for
-	noSplice              bool      // the file system refused splice
-	spliced               int64     // bytes moved by splice: what tests and the benchmark look at
-
-	notify atomic.Pointer[func(Event)]
+	settleWait time.Duration
 }
 
 // rotation is one rotation that was pending, for Rotate to wait on.
@@ -165,9 +151,11 @@ func OpenWith(path string, cfg spec.Log) (*Sink, error) {
 }
 
 func newSink(path string, cfg spec.Log, auto bool) *Sink {
-	s := &Sink{path: path, cfg: cfg, auto: auto, now: time.Now, boundary: nextBoundary,
-		checkEvery: checkEvery, retryEvery: retryEvery, lineWait: lineWait, settleWait: settleWait, fd: -1,
-		next: &rotation{done: make(chan struct{})}}
+	s := &Sink{path: path, cfg: cfg, auto: auto,
+		tuning: tuning{now: time.Now, boundary: nextBoundary,
+			checkEvery: checkEvery, retryEvery: retryEvery, lineWait: lineWait, settleWait: settleWait},
+		liveFile:        liveFile{fd: -1},
+		pendingRotation: pendingRotation{next: &rotation{done: make(chan struct{})}}}
 	s.arch = newArchive(path, cfg, s.emit)
 	return s
 }
@@ -180,7 +168,7 @@ func (s *Sink) start() {
 	defer s.mu.Unlock()
 	now := s.now()
 	if err := s.open(now); err != nil {
-		s.fail(now, err, true)
+		s.fail(now, err)
 	} else if s.cfg.Timed() && s.size > 0 {
 		if fi, err := s.f.Stat(); err == nil && fi.ModTime().Before(periodStart(s.cfg.When, now)) {
 			s.rotate(now, true)
