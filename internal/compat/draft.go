@@ -2,6 +2,7 @@ package compat
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -488,4 +489,38 @@ func FormatDuration(d time.Duration) string {
 		}
 	}
 	return b.String() + d.String()
+}
+
+var nameBad = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// nameBytes reports whether s has only bytes nameBad leaves alone, as
+// most names have: they need no regexp.
+func nameBytes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// serviceName makes a service name of another format's name the way a
+// person would: lower case, other characters as '-'. The result passes
+// spec.CheckName, or the error says why not.
+func serviceName(raw string) (string, error) {
+	n := raw
+	if !nameBytes(raw) {
+		n = nameBad.ReplaceAllString(strings.ToLower(raw), "-")
+	}
+	n = strings.Trim(n, "._-")
+	for strings.Contains(n, "..") {
+		n = strings.ReplaceAll(n, "..", ".")
+	}
+	if len(n) > 64 {
+		n = strings.TrimRight(n[:64], "._-")
+	}
+	if err := spec.CheckName(n); err != nil {
+		return "", fmt.Errorf("%q cannot be made a service name", shorten(raw))
+	}
+	return n, nil
 }
