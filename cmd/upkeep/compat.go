@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"upkeep/internal/compat"
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
@@ -58,7 +59,7 @@ comments at the end of the file. An existing service.toml is never replaced with
 			stderr.Flush() // the notes come before what is written
 			dir := to
 			if dir == "" {
-				dir = filepath.Join(g.root, spec.WWW)
+				dir = filepath.Join(g.root, paths.WWW)
 			}
 			failed := len(r.Errors())
 			if dryRun {
@@ -119,7 +120,7 @@ nomad job run -json. What the target cannot express is listed on stderr.`,
 					for _, p := range host.Problems[name] {
 						fmt.Fprintln(stderr, p.String())
 					}
-					return fmt.Errorf("export: no loadable service %q under %s", name, filepath.Join(g.root, spec.WWW))
+					return fmt.Errorf("export: no loadable service %q under %s", name, filepath.Join(g.root, paths.WWW))
 				}
 				svcs = append(svcs, s)
 			}

@@ -10,13 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
-
-// LogrotateDir is where logrotate reads its per-package stanzas, under the
-// root.
-const LogrotateDir = "etc/logrotate.d"
 
 func logrotateCommand(g *globals) *cobra.Command {
 	var print bool
@@ -49,15 +45,11 @@ what has no equivalent listed as comments.`,
 				return err
 			}
 			name := args[0]
-			s, ps := spec.Load(g.root, filepath.Join(g.root, spec.WWW, name))
+			s, ps := spec.Load(g.root, paths.Service(g.root, name))
 			if s == nil {
 				return fmt.Errorf("logrotate %s: %w", name, ps)
 			}
-			logDir := "/" + supervise.LogDir
-			stanza, err := s.Log.Logrotate([]string{
-				filepath.Join(logDir, name+".log"),
-				filepath.Join(logDir, name+".error.log"),
-			})
+			stanza, err := s.Log.Logrotate([]string{"/" + paths.LogRel(name), "/" + paths.ErrorLogRel(name)})
 			if err != nil {
 				return fmt.Errorf("logrotate %s: %w", name, err)
 			}
@@ -77,7 +69,7 @@ what has no equivalent listed as comments.`,
 				_, err := io.WriteString(os.Stdout, text)
 				return err
 			}
-			dir := filepath.Join(g.root, LogrotateDir)
+			dir := filepath.Join(g.root, paths.LogrotateDir)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return fmt.Errorf("logrotate %s: %w", name, err)
 			}

@@ -6,13 +6,14 @@ import (
 	"strconv"
 	"strings"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
 var (
 	lrIgnoredRE = regexp.MustCompile(`^line (\d+): (.*)$`)
-	logPathRE   = regexp.MustCompile(`^/var/log/([^/]+?)(\.error)?\.log$`)
-	ownPathRE   = regexp.MustCompile(`^/var/log/([^/]+)/[^/]+$`)
+	logPathRE   = regexp.MustCompile(`^/` + regexp.QuoteMeta(paths.LogDir) + `/([^/]+?)(\.error)?\.log$`)
+	ownPathRE   = regexp.MustCompile(`^/` + regexp.QuoteMeta(paths.LogDir) + `/([^/]+)/[^/]+$`)
 )
 
 // ParseLogrotate reads a logrotate file (/etc/logrotate.d/NAME) with

@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"upkeep/internal/paths"
 
 	"github.com/BurntSushi/toml"
 )
@@ -67,7 +68,7 @@ const (
 
 // LogFileDir is the directory declared files live beneath, relative to
 // the root.
-const LogFileDir = "var/log"
+const LogFileDir = paths.LogDir
 
 // decodeLogFiles reads the [[log.file]] entries of a service.toml (the
 // decoder of Service leaves them: Log stays a comparable value), checks
