@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/compat"
 	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
@@ -49,13 +50,13 @@ what has no equivalent listed as comments.`,
 			if s == nil {
 				return fmt.Errorf("logrotate %s: %w", name, ps)
 			}
-			stanza, err := s.Log.Logrotate([]string{"/" + paths.LogRel(name), "/" + paths.ErrorLogRel(name)})
+			stanza, err := compat.WriteStanza(s.Log, []string{"/" + paths.LogRel(name), "/" + paths.ErrorLogRel(name)})
 			if err != nil {
 				return fmt.Errorf("logrotate %s: %w", name, err)
 			}
 			for _, lf := range s.LogFiles {
 				rel, _ := filepath.Rel(g.root, lf.Abs)
-				more, err := lf.Logrotate("/"+rel, "upkeep signal "+name+" "+lf.Signal)
+				more, err := compat.WriteFileStanza(lf, "/"+rel, "upkeep signal "+name+" "+lf.Signal)
 				if err != nil {
 					return fmt.Errorf("logrotate %s: %w", name, err)
 				}
@@ -97,7 +98,7 @@ func readStanza(file string) error {
 	if err != nil {
 		return err
 	}
-	stanzas, ps := spec.ParseLogrotate(file, data)
+	stanzas, ps := compat.ParseStanzas(file, data)
 	for _, p := range ps {
 		fmt.Fprintln(os.Stderr, p.String())
 	}

@@ -117,7 +117,7 @@ func (x *exporter) systemd() ([]File, error) {
 	}
 
 	files := []File{{Name: s.Name + ".service", Data: []byte(b.String())}}
-	rot, err := s.Log.Logrotate([]string{out, errLog})
+	rot, err := WriteStanza(s.Log, []string{out, errLog})
 	if err != nil {
 		x.note("log", "%v; no logrotate.d file", err)
 		return files, nil
@@ -130,7 +130,7 @@ func (x *exporter) systemd() ([]File, error) {
 	// The files the service writes itself: logrotate, not upkeep, rotates
 	// them under systemd, and systemctl sends the signal.
 	for _, lf := range s.LogFiles {
-		more, err := lf.Logrotate(x.hostPath(lf.Abs), "systemctl kill --kill-who=main --signal="+lf.Signal+" "+s.Name+".service")
+		more, err := WriteFileStanza(lf, x.hostPath(lf.Abs), "systemctl kill --kill-who=main --signal="+lf.Signal+" "+s.Name+".service")
 		if err != nil {
 			x.note("log.file", "%s: %v; not in the logrotate.d file", lf.Path, err)
 			continue

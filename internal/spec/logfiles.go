@@ -155,29 +155,6 @@ func checkLogFiles(root string, files []LogFile, l Log, add func(key, format str
 	}
 }
 
-// Logrotate is the stanza for the file at path (a host path, or its
-// pattern) that rotates it as upkeep does: its settings, copytruncate, or
-// postrotate with its command; signalCmd is the command that sends its
-// signal to the service's main process ("upkeep signal NAME USR1").
-func (f LogFile) Logrotate(path, signalCmd string) (string, error) {
-	st, err := f.Log.Logrotate([]string{path})
-	if err != nil {
-		return "", err
-	}
-	var extra string
-	switch {
-	case f.Method == CopyTruncate:
-		if !strings.Contains(st, "\n  copytruncate\n") {
-			extra = "  copytruncate\n"
-		}
-	case f.Signal != "":
-		extra = "  postrotate\n    " + signalCmd + "\n  endscript\n"
-	default:
-		extra = "  postrotate\n    " + strings.ReplaceAll(f.PostRotate, "\n", "\n    ") + "\n  endscript\n"
-	}
-	return strings.TrimSuffix(st, "}\n") + extra + "}\n", nil
-}
-
 // isLogFileKey reports whether k is inside a [[log.file]].
 func isLogFileKey(k toml.Key) bool { return len(k) >= 2 && k[0] == "log" && k[1] == "file" }
 
