@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -50,17 +49,15 @@ what has no equivalent listed as comments.`,
 			if s == nil {
 				return fmt.Errorf("logrotate %s: %w", name, ps)
 			}
-			stanza, err := compat.WriteStanza(s.Log, []string{"/" + paths.LogRel(name), "/" + paths.ErrorLogRel(name)})
+			stanza, skipped, err := compat.LogrotateD{
+				HostPath: func(abs string) string { rel, _ := filepath.Rel(g.root, abs); return "/" + rel },
+				Signal:   func(lf spec.LogFile) string { return "upkeep signal " + name + " " + lf.Signal },
+			}.File(s)
+			if err == nil && len(skipped) > 0 {
+				err = skipped[0]
+			}
 			if err != nil {
 				return fmt.Errorf("logrotate %s: %w", name, err)
-			}
-			for _, lf := range s.LogFiles {
-				rel, _ := filepath.Rel(g.root, lf.Abs)
-				more, err := compat.WriteFileStanza(lf, "/"+rel, "upkeep signal "+name+" "+lf.Signal)
-				if err != nil {
-					return fmt.Errorf("logrotate %s: %w", name, err)
-				}
-				stanza += "\n" + more
 			}
 			rel, _ := filepath.Rel(g.root, s.File)
 			text := fmt.Sprintf("# Written by `upkeep logrotate %s` from /%s.\n"+
@@ -108,18 +105,6 @@ func readStanza(file string) error {
 	if len(stanzas) == 0 {
 		return fmt.Errorf("%s: no stanza (paths { ... })", file)
 	}
-	for i, st := range stanzas {
-		if i > 0 {
-			fmt.Println()
-		}
-		fmt.Printf("# %s (%s:%d)\n", strings.Join(st.Paths, " "), file, st.Line)
-		for _, ig := range st.Ignored {
-			fmt.Printf("# no equivalent, left out: %s\n", ig)
-		}
-		if st.CopyTruncate {
-			fmt.Println("# copytruncate: not needed, upkeep rotates its captured output between two writes")
-		}
-		fmt.Print(st.Log.Section())
-	}
-	return nil
+	_, err = io.WriteString(os.Stdout, compat.Sections(file, stanzas))
+	return err
 }
