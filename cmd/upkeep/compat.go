@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,7 +30,7 @@ comments at the end of the file. An existing service.toml is never replaced with
 		Args: minArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := compat.Format(format)
-			if f != "" && !compatHas(compat.Formats, f) {
+			if f != "" && !slices.Contains(compat.Formats, f) {
 				return usageError{fmt.Errorf("import: unknown --format %q", format)}
 			}
 			// A large import allocates about twice what it keeps (the
@@ -105,7 +106,7 @@ nomad job run -json. What the target cannot express is listed on stderr.`,
 		Args: minArgs(2, "target and NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target := compat.Target(args[0])
-			if !compatHas(compat.Targets, target) {
+			if !slices.Contains(compat.Targets, target) {
 				return usageError{fmt.Errorf("export: unknown target %q (want systemd, kubernetes or nomad)", args[0])}
 			}
 			host, err := spec.LoadHost(g.root)
@@ -152,15 +153,6 @@ nomad job run -json. What the target cannot express is listed on stderr.`,
 	}
 	cmd.Flags().StringVar(&out, "out", "", "directory to write the files into (default: print them)")
 	return cmd
-}
-
-func compatHas[T comparable](xs []T, x T) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func compatFormatNames() []string {

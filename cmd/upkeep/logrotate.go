@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"upkeep/internal/compat"
+	"upkeep/internal/host"
 	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
@@ -67,12 +68,12 @@ what has no equivalent listed as comments.`,
 				_, err := io.WriteString(os.Stdout, text)
 				return err
 			}
-			dir := filepath.Join(g.root, paths.LogrotateDir)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("logrotate %s: %w", name, err)
+			h, err := host.New(g.root, "", nil)
+			if err != nil {
+				return err
 			}
-			path := filepath.Join(dir, name)
-			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			path, err := h.WriteLogrotate(name, text)
+			if err != nil {
 				return fmt.Errorf("logrotate %s: %w", name, err)
 			}
 			fmt.Println(path)
