@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"upkeep/internal/paths"
 )
 
 func main() {
@@ -43,7 +44,7 @@ func run(bin, ns string, reqs, svcs int) error {
 	}
 	defer os.RemoveAll(root)
 	for i := range svcs {
-		dir := filepath.Join(root, "var/www", fmt.Sprintf("www-%d", i))
+		dir := paths.Service(root, fmt.Sprintf("www-%d", i))
 		os.MkdirAll(dir, 0o755)
 		os.WriteFile(filepath.Join(dir, "service.toml"), []byte("command = [\"/bin/sleep\", \"100000\"]\nautostart = true\n"), 0o644)
 	}
@@ -53,7 +54,7 @@ func run(bin, ns string, reqs, svcs int) error {
 		return err
 	}
 	defer func() { d.Process.Signal(syscall.SIGTERM); d.Wait() }()
-	sock := filepath.Join(root, "run/upkeep/upkeep.sock")
+	sock := paths.Socket(root)
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var dl net.Dialer
 		return dl.DialContext(ctx, "unix", sock)

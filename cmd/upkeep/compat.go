@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"upkeep/internal/compat"
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
@@ -28,7 +30,7 @@ comments at the end of the file. An existing service.toml is never replaced with
 		Args: minArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := compat.Format(format)
-			if f != "" && !compatHas(compat.Formats, f) {
+			if f != "" && !slices.Contains(compat.Formats, f) {
 				return usageError{fmt.Errorf("import: unknown --format %q", format)}
 			}
 			// A large import allocates about twice what it keeps (the
@@ -58,7 +60,7 @@ comments at the end of the file. An existing service.toml is never replaced with
 			stderr.Flush() // the notes come before what is written
 			dir := to
 			if dir == "" {
-				dir = filepath.Join(g.root, spec.WWW)
+				dir = filepath.Join(g.root, paths.WWW)
 			}
 			failed := len(r.Errors())
 			if dryRun {
@@ -104,7 +106,7 @@ nomad job run -json. What the target cannot express is listed on stderr.`,
 		Args: minArgs(2, "target and NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target := compat.Target(args[0])
-			if !compatHas(compat.Targets, target) {
+			if !slices.Contains(compat.Targets, target) {
 				return usageError{fmt.Errorf("export: unknown target %q (want systemd, kubernetes or nomad)", args[0])}
 			}
 			host, err := spec.LoadHost(g.root)
@@ -119,7 +121,7 @@ nomad job run -json. What the target cannot express is listed on stderr.`,
 					for _, p := range host.Problems[name] {
 						fmt.Fprintln(stderr, p.String())
 					}
-					return fmt.Errorf("export: no loadable service %q under %s", name, filepath.Join(g.root, spec.WWW))
+					return fmt.Errorf("export: no loadable service %q under %s", name, filepath.Join(g.root, paths.WWW))
 				}
 				svcs = append(svcs, s)
 			}
@@ -151,15 +153,6 @@ nomad job run -json. What the target cannot express is listed on stderr.`,
 	}
 	cmd.Flags().StringVar(&out, "out", "", "directory to write the files into (default: print them)")
 	return cmd
-}
-
-func compatHas[T comparable](xs []T, x T) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func compatFormatNames() []string {

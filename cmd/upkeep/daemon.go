@@ -19,6 +19,7 @@ import (
 	"upkeep/internal/host"
 	"upkeep/internal/logsink"
 	"upkeep/internal/metrics"
+	"upkeep/internal/paths"
 	"upkeep/internal/policy"
 	"upkeep/internal/supervise"
 )
@@ -51,13 +52,13 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(50)
 	}
-	if err := os.MkdirAll(filepath.Join(root, supervise.LogDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(root, paths.LogDir), 0o755); err != nil {
 		return err
 	}
 	// A sink, not a plain file: on a full var/log a record that does not
 	// fit is taken back whole (and counted), never left half-written for
 	// the next one to run into.
-	events, err := logsink.Open(filepath.Join(root, supervise.LogDir, "upkeep.log"))
+	events, err := logsink.Open(paths.DaemonLog(root))
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	if err := d.Load(); err != nil {
 		return err
 	}
-	l, err := control.Listen(filepath.Join(root, supervise.RunDir, "upkeep.sock"))
+	l, err := control.Listen(paths.Socket(root))
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
@@ -111,7 +112,7 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	}
 	// Group members must reach the socket: the run directory is
 	// traversable by all (it holds pid files, which are public anyway).
-	_ = os.Chmod(filepath.Join(root, supervise.RunDir), 0o755)
+	_ = os.Chmod(filepath.Join(root, paths.RunDir), 0o755)
 	go func() { _ = control.Serve(ctx, l, d, control.Options{Access: acc, Log: log}) }()
 	if metricsAddr != "" {
 		m := metrics.New(d)
@@ -127,7 +128,7 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	}
 	log.Info("daemon started", "root", root, "pid", os.Getpid())
 	err = d.Run(ctx)
-	os.Remove(filepath.Join(root, supervise.RunDir, "upkeep.sock"))
+	os.Remove(paths.Socket(root))
 	log.Info("daemon stopped")
 	return err
 }

@@ -17,6 +17,7 @@ import (
 
 	"upkeep/internal/control"
 	"upkeep/internal/demo"
+	"upkeep/internal/paths"
 	"upkeep/internal/supervise"
 )
 
@@ -54,7 +55,7 @@ func runDemo(ctx context.Context, keep bool) error {
 	done := make(chan error, 1)
 	go func() { done <- runDaemon(ctx, root, slog.LevelWarn, "") }()
 
-	c := control.NewClient(filepath.Join(root, supervise.RunDir, "upkeep.sock"))
+	c := control.NewClient(paths.Socket(root))
 	all := []string{"www-hello", "service-ticker", "api-worker"}
 	if err := waitRunning(c, all, 10*time.Second); err != nil {
 		return err
@@ -89,9 +90,9 @@ func runDemo(ctx context.Context, keep bool) error {
 	fmt.Println("$ upkeep events")
 	_ = c.Events(ctx, "", false, func(e supervise.Event) { fmt.Println(formatEvent(e)) })
 	fmt.Println()
-	for _, f := range []string{"api-worker.log", "api-worker.error.log", "service-ticker.log"} {
-		b, _ := os.ReadFile(filepath.Join(root, "var", "log", f))
-		fmt.Printf("$ cat var/log/%s\n%s\n", f, strings.TrimSpace(string(b)))
+	for _, rel := range []string{paths.LogRel("api-worker"), paths.ErrorLogRel("api-worker"), paths.LogRel("service-ticker")} {
+		b, _ := os.ReadFile(filepath.Join(root, rel))
+		fmt.Printf("$ cat %s\n%s\n", rel, strings.TrimSpace(string(b)))
 	}
 	if keep {
 		fmt.Printf("\nkeeping the demo host up; in another terminal try:\n  upkeep --root %s status\n  upkeep --root %s restart www-hello\nCtrl-C stops every service and removes the host.\n", root, root)

@@ -6,17 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/compat"
+	"upkeep/internal/host"
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
-
-// LogrotateDir is where logrotate reads its per-package stanzas, under the
-// root.
-const LogrotateDir = "etc/logrotate.d"
 
 func logrotateCommand(g *globals) *cobra.Command {
 	var print bool
@@ -49,25 +46,19 @@ what has no equivalent listed as comments.`,
 				return err
 			}
 			name := args[0]
-			s, ps := spec.Load(g.root, filepath.Join(g.root, spec.WWW, name))
+			s, ps := spec.Load(g.root, paths.Service(g.root, name))
 			if s == nil {
 				return fmt.Errorf("logrotate %s: %w", name, ps)
 			}
-			logDir := "/" + supervise.LogDir
-			stanza, err := s.Log.Logrotate([]string{
-				filepath.Join(logDir, name+".log"),
-				filepath.Join(logDir, name+".error.log"),
-			})
+			stanza, skipped, err := compat.LogrotateD{
+				HostPath: func(abs string) string { rel, _ := filepath.Rel(g.root, abs); return "/" + rel },
+				Signal:   func(lf spec.LogFile) string { return "upkeep signal " + name + " " + lf.Signal },
+			}.File(s)
+			if err == nil && len(skipped) > 0 {
+				err = skipped[0]
+			}
 			if err != nil {
 				return fmt.Errorf("logrotate %s: %w", name, err)
-			}
-			for _, lf := range s.LogFiles {
-				rel, _ := filepath.Rel(g.root, lf.Abs)
-				more, err := lf.Logrotate("/"+rel, "upkeep signal "+name+" "+lf.Signal)
-				if err != nil {
-					return fmt.Errorf("logrotate %s: %w", name, err)
-				}
-				stanza += "\n" + more
 			}
 			rel, _ := filepath.Rel(g.root, s.File)
 			text := fmt.Sprintf("# Written by `upkeep logrotate %s` from /%s.\n"+
@@ -77,12 +68,12 @@ what has no equivalent listed as comments.`,
 				_, err := io.WriteString(os.Stdout, text)
 				return err
 			}
-			dir := filepath.Join(g.root, LogrotateDir)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("logrotate %s: %w", name, err)
+			h, err := host.New(g.root, "", nil)
+			if err != nil {
+				return err
 			}
-			path := filepath.Join(dir, name)
-			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			path, err := h.WriteLogrotate(name, text)
+			if err != nil {
 				return fmt.Errorf("logrotate %s: %w", name, err)
 			}
 			fmt.Println(path)
@@ -105,7 +96,7 @@ func readStanza(file string) error {
 	if err != nil {
 		return err
 	}
-	stanzas, ps := spec.ParseLogrotate(file, data)
+	stanzas, ps := compat.ParseStanzas(file, data)
 	for _, p := range ps {
 		fmt.Fprintln(os.Stderr, p.String())
 	}
@@ -115,18 +106,6 @@ func readStanza(file string) error {
 	if len(stanzas) == 0 {
 		return fmt.Errorf("%s: no stanza (paths { ... })", file)
 	}
-	for i, st := range stanzas {
-		if i > 0 {
-			fmt.Println()
-		}
-		fmt.Printf("# %s (%s:%d)\n", strings.Join(st.Paths, " "), file, st.Line)
-		for _, ig := range st.Ignored {
-			fmt.Printf("# no equivalent, left out: %s\n", ig)
-		}
-		if st.CopyTruncate {
-			fmt.Println("# copytruncate: not needed, upkeep rotates its captured output between two writes")
-		}
-		fmt.Print(st.Log.Section())
-	}
-	return nil
+	_, err = io.WriteString(os.Stdout, compat.Sections(file, stanzas))
+	return err
 }

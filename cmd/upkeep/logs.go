@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"upkeep/internal/logsink"
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
 
 func logsCommand(g *globals) *cobra.Command {
@@ -59,14 +59,13 @@ one of the files the service writes itself ([[log.file]]) the same way.`,
 			if since > 0 {
 				from = time.Now().Add(-since)
 			}
-			dir := filepath.Join(g.root, supervise.LogDir)
-			streams := []struct{ path, prefix string }{{filepath.Join(dir, name+".log"), ""}}
+			streams := []struct{ path, prefix string }{{paths.Log(g.root, name), ""}}
 			switch {
 			case stderr:
-				streams[0].path = filepath.Join(dir, name+".error.log")
+				streams[0].path = paths.ErrorLog(g.root, name)
 			case all:
 				streams[0].prefix = "out: "
-				streams = append(streams, struct{ path, prefix string }{filepath.Join(dir, name+".error.log"), "err: "})
+				streams = append(streams, struct{ path, prefix string }{paths.ErrorLog(g.root, name), "err: "})
 			}
 			var cfg spec.Log
 			if file != "" {
@@ -133,7 +132,7 @@ one of the files the service writes itself ([[log.file]]) the same way.`,
 // declaredFile is the [[log.file]] of service name that p names
 // (logsink.Lookup).
 func declaredFile(root, name, p string) (spec.LogFile, error) {
-	s, ps := spec.Load(root, filepath.Join(root, spec.WWW, name))
+	s, ps := spec.Load(root, paths.Service(root, name))
 	if s == nil {
 		return spec.LogFile{}, fmt.Errorf("logs %s: %w", name, ps)
 	}
@@ -147,7 +146,7 @@ func declaredFile(root, name, p string) (spec.LogFile, error) {
 // logSettings is the service's [log] section, which says how its rotated
 // files are named; the defaults when the service is gone or broken.
 func logSettings(root, name string) spec.Log {
-	if s, _ := spec.Load(root, filepath.Join(root, spec.WWW, name)); s != nil {
+	if s, _ := spec.Load(root, paths.Service(root, name)); s != nil {
 		return s.Log
 	}
 	return spec.DefaultLog()

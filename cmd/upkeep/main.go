@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"upkeep/internal/paths"
 
 	"github.com/spf13/cobra"
-
-	"upkeep/internal/supervise"
 )
 
 // usageError marks errors in how upkeep was called (exit status 2).
@@ -21,8 +20,7 @@ type globals struct {
 	home string
 }
 
-func (g *globals) runDir() string { return filepath.Join(g.root, supervise.RunDir) }
-func (g *globals) sock() string   { return filepath.Join(g.runDir(), "upkeep.sock") }
+func (g *globals) sock() string { return paths.Socket(g.root) }
 
 func main() {
 	os.Exit(run(os.Args[1:]))

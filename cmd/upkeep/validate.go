@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
@@ -28,14 +27,13 @@ func validateCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			prefixes := spec.Prefixes
-			if len(cfg.Prefixes) > 0 {
-				prefixes = cfg.Prefixes
-			}
 			for _, s := range svcs {
-				if !spec.HasPrefix(s.Name, prefixes) {
-					problems = append(problems, spec.Problem{File: s.File, Warning: !(strict || cfg.StrictNames),
-						Msg: fmt.Sprintf("name %q has none of the conventional prefixes %s", s.Name, strings.Join(prefixes, ", "))})
+				// The rule deploy and image add apply; --strict makes its
+				// warning an error here too.
+				if warn, err := cfg.CheckName(s.Name); err != nil {
+					problems = append(problems, spec.Problem{File: s.File, Msg: err.Error()})
+				} else if warn != "" {
+					problems = append(problems, spec.Problem{File: s.File, Warning: !strict, Msg: warn})
 				}
 			}
 			for _, p := range problems {

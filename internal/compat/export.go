@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
@@ -100,7 +101,7 @@ func (x *exporter) env() map[string]string {
 
 // logPaths are where upkeep writes the service's output.
 func (x *exporter) logPaths() (string, string) {
-	return "/var/log/" + x.s.Name + ".log", "/var/log/" + x.s.Name + ".error.log"
+	return "/" + paths.LogRel(x.s.Name), "/" + paths.ErrorLogRel(x.s.Name)
 }
 
 // configFiles are the service's config/ overlay: each file with the path

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
@@ -190,7 +191,7 @@ func Import(inputs []Input, opt Options) *Result {
 		if opt.Validate {
 			svc := services.Get().(*spec.Service)
 			*svc = d.service(svc.Checks[:0])
-			bad[i] = spec.Validate("/", "/var/www/"+d.Name, svc).Errors()
+			bad[i] = spec.Validate("/", "/"+paths.ServiceRel(d.Name), svc).Errors()
 			ok[i] = len(bad[i]) == 0
 			services.Put(svc)
 		}
@@ -463,7 +464,7 @@ func sanitize(d *Draft) {
 		}
 		if *k.p == "" || strings.IndexByte(*k.p, 0) >= 0 {
 			bad(k.key, "not a path")
-		} else if _, err := spec.Resolve("/", "/var/www/"+d.Name, *k.p); err != nil {
+		} else if _, err := spec.Resolve("/", "/"+paths.ServiceRel(d.Name), *k.p); err != nil {
 			bad(k.key, err.Error())
 		}
 	}
@@ -592,7 +593,7 @@ func checkProblem(c *spec.Check) string {
 		if c.Address == "" || strings.IndexByte(c.Address, 0) >= 0 {
 			return "no socket path"
 		}
-		if _, err := spec.Resolve("/", "/var/www/x", c.Address); err != nil {
+		if _, err := spec.Resolve("/", "/"+paths.ServiceRel("x"), c.Address); err != nil {
 			return err.Error()
 		}
 	case "exec":

@@ -6,23 +6,24 @@ import (
 	"strconv"
 	"strings"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
 var (
 	lrIgnoredRE = regexp.MustCompile(`^line (\d+): (.*)$`)
-	logPathRE   = regexp.MustCompile(`^/var/log/([^/]+?)(\.error)?\.log$`)
-	ownPathRE   = regexp.MustCompile(`^/var/log/([^/]+)/[^/]+$`)
+	logPathRE   = regexp.MustCompile(`^/` + regexp.QuoteMeta(paths.LogDir) + `/([^/]+?)(\.error)?\.log$`)
+	ownPathRE   = regexp.MustCompile(`^/` + regexp.QuoteMeta(paths.LogDir) + `/([^/]+)/[^/]+$`)
 )
 
 // ParseLogrotate reads a logrotate file (/etc/logrotate.d/NAME) with
-// spec.ParseLogrotate: a stanza for /var/log/NAME.log or NAME.error.log
+// ParseStanzas: a stanza for /var/log/NAME.log or NAME.error.log
 // becomes service NAME's [log]; one for a file in /var/log/NAME/ (a
 // pattern too: /var/log/nginx/*.log) becomes a [[log.file]] of service
 // NAME, a file it writes itself. It only adds to a service another file
 // defines; alone it has nothing to run.
 func ParseLogrotate(file string, data []byte) ([]*Draft, []Note) {
-	stanzas, problems := spec.ParseLogrotate(file, data)
+	stanzas, problems := ParseStanzas(file, data)
 	var notes []Note
 	for _, p := range problems {
 		notes = append(notes, Note{Pos: Pos{File: file, Line: p.Line, Text: p.Key}, Msg: p.Msg + "; dropped"})
@@ -85,7 +86,7 @@ func ParseLogrotate(file string, data []byte) ([]*Draft, []Note) {
 // renames the file and runs postrotate to have the service reopen it, as
 // upkeep's method rename does; without either, the service would go on
 // writing to the renamed file, so it becomes copytruncate.
-func ownFile(d *Draft, st spec.Stanza, p, file string, at Pos) {
+func ownFile(d *Draft, st Stanza, p, file string, at Pos) {
 	for _, f := range d.Svc.LogFiles {
 		if path.Clean("/"+strings.TrimPrefix(f.Path, "/")) == p {
 			d.Note(at, "%s is rotated by an earlier stanza; this one is dropped", p)
@@ -124,7 +125,7 @@ func ownFile(d *Draft, st spec.Stanza, p, file string, at Pos) {
 
 // ignoredAt places one of a stanza's ignored directives ("line N:
 // directive") at its own line.
-func ignoredAt(file string, st spec.Stanza, ig string) Pos {
+func ignoredAt(file string, st Stanza, ig string) Pos {
 	if m := lrIgnoredRE.FindStringSubmatch(ig); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return Pos{File: file, Line: n, Text: shorten(m[2])}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
@@ -293,12 +294,12 @@ func (st *supervisordState) program(file string, s *iniSection, raw string) {
 			}
 		case "redirect_stderr":
 			if b, _ := iniBool(v); b {
-				d.Note(at, "upkeep keeps errors apart, in var/log/%s.error.log", name)
+				d.Note(at, "upkeep keeps errors apart, in %s", paths.ErrorLogRel(name))
 			}
 		case "stdout_logfile", "stderr_logfile":
-			want := "/var/log/" + name + ".log"
+			want := "/" + paths.LogRel(name)
 			if k.key == "stderr_logfile" {
-				want = "/var/log/" + name + ".error.log"
+				want = "/" + paths.ErrorLogRel(name)
 			}
 			switch {
 			case v == want || strings.EqualFold(v, "AUTO"):

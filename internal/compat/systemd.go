@@ -117,25 +117,22 @@ func (x *exporter) systemd() ([]File, error) {
 	}
 
 	files := []File{{Name: s.Name + ".service", Data: []byte(b.String())}}
-	rot, err := s.Log.Logrotate([]string{out, errLog})
+	// systemd holds the output open for append; logrotate, not upkeep,
+	// rotates the files the service writes itself, and systemctl sends
+	// the signal.
+	rot, skipped, err := LogrotateD{
+		HostPath: x.hostPath,
+		Signal: func(lf spec.LogFile) string {
+			return "systemctl kill --kill-who=main --signal=" + lf.Signal + " " + s.Name + ".service"
+		},
+		HeldOpen: true,
+	}.File(s)
 	if err != nil {
 		x.note("log", "%v; no logrotate.d file", err)
 		return files, nil
 	}
-	// systemd holds the files open for append: a renamed file would keep
-	// receiving output, so logrotate must copy and truncate in place.
-	if !strings.Contains(rot, "copytruncate") {
-		rot = strings.TrimSuffix(rot, "}\n") + "  copytruncate\n}\n"
-	}
-	// The files the service writes itself: logrotate, not upkeep, rotates
-	// them under systemd, and systemctl sends the signal.
-	for _, lf := range s.LogFiles {
-		more, err := lf.Logrotate(x.hostPath(lf.Abs), "systemctl kill --kill-who=main --signal="+lf.Signal+" "+s.Name+".service")
-		if err != nil {
-			x.note("log.file", "%s: %v; not in the logrotate.d file", lf.Path, err)
-			continue
-		}
-		rot += "\n" + more
+	for _, err := range skipped {
+		x.note("log.file", "%v; not in the logrotate.d file", err)
 	}
 	files = append(files, File{Name: "logrotate.d/" + s.Name, Data: []byte("# Exported by `upkeep export systemd` from " + x.hostPath(s.File) + "\n" + rot)})
 	return files, nil

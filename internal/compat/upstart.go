@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
@@ -271,7 +272,7 @@ func (j *upstartJob) stanza(l *upstartLine) {
 		d.Note(at, "a task runs once: imported as restart.policy = \"never\"")
 	case "console":
 		if arg == "log" || arg == "output" || arg == "none" {
-			d.Note(at, "upkeep writes the output to var/log/%s.log and var/log/%s.error.log", d.Name, d.Name)
+			d.Note(at, "upkeep writes the output to %s and %s", paths.LogRel(d.Name), paths.ErrorLogRel(d.Name))
 			return
 		}
 		d.Drop(at, "")
@@ -359,7 +360,7 @@ func applyCommandLine(d *Draft, cl commandLine, at Pos) {
 	for _, fl := range cl.wrapperFlags {
 		d.Note(at, "%s: upkeep sets HOME to the service directory and passes env; dropped", fl)
 	}
-	out, errLog := "/var/log/"+d.Name+".log", "/var/log/"+d.Name+".error.log"
+	out, errLog := "/"+paths.LogRel(d.Name), "/"+paths.ErrorLogRel(d.Name)
 	switch cl.stdout {
 	case "", out:
 	default:

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"upkeep/internal/paths"
+	"upkeep/internal/spec"
 )
 
 // Write lays out the demo host under root. exe is the upkeep binary, which
@@ -65,11 +67,11 @@ ready_after = "200ms"
 `,
 	}
 	for name, body := range services {
-		dir := filepath.Join(root, "var", "www", name)
+		dir := paths.Service(root, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return "", err
 		}
-		if err := os.WriteFile(filepath.Join(dir, "service.toml"), []byte(body), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, spec.FileName), []byte(body), 0o644); err != nil {
 			return "", err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"upkeep/internal/control"
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 	"upkeep/internal/supervise"
 )
@@ -615,7 +616,7 @@ func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOption
 // isLogOf reports whether file is a log of name: <name>.log,
 // <name>.error.log, and their rotated forms (.1, .2.gz, -20240101).
 func isLogOf(file, name string) bool {
-	for _, base := range []string{name + ".log", name + ".error.log"} {
+	for _, base := range []string{paths.LogBase(name), paths.ErrorLogBase(name)} {
 		rest, ok := strings.CutPrefix(file, base)
 		if !ok {
 			continue

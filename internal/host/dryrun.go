@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
@@ -111,7 +112,7 @@ func (h *Host) DeployDryRun(w io.Writer, name, version string, o DeployOptions) 
 	}
 
 	// The switch.
-	sw, target := h.Path(serviceRel(name)), ".releases/"+name+"/"+img.Version
+	sw, target := h.Path(serviceRel(name)), paths.ReleaseLink(name, img.Version)
 	switch before.Kind {
 	case "none":
 		step("switch", "%s -> %s: a new symlink renamed into place", sw, target)

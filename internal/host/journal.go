@@ -16,6 +16,7 @@ import (
 
 	"upkeep/internal/control"
 	"upkeep/internal/crash"
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
@@ -407,7 +408,7 @@ func (h *Host) settleLocked(j *Journal) error {
 		return err
 	}
 	if cur := h.current(name); cur.Version != want || cur.Kind != "release" {
-		if err := h.root.Symlink(path.Join(".releases", name, want), serviceRel(name)); err != nil {
+		if err := h.root.Symlink(paths.ReleaseLink(name, want), serviceRel(name)); err != nil {
 			return err
 		}
 	}

@@ -9,22 +9,23 @@ import (
 	"sort"
 	"strings"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/policy"
 	"upkeep/internal/spec"
 )
 
-// Paths beneath the root (DESIGN.md's table) that this package owns or keeps.
+// Paths beneath the root (DESIGN.md's table), as package paths names them.
 const (
-	WWWDir      = spec.WWW // running services: <name> is a symlink to a release, or a directory
-	ReleasesDir = spec.WWW + "/.releases"
-	LogDir      = "var/log"
-	DBDir       = "var/db"
-	RunDir      = "run/upkeep"
-	StateDir    = "var/lib/upkeep"         // upkeep's own records
-	OverlayDir  = StateDir + "/overlay"    // <name>.json: what the overlay placed
-	HistoryDir  = StateDir + "/releases"   // <name>.json: the order releases were deployed in
-	LockDir     = StateDir + "/lock"       // flock(2) files
-	ConfigFile  = "etc/upkeep/upkeep.toml" // the host-wide config
+	WWWDir      = paths.WWW
+	ReleasesDir = paths.Releases
+	LogDir      = paths.LogDir
+	DBDir       = paths.DB
+	RunDir      = paths.RunDir
+	StateDir    = paths.StateDir
+	OverlayDir  = paths.OverlayDir
+	HistoryDir  = paths.HistoryDir
+	LockDir     = paths.LockDir
+	ConfigFile  = paths.ConfigFile
 	homeService = "service"
 	homeLog     = "log"
 	homeDB      = "db"
@@ -77,14 +78,14 @@ func (h *Host) HomePath(rel string) string { return h.home.abs(rel) }
 // inside the root ("/etc/x"), so plans read the same for any --root.
 func show(rel string) string { return "/" + strings.TrimPrefix(rel, "/") }
 
-func serviceRel(name string) string          { return path.Join(WWWDir, name) }
-func releasesRel(name string) string         { return path.Join(ReleasesDir, name) }
-func releaseRel(name, version string) string { return path.Join(ReleasesDir, name, version) }
+func serviceRel(name string) string          { return paths.ServiceRel(name) }
+func releasesRel(name string) string         { return paths.ReleasesRel(name) }
+func releaseRel(name, version string) string { return paths.ReleaseRel(name, version) }
 func manifestRel(name string) string         { return path.Join(OverlayDir, name+".json") }
 func historyRel(name string) string          { return path.Join(HistoryDir, name+".json") }
-func dbRel(name string) string               { return path.Join(DBDir, name) }
-func logRel(name string) string              { return path.Join(LogDir, name+".log") }
-func errLogRel(name string) string           { return path.Join(LogDir, name+".error.log") }
+func dbRel(name string) string               { return paths.DBRel(name) }
+func logRel(name string) string              { return paths.LogRel(name) }
+func errLogRel(name string) string           { return paths.ErrorLogRel(name) }
 
 // serviceNames lists what var/www holds: every entry whose name is a valid
 // service name (directories, symlinks to releases, dangling ones too).

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"upkeep/internal/paths"
 
 	"golang.org/x/sys/unix"
 )
@@ -235,8 +236,8 @@ type homeLink struct{ rel, target string }
 func (h *Host) homeLinks(name string) []homeLink {
 	return []homeLink{
 		{path.Join(homeService, name), h.Path(serviceRel(name))},
-		{path.Join(homeLog, name+".log"), h.Path(logRel(name))},
-		{path.Join(homeLog, name+".error.log"), h.Path(errLogRel(name))},
+		{path.Join(homeLog, paths.LogBase(name)), h.Path(logRel(name))},
+		{path.Join(homeLog, paths.ErrorLogBase(name)), h.Path(errLogRel(name))},
 		{path.Join(homeDB, name), h.Path(dbRel(name))},
 	}
 }

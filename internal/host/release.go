@@ -6,11 +6,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+	"upkeep/internal/paths"
 
 	"golang.org/x/sys/unix"
 )
@@ -136,7 +136,7 @@ func (h *Host) current(name string) Current {
 	if err != nil {
 		return Current{Kind: "other", Problems: err.Error()}
 	}
-	prefix := ".releases/" + name + "/"
+	prefix := paths.ReleaseLink(name, "")
 	v, ok := strings.CutPrefix(target, prefix)
 	if !ok || strings.Contains(v, "/") || CheckVersion(v) != nil {
 		return Current{Kind: "other", Target: target, Problems: fmt.Sprintf("%s links to %s, not to a release of %s", h.Path(rel), target, name)}
@@ -154,7 +154,7 @@ func (h *Host) current(name string) Current {
 // manual-<time>; without force it is refused.
 func (h *Host) switchTo(name, version string, force bool, hs *History) error {
 	rel := serviceRel(name)
-	target := path.Join(".releases", name, version)
+	target := paths.ReleaseLink(name, version)
 	cur := h.current(name)
 	switch cur.Kind {
 	case "none", "release", "dangling":

@@ -12,11 +12,12 @@ import (
 	"aead.dev/minisign"
 	"github.com/BurntSushi/toml"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
 // File is the policy's place beneath the root.
-const File = "etc/upkeep/policy.toml"
+const File = paths.PolicyFile
 
 // Policy is the host policy. The zero value is not useful: use Default,
 // Load or Parse.
@@ -80,12 +81,12 @@ var Denied = []string{
 	"etc/sudoers*", "etc/passwd", "etc/shadow", "etc/group", "etc/gshadow",
 	"etc/ssh/", "etc/pam.d/", "etc/ld.so.*", "etc/cron*", "etc/systemd/",
 	"etc/init.d/", "etc/profile*", "root/", "home/*/.ssh/", "usr/", "bin/",
-	"sbin/", "lib*/", "boot/", "dev/", "proc/", "sys/", "run/upkeep/",
+	"sbin/", "lib*/", "boot/", "dev/", "proc/", "sys/", paths.RunDir + "/",
 	// Beyond the list of issue 11, the same kind: other ways to have root
 	// run something or to let someone log in.
 	"etc/anacrontab", "var/spool/cron/", "etc/sudo.conf", "etc/doas.conf",
 	"etc/security/", "etc/environment", "etc/rc.local", "etc/modprobe.d/",
-	"etc/udev/", "etc/apt/", "etc/polkit-1/", "etc/upkeep/", "var/lib/upkeep/",
+	"etc/udev/", "etc/apt/", "etc/polkit-1/", "etc/upkeep/", paths.StateDir + "/",
 }
 
 // Default is the policy of a host without a policy file.

@@ -6,10 +6,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"upkeep/internal/paths"
 )
 
 // WWW is where a host keeps its running services, relative to the root.
-const WWW = "var/www"
+const WWW = paths.WWW
 
 // Host is every service found under a root: the ones that loaded, and the
 // problems of each, keyed by service name.

@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"upkeep/internal/paths"
 
 	"github.com/BurntSushi/toml"
 )
@@ -67,7 +68,7 @@ const (
 
 // LogFileDir is the directory declared files live beneath, relative to
 // the root.
-const LogFileDir = "var/log"
+const LogFileDir = paths.LogDir
 
 // decodeLogFiles reads the [[log.file]] entries of a service.toml (the
 // decoder of Service leaves them: Log stays a comparable value), checks
@@ -152,29 +153,6 @@ func checkLogFiles(root string, files []LogFile, l Log, add func(key, format str
 			f.Log.DelayCompress = true
 		}
 	}
-}
-
-// Logrotate is the stanza for the file at path (a host path, or its
-// pattern) that rotates it as upkeep does: its settings, copytruncate, or
-// postrotate with its command; signalCmd is the command that sends its
-// signal to the service's main process ("upkeep signal NAME USR1").
-func (f LogFile) Logrotate(path, signalCmd string) (string, error) {
-	st, err := f.Log.Logrotate([]string{path})
-	if err != nil {
-		return "", err
-	}
-	var extra string
-	switch {
-	case f.Method == CopyTruncate:
-		if !strings.Contains(st, "\n  copytruncate\n") {
-			extra = "  copytruncate\n"
-		}
-	case f.Signal != "":
-		extra = "  postrotate\n    " + signalCmd + "\n  endscript\n"
-	default:
-		extra = "  postrotate\n    " + strings.ReplaceAll(f.PostRotate, "\n", "\n    ") + "\n  endscript\n"
-	}
-	return strings.TrimSuffix(st, "}\n") + extra + "}\n", nil
 }
 
 // isLogFileKey reports whether k is inside a [[log.file]].

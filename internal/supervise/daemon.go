@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"upkeep/internal/paths"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
@@ -61,10 +62,10 @@ func (d *Daemon) SetStartGuard(f func(*spec.Service) error) { d.guard = f }
 // Call before Load.
 func (d *Daemon) SetBeforeLoad(f func()) { d.beforeLoad = f }
 
-// Paths of a host, relative to its root.
+// Paths of a host, relative to its root, as package paths names them.
 const (
-	RunDir = "run/upkeep"
-	LogDir = "var/log"
+	RunDir = paths.RunDir
+	LogDir = paths.LogDir
 )
 
 // New prepares the daemon for root and takes the host's lock: a second
@@ -82,7 +83,7 @@ func New(root string, log *slog.Logger) (*Daemon, error) {
 
 		globEvery: time.Minute,
 	}
-	for _, dir := range []string{d.runDir, d.logDir, filepath.Join(root, spec.WWW)} {
+	for _, dir := range []string{d.runDir, d.logDir, filepath.Join(root, paths.WWW)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
@@ -277,19 +278,17 @@ func (d *Daemon) dependents(name string) []string {
 }
 
 func (d *Daemon) rememberPid(name string, r proc.Record) {
-	base := filepath.Join(d.runDir, name)
-	if err := proc.WriteRecord(base+".state", r); err != nil {
+	if err := proc.WriteRecord(paths.StateRecord(d.root, name), r); err != nil {
 		d.log.Warn("state file", "service", name, "err", err.Error())
 	}
-	if err := proc.WritePID(base+".pid", r.Pid); err != nil {
+	if err := proc.WritePID(paths.PidFile(d.root, name), r.Pid); err != nil {
 		d.log.Warn("pid file", "service", name, "err", err.Error())
 	}
 }
 
 func (d *Daemon) forgetPid(name string) {
-	base := filepath.Join(d.runDir, name)
-	os.Remove(base + ".pid")
-	os.Remove(base + ".state")
+	os.Remove(paths.PidFile(d.root, name))
+	os.Remove(paths.StateRecord(d.root, name))
 }
 
 // adopt checks that pid, read from a service's own pid file, is a process

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"upkeep/internal/logsink"
+	"upkeep/internal/paths"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
@@ -288,8 +289,8 @@ func (d *Daemon) Rotate(names []string) ([]Rotated, error) {
 		}
 		sp := sv.specSnapshot()
 		if sinks == nil {
-			for _, base := range []string{sv.name + ".log", sv.name + ".error.log"} {
-				sink, err := logsink.OpenWith(filepath.Join(d.logDir, base), sp.Log)
+			for _, p := range []string{paths.Log(d.root, sv.name), paths.ErrorLog(d.root, sv.name)} {
+				sink, err := logsink.OpenWith(p, sp.Log)
 				if err != nil {
 					return nil, err
 				}

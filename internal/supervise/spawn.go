@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"upkeep/internal/logsink"
+	"upkeep/internal/paths"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
@@ -107,11 +108,11 @@ func (s *service) openLogs() error {
 	if s.stdout != nil {
 		s.closeLogs()
 	}
-	out, err := logsink.OpenWith(filepath.Join(s.d.logDir, s.name+".log"), s.spec.Log)
+	out, err := logsink.OpenWith(paths.Log(s.d.root, s.name), s.spec.Log)
 	if err != nil {
 		return err
 	}
-	errs, err := logsink.OpenWith(filepath.Join(s.d.logDir, s.name+".error.log"), s.spec.Log)
+	errs, err := logsink.OpenWith(paths.ErrorLog(s.d.root, s.name), s.spec.Log)
 	if err != nil {
 		out.Close()
 		return err
