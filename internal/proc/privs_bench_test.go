@@ -39,7 +39,7 @@ func BenchmarkSpawn(b *testing.B) {
 			defer null.Close()
 			fds := []uintptr{null.Fd(), null.Fd(), null.Fd()}
 			for b.Loop() {
-				p, err := Reap().Spawn(Attr{Argv: []string{"/bin/true"}, Dir: "/", Files: fds, Cred: cred, Privs: c.privs, CgroupFD: -1})
+				p, err := NewReaper().Spawn(Attr{Argv: []string{"/bin/true"}, Dir: "/", Files: fds, Cred: cred, Privs: c.privs, CgroupFD: -1})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -28,7 +28,7 @@ func TestPIDFileRoundTrip(t *testing.T) {
 }
 
 func TestSpawnReapAndStartTime(t *testing.T) {
-	p, err := Reap().Spawn(Attr{Argv: []string{"sh", "-c", "exit 7"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+	p, err := NewReaper().Spawn(Attr{Argv: []string{"sh", "-c", "exit 7"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestSpawnReapAndStartTime(t *testing.T) {
 	if !ex.Known || ex.Status.ExitStatus() != 7 || ex.String() != "exit 7" || ex.Success() {
 		t.Errorf("exit = %+v (%s)", ex, ex)
 	}
-	q, err := Reap().Spawn(Attr{Argv: []string{"/bin/sleep", "100"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+	q, err := NewReaper().Spawn(Attr{Argv: []string{"/bin/sleep", "100"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestSpawnReapAndStartTime(t *testing.T) {
 	if Same(q.Pid, q.StartTime) {
 		t.Error("a reaped process is still the same")
 	}
-	if _, err := Reap().Spawn(Attr{Argv: []string{"no-such-program-anywhere"}, CgroupFD: -1}); err == nil {
+	if _, err := NewReaper().Spawn(Attr{Argv: []string{"no-such-program-anywhere"}, CgroupFD: -1}); err == nil {
 		t.Error("spawned a program that does not exist")
 	}
 }
@@ -72,14 +72,14 @@ func TestLookPathUsesTheChildsPATH(t *testing.T) {
 }
 
 func TestWatchFollowsANonChild(t *testing.T) {
-	p, err := Reap().Spawn(Attr{Argv: []string{"/bin/sleep", "100"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+	p, err := NewReaper().Spawn(Attr{Argv: []string{"/bin/sleep", "100"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Reap().Watch(p.Pid, p.StartTime+1); err == nil {
+	if _, err := NewReaper().Watch(p.Pid, p.StartTime+1); err == nil {
 		t.Error("Watch accepted a wrong start time")
 	}
-	w, err := Reap().Watch(p.Pid, p.StartTime)
+	w, err := NewReaper().Watch(p.Pid, p.StartTime)
 	if err != nil {
 		t.Fatal(err)
 	}
