@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestPIDFileRoundTrip(t *testing.T) {
@@ -84,6 +85,19 @@ func TestWatchFollowsANonChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	syscall.Kill(p.Pid, syscall.SIGTERM)
-	<-w.Done()
-	<-p.Done()
+	// A broken Watch would block here for ever: a deadline instead.
+	deadline := time.After(10 * time.Second)
+	for _, q := range []*Process{w, p} {
+		select {
+		case <-q.Done():
+		case <-deadline:
+			t.Fatalf("pid %d killed, but not seen to exit within 10s", q.Pid)
+		}
+	}
+	// Our own child: both the watcher and the spawner learn the real status.
+	for _, q := range []*Process{w, p} {
+		if ex := q.Exit(); !ex.Known || ex.String() != "signal TERM" {
+			t.Errorf("exit of pid %d = %s, want signal TERM", q.Pid, ex)
+		}
+	}
 }
