@@ -194,7 +194,8 @@ func environOf(name string, sp *spec.Service) ([]string, error) {
 // identity is what a service's processes run as and may do: its user,
 // groups and the settings of service.toml that proc applies (the spec's
 // values as they are; proc resolves the names when it starts a process and
-// decides what root or not root changes).
+// decides what root or not root changes). Its exec checks and hooks get the
+// same (checkExec).
 func identity(sp *spec.Service) proc.Identity {
 	p := &proc.Privileges{
 		Capabilities:    sp.CapabilityNumbers(),
@@ -214,9 +215,11 @@ func identity(sp *spec.Service) proc.Identity {
 }
 
 // checkExec is how the service's exec checks and hooks run: through the
-// daemon's reaper, as the daemon.
+// daemon's reaper, as the service's identity, in its directory (least
+// privilege, as systemd runs ExecStartPost=: a service.toml cannot get root
+// through a check). It reads s.spec: call it on the service's loop.
 func (s *service) checkExec() health.Exec {
-	return health.Exec{Reaper: s.d.reaper}
+	return health.Exec{Reaper: s.d.reaper, As: identity(s.spec), Dir: s.spec.Directory}
 }
 
 func pgidOf(pid int) int {
