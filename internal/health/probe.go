@@ -220,19 +220,7 @@ func probeExec(ctx context.Context, c *spec.Check, s *ProbeState) (string, error
 
 // environ is the clean environment of checks and hooks, as the supervisor
 // gives services: PATH and locale from the daemon, nothing else of it.
-func environ(extra ...string) []string {
-	env := []string{"PATH=" + proc.DefaultPath}
-	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ"} {
-		if v, ok := os.LookupEnv(k); ok {
-			if k == "PATH" {
-				env[0] = "PATH=" + v
-			} else {
-				env = append(env, k+"="+v)
-			}
-		}
-	}
-	return append(env, extra...)
-}
+func environ(extra ...string) []string { return append(proc.BaseEnv(), extra...) }
 
 // probeResource measures the target's processes. With no processes there
 // is nothing to judge, and the check passes: that the service is not

@@ -14,6 +14,23 @@ import (
 // Debian's login.defs for root (ENV_SUPATH).
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// BaseEnv is all a process the daemon starts gets of the daemon's own
+// environment, as systemd gives its units a clean one: PATH (DefaultPath
+// when the daemon has none), the locale (LANG, LC_ALL) and TZ.
+func BaseEnv() []string {
+	env := []string{"PATH=" + DefaultPath}
+	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			if k == "PATH" {
+				env[0] = "PATH=" + v
+			} else {
+				env = append(env, k+"="+v)
+			}
+		}
+	}
+	return env
+}
+
 // Identity is who a process runs as and what it may do: a user, group and
 // supplementary groups (resolved as Credential says, when the process
 // starts) and the privileges fork+exec cannot set. The zero value is the

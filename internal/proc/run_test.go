@@ -65,3 +65,19 @@ func TestRunKillsItsGroupAtTheDeadline(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A started process gets PATH, the locale and TZ of the daemon, and nothing
+// else of it; without a PATH, DefaultPath.
+func TestBaseEnv(t *testing.T) {
+	t.Setenv("PATH", "/opt/x/bin:/usr/bin")
+	t.Setenv("LANG", "C.UTF-8")
+	t.Setenv("UPKEEP_TEST_SECRET", "leak")
+	env := strings.Join(BaseEnv(), "\n") + "\n"
+	if !strings.Contains(env, "PATH=/opt/x/bin:/usr/bin\n") || !strings.Contains(env, "LANG=C.UTF-8\n") || strings.Contains(env, "SECRET") {
+		t.Errorf("BaseEnv:\n%s", env)
+	}
+	os.Unsetenv("PATH")
+	if got := BaseEnv()[0]; got != "PATH="+DefaultPath {
+		t.Errorf("without PATH: %s", got)
+	}
+}

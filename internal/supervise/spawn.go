@@ -159,14 +159,12 @@ func (s *service) environ() ([]string, error) { return environOf(s.name, s.spec)
 // environOf is environ for any goroutine, given a definition it holds.
 func environOf(name string, sp *spec.Service) ([]string, error) {
 	env := map[string]string{
-		"PATH":           proc.DefaultPath,
 		"HOME":           sp.Dir,
 		"UPKEEP_SERVICE": name,
 	}
-	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env[k] = v
-		}
+	for _, kv := range proc.BaseEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
 	}
 	if sp.User != "" {
 		env["USER"], env["LOGNAME"] = sp.User, sp.User
