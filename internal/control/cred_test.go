@@ -212,7 +212,7 @@ func TestPeerThatChanged(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		p, err := proc.Reap().Spawn(proc.Attr{
+		p, err := proc.NewReaper().Spawn(proc.Attr{
 			Argv:     []string{peerBinary(t), "-test.run=^$"},
 			Env:      []string{"UPKEEP_TEST_PEER=1", "UPKEEP_TEST_SOCK=" + h.sock, "UPKEEP_TEST_TRICK=" + trick, "PATH=/usr/bin:/bin"},
 			Dir:      "/",
@@ -266,7 +266,7 @@ func TestStartedAfter(t *testing.T) {
 	for time.Since(t0) < 50*time.Millisecond {
 		time.Sleep(5 * time.Millisecond) // /proc's start times are in 10 ms ticks: be clearly later
 	}
-	p, err := proc.Reap().Spawn(proc.Attr{Argv: []string{"/bin/sleep", "1000"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+	p, err := proc.NewReaper().Spawn(proc.Attr{Argv: []string{"/bin/sleep", "1000"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,7 +162,7 @@ func asUser(t *testing.T, sock string, cred *syscall.Credential, calls ...call) 
 	defer out.Close()
 	devnull, _ := os.Open(os.DevNull)
 	defer devnull.Close()
-	p, err := proc.Reap().Spawn(proc.Attr{
+	p, err := proc.NewReaper().Spawn(proc.Attr{
 		Argv:     []string{peerBinary(t), "-test.run=^$"},
 		Env:      []string{"UPKEEP_TEST_PEER=1", "UPKEEP_TEST_SOCK=" + sock, "UPKEEP_TEST_REQS=" + string(reqs)},
 		Dir:      "/",

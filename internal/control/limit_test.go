@@ -171,7 +171,7 @@ func TestPerUIDCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	p, err := proc.Reap().Spawn(proc.Attr{
+	p, err := proc.NewReaper().Spawn(proc.Attr{
 		Argv:     []string{peerBinary(t), "-test.run=^$"},
 		Env:      []string{"UPKEEP_TEST_PEER=1", "UPKEEP_TEST_SOCK=" + h.sock, "UPKEEP_TEST_HOLD=300", "UPKEEP_TEST_REQS=[]"},
 		Dir:      "/",

@@ -219,7 +219,7 @@ func spawnArgv(t *testing.T, files int, argv ...string) *proc.Process {
 	for i := range fds {
 		fds[i] = devnull.Fd()
 	}
-	p, err := proc.Reap().Spawn(proc.Attr{Argv: argv, Files: fds, CgroupFD: -1})
+	p, err := proc.NewReaper().Spawn(proc.Attr{Argv: argv, Files: fds, CgroupFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

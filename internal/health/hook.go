@@ -28,11 +28,15 @@ type hookInput struct {
 // RunHook runs an exec action (then = "exec"): argv with the event in its
 // environment (UPKEEP_SERVICE, UPKEEP_CHECK, UPKEEP_EVENT, UPKEEP_MESSAGE)
 // and as one JSON object on stdin, stdout and stderr on /dev/null, in a
-// process group of its own that is killed after timeout (or when ctx ends).
-// It returns when the hook has exited; an exit other than 0 is an error.
-func RunHook(ctx context.Context, argv []string, service string, ev Event, timeout time.Duration) error {
+// process group of its own that is killed after timeout (or when ctx ends),
+// run as ex says (the service's identity, like its exec checks). It returns
+// when the hook has exited; an exit other than 0 is an error.
+func RunHook(ctx context.Context, ex Exec, argv []string, service string, ev Event, timeout time.Duration) error {
 	if len(argv) == 0 || argv[0] == "" {
 		return errors.New("hook: empty command")
+	}
+	if ex.Reaper == nil {
+		return fmt.Errorf("hook %s: no reaper to run it", argv[0])
 	}
 	if timeout <= 0 {
 		timeout = DefaultHookTimeout
@@ -57,16 +61,11 @@ func RunHook(ctx context.Context, argv []string, service string, ev Event, timeo
 	}
 	data = append(data, '\n')
 
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("hook %s: %w", argv[0], err)
-	}
-	defer devnull.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("hook %s: %w", argv[0], err)
 	}
-	p, err := proc.Reap().Spawn(proc.Attr{
+	p, err := ex.Reaper.Start(proc.Cmd{
 		Argv: argv,
 		Env: environ(
 			"UPKEEP_SERVICE="+service,
@@ -74,8 +73,9 @@ func RunHook(ctx context.Context, argv []string, service string, ev Event, timeo
 			"UPKEEP_EVENT="+in.Event,
 			"UPKEEP_MESSAGE="+in.Message,
 		),
-		Files:    []uintptr{r.Fd(), devnull.Fd(), devnull.Fd()},
-		CgroupFD: -1,
+		Dir:   ex.Dir,
+		Stdin: r,
+		As:    ex.As,
 	})
 	r.Close()
 	if err != nil {
@@ -93,7 +93,7 @@ func RunHook(ctx context.Context, argv []string, service string, ev Event, timeo
 	}()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err = waitOrKill(ctx, p)
+	exit, err := p.Wait(ctx)
 	w.Close()
 	<-written
 	switch {
@@ -102,8 +102,8 @@ func RunHook(ctx context.Context, argv []string, service string, ev Event, timeo
 	case err != nil:
 		return fmt.Errorf("hook %s: %w", argv[0], err)
 	}
-	if ex := p.Exit(); !ex.Success() {
-		return fmt.Errorf("hook %s: %s", argv[0], ex)
+	if !exit.Success() {
+		return fmt.Errorf("hook %s: %s", argv[0], exit)
 	}
 	return nil
 }

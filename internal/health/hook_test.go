@@ -20,7 +20,7 @@ func TestRunHook(t *testing.T) {
 	started := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	ev := Event{Kind: Failed, Check: c, Streak: 3, Result: Result{Check: "web", Message: "HTTP 500, want 200-399", Latency: 1500 * time.Microsecond, Started: started}}
 	argv := []string{"/bin/sh", "-c", `env > "$1/env"; cat > "$1/stdin"`, "hook", dir}
-	if err := RunHook(context.Background(), argv, "www-test", ev, 5*time.Second); err != nil {
+	if err := RunHook(context.Background(), testExec, argv, "www-test", ev, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	env, err := os.ReadFile(filepath.Join(dir, "env"))
@@ -54,16 +54,16 @@ func TestRunHook(t *testing.T) {
 
 func TestRunHookFailures(t *testing.T) {
 	ev := Event{Kind: Recovered, Check: &spec.Check{Name: "web"}, Result: Result{OK: true, Message: "HTTP 200"}}
-	if err := RunHook(context.Background(), []string{"sh", "-c", "exit 4"}, "www-test", ev, time.Second); err == nil || err.Error() != "hook sh: exit 4" {
+	if err := RunHook(context.Background(), testExec, []string{"sh", "-c", "exit 4"}, "www-test", ev, time.Second); err == nil || err.Error() != "hook sh: exit 4" {
 		t.Errorf("exit 4: %v", err)
 	}
 	// A hook that neither reads stdin nor ends is killed at the timeout.
 	begin := time.Now()
-	err := RunHook(context.Background(), []string{"sleep", "100"}, "www-test", ev, 100*time.Millisecond)
+	err := RunHook(context.Background(), testExec, []string{"sleep", "100"}, "www-test", ev, 100*time.Millisecond)
 	if err == nil || err.Error() != "hook sleep: timeout after 100ms" || time.Since(begin) > 2*time.Second {
 		t.Errorf("timeout: %v after %s", err, time.Since(begin))
 	}
-	if err := RunHook(context.Background(), nil, "www-test", ev, time.Second); err == nil {
+	if err := RunHook(context.Background(), testExec, nil, "www-test", ev, time.Second); err == nil {
 		t.Error("empty argv accepted")
 	}
 }

@@ -72,6 +72,7 @@ type CheckStatus struct {
 // Monitor runs the checks of one run of a service.
 type Monitor struct {
 	service string
+	exec    Exec // how its exec checks run
 	target  Target
 	out     chan<- Event
 	ran     func(Event) // when set, Ran events go here instead of out
@@ -92,20 +93,22 @@ type Monitor struct {
 // that overruns skips missed slots rather than bunching), until Stop. Events
 // go to out; no send blocks past Stop. Each check is copied, so the caller
 // may reuse the slice. A monitor with no checks is vacuously ready: it sends
-// Ready once.
+// Ready once. Exec checks fail here with nothing to run them through:
+// StartObserved is given how they run.
 func Start(service string, checks []spec.Check, t Target, out chan<- Event) *Monitor {
-	return StartObserved(service, checks, t, out, nil)
+	return StartObserved(service, checks, t, Exec{}, out, nil)
 }
 
-// StartObserved is Start with every Ran event given to ran, in the check's
-// own goroutine, instead of being sent on out; ran must be safe for
-// concurrent use and quick. Only the events that need the supervisor's
+// StartObserved is Start with exec checks run as ex says, and every Ran
+// event given to ran, in the check's own goroutine, instead of being sent
+// on out; ran must be safe for concurrent use and quick. Only the events that need the supervisor's
 // decision (Failed, Recovered, Ready) then cross the channel: one goroutine
 // hand-off less for every check run.
-func StartObserved(service string, checks []spec.Check, t Target, out chan<- Event, ran func(Event)) *Monitor {
+func StartObserved(service string, checks []spec.Check, t Target, ex Exec, out chan<- Event, ran func(Event)) *Monitor {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Monitor{
 		service: service,
+		exec:    ex,
 		target:  t,
 		out:     out,
 		ran:     ran,
@@ -177,7 +180,7 @@ func (m *Monitor) send(ev Event) bool {
 // run is one check's loop: it owns the check's probe state and judge.
 func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 	defer m.wg.Done()
-	state := ProbeState{service: m.service}
+	state := ProbeState{service: m.service, exec: m.exec}
 	defer state.Close()
 	j := newJudge(c)
 	interval := time.Duration(c.Interval)

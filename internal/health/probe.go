@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"upkeep/internal/proc"
@@ -30,6 +29,7 @@ const maxBody = 1 << 20
 // check's runs are sequential. Close releases what it holds.
 type ProbeState struct {
 	service    string // for the environment of exec checks
+	exec       Exec   // how exec checks run
 	cpuSeconds float64
 	cpuAt      time.Time
 	http       httpConn
@@ -178,75 +178,49 @@ func quote(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
+// Exec is how a service's exec checks and hooks run their commands:
+// through the daemon's reaper, as As (the service's own user, groups and
+// privileges, given by the supervisor), in Dir. Without a Reaper no
+// command runs.
+type Exec struct {
+	Reaper *proc.Reaper
+	As     proc.Identity
+	Dir    string
+}
+
+// NewProbeState is the state of one check of service, whose exec checks
+// run as ex says.
+func NewProbeState(service string, ex Exec) *ProbeState {
+	return &ProbeState{service: service, exec: ex}
+}
+
+// errNoReaper is an exec check's result with nothing to run it through.
+var errNoReaper = errors.New("exec check: no reaper to run it")
+
 // probeExec runs the command with stdin, stdout and stderr on /dev/null and
 // UPKEEP_CHECK (and, run by a Monitor, UPKEEP_SERVICE) in its environment;
-// exit 0 passes. At the timeout its whole process group is killed: Spawn
-// made it a session (and group) leader.
+// exit 0 passes. At the timeout its whole process group is killed.
 func probeExec(ctx context.Context, c *spec.Check, s *ProbeState) (string, error) {
+	if s == nil || s.exec.Reaper == nil {
+		return "", errNoReaper
+	}
 	env := environ("UPKEEP_CHECK=" + c.Name)
-	if s != nil && s.service != "" {
+	if s.service != "" {
 		env = append(env, "UPKEEP_SERVICE="+s.service)
 	}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	ex, err := s.exec.Reaper.Run(ctx, proc.Cmd{Argv: c.Command, Env: env, Dir: s.exec.Dir, As: s.exec.As})
 	if err != nil {
 		return "", err
 	}
-	defer devnull.Close()
-	fd := devnull.Fd()
-	p, err := proc.Reap().Spawn(proc.Attr{
-		Argv:     c.Command,
-		Env:      env,
-		Files:    []uintptr{fd, fd, fd},
-		CgroupFD: -1,
-	})
-	if err != nil {
-		return "", err
-	}
-	if err := waitOrKill(ctx, p); err != nil {
-		return "", err
-	}
-	ex := p.Exit()
 	if !ex.Success() {
 		return "", errors.New(ex.String())
 	}
 	return ex.String(), nil
 }
 
-// waitOrKill waits for p to exit; when ctx ends first it kills p's process
-// group and returns ctx's error. It waits a little for the reaper to see
-// the death, so the caller leaves no process behind in the usual case, but
-// not for ever: a process in uninterruptible sleep dies when it can.
-func waitOrKill(ctx context.Context, p *proc.Process) error {
-	select {
-	case <-p.Done():
-		return nil
-	case <-ctx.Done():
-	}
-	proc.SignalGroup(p.Pid, syscall.SIGKILL)
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	select {
-	case <-p.Done():
-	case <-t.C:
-	}
-	return ctx.Err()
-}
-
 // environ is the clean environment of checks and hooks, as the supervisor
 // gives services: PATH and locale from the daemon, nothing else of it.
-func environ(extra ...string) []string {
-	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ"} {
-		if v, ok := os.LookupEnv(k); ok {
-			if k == "PATH" {
-				env[0] = "PATH=" + v
-			} else {
-				env = append(env, k+"="+v)
-			}
-		}
-	}
-	return append(env, extra...)
-}
+func environ(extra ...string) []string { return append(proc.BaseEnv(), extra...) }
 
 // probeResource measures the target's processes. With no processes there
 // is nothing to judge, and the check passes: that the service is not

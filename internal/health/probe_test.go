@@ -128,21 +128,28 @@ func TestConnProbe(t *testing.T) {
 	}
 }
 
+// testExec runs this package's exec checks and hooks as the test runs.
+var testExec = Exec{Reaper: proc.NewReaper()}
+
 func TestExecProbe(t *testing.T) {
-	ok := probe(spec.Check{Type: "exec", Command: []string{"/bin/sh", "-c", "read x; echo out; echo err >&2; exit 0"}}, nil, nil)
+	if r := probe(spec.Check{Type: "exec", Command: []string{"true"}}, nil, nil); r.OK || r.Message != errNoReaper.Error() {
+		t.Errorf("exec check without a reaper: %+v", r)
+	}
+	st := NewProbeState("", testExec)
+	ok := probe(spec.Check{Type: "exec", Command: []string{"/bin/sh", "-c", "read x; echo out; echo err >&2; exit 0"}}, nil, st)
 	if !ok.OK || ok.Message != "exit 0" {
 		t.Errorf("exit 0: %+v", ok)
 	}
-	bad := probe(spec.Check{Type: "exec", Command: []string{"sh", "-c", "exit 3"}}, nil, nil)
+	bad := probe(spec.Check{Type: "exec", Command: []string{"sh", "-c", "exit 3"}}, nil, st)
 	if bad.OK || bad.Message != "exit 3" {
 		t.Errorf("exit 3: %+v", bad)
 	}
-	missing := probe(spec.Check{Type: "exec", Command: []string{"no-such-check-program"}}, nil, nil)
+	missing := probe(spec.Check{Type: "exec", Command: []string{"no-such-check-program"}}, nil, st)
 	if missing.OK || !strings.Contains(missing.Message, "not found") {
 		t.Errorf("missing program: %+v", missing)
 	}
 	envFile := filepath.Join(t.TempDir(), "env")
-	r := probe(spec.Check{Name: "script", Type: "exec", Command: []string{"/bin/sh", "-c", `env > "$1"`, "check", envFile}}, nil, &ProbeState{service: "www-test"})
+	r := probe(spec.Check{Name: "script", Type: "exec", Command: []string{"/bin/sh", "-c", `env > "$1"`, "check", envFile}}, nil, NewProbeState("www-test", testExec))
 	if env, _ := os.ReadFile(envFile); !r.OK || !strings.Contains(string(env), "UPKEEP_CHECK=script\n") || !strings.Contains(string(env), "UPKEEP_SERVICE=www-test\n") {
 		t.Errorf("exec environment: %+v\n%s", r, env)
 	}
@@ -150,7 +157,7 @@ func TestExecProbe(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	const timeout = 500 * time.Millisecond
 	slow := probe(spec.Check{Type: "exec", Timeout: spec.Duration(timeout),
-		Command: []string{"/bin/sh", "-c", `echo $$ > "$1"; sleep 100 & sleep 100`, "check", pidFile}}, nil, nil)
+		Command: []string{"/bin/sh", "-c", `echo $$ > "$1"; sleep 100 & sleep 100`, "check", pidFile}}, nil, st)
 	if slow.OK || slow.Message != "timeout after 500ms" || slow.Latency < timeout || slow.Latency > timeout+2*time.Second {
 		t.Errorf("slow: %+v", slow)
 	}

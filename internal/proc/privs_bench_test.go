@@ -39,7 +39,35 @@ func BenchmarkSpawn(b *testing.B) {
 			defer null.Close()
 			fds := []uintptr{null.Fd(), null.Fd(), null.Fd()}
 			for b.Loop() {
-				p, err := Reap().Spawn(Attr{Argv: []string{"/bin/true"}, Dir: "/", Files: fds, Cred: cred, Privs: c.privs, CgroupFD: -1})
+				p, err := NewReaper().Spawn(Attr{Argv: []string{"/bin/true"}, Dir: "/", Files: fds, Cred: cred, Privs: c.privs, CgroupFD: -1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ex := p.Exit(); !ex.Success() {
+					b.Fatal(ex)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStart is BenchmarkSpawn through Start, the way the supervisor
+// starts a service: the user and groups looked up (os/user reads
+// /etc/passwd and /etc/group) and /dev/null opened for each start.
+func BenchmarkStart(b *testing.B) {
+	um := uint32(daemonUmask())
+	for _, c := range []struct {
+		name string
+		as   Identity
+	}{
+		{"plain", Identity{Privs: &Privileges{Umask: &um}}},
+		{"shim-nobody", Identity{User: "nobody", Privs: &Privileges{Umask: &um}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			needRoot(b)
+			r := NewReaper()
+			for b.Loop() {
+				p, err := r.Start(Cmd{Argv: []string{"/bin/true"}, Dir: "/", As: c.as})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -50,7 +50,7 @@ func spawnReport(t *testing.T, cred *syscall.Credential, p *Privileges, check fu
 	if check != nil {
 		env = append(env, "HOLD=1")
 	}
-	pr, err := Reap().Spawn(Attr{
+	pr, err := NewReaper().Spawn(Attr{
 		Argv:     []string{"sh", "-c", reportScript},
 		Env:      env,
 		Dir:      "/",
@@ -264,7 +264,7 @@ func TestImpossibleSettingFailsTheStart(t *testing.T) {
 			if name == "missing directory" {
 				dir = "/nonexistent-dir-for-upkeep-test"
 			}
-			pr, err := Reap().Spawn(Attr{Argv: []string{"/bin/echo", "ran"}, Dir: dir, Files: []uintptr{0, outW.Fd(), errW.Fd()}, Cred: c.cred, Privs: c.p, CgroupFD: -1})
+			pr, err := NewReaper().Spawn(Attr{Argv: []string{"/bin/echo", "ran"}, Dir: dir, Files: []uintptr{0, outW.Fd(), errW.Fd()}, Cred: c.cred, Privs: c.p, CgroupFD: -1})
 			outW.Close()
 			errW.Close()
 			if err != nil {
@@ -325,7 +325,7 @@ func TestServicesGetTheNofileTheDaemonWasStartedWith(t *testing.T) {
 		// Through Spawn, not os/exec: the reaper owns wait4 in this binary.
 		outR, outW, _ := os.Pipe()
 		defer outR.Close()
-		p, err := Reap().Spawn(Attr{
+		p, err := NewReaper().Spawn(Attr{
 			Argv:     []string{"sh", "-c", `ulimit -Sn 1024 && exec "$0" -test.run='^TestServicesGetTheNofileTheDaemonWasStartedWith$' -test.v`, os.Args[0]},
 			Env:      append(os.Environ(), "UPKEEP_TEST_NOFILE=1024"),
 			Files:    []uintptr{0, outW.Fd(), outW.Fd()},
@@ -416,7 +416,7 @@ func hasCap(t *testing.T, c uintptr) bool {
 func TestShimRunsBeforeOtherInits(t *testing.T) {
 	outR, outW, _ := os.Pipe()
 	errR, errW, _ := os.Pipe()
-	pr, err := Reap().Spawn(Attr{
+	pr, err := NewReaper().Spawn(Attr{
 		Argv:     []string{"sh", "-c", "echo ran"},
 		Env:      []string{"PATH=/usr/bin:/bin", "GODEBUG=inittrace=1"},
 		Dir:      "/",

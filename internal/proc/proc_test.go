@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestPIDFileRoundTrip(t *testing.T) {
@@ -28,7 +29,7 @@ func TestPIDFileRoundTrip(t *testing.T) {
 }
 
 func TestSpawnReapAndStartTime(t *testing.T) {
-	p, err := Reap().Spawn(Attr{Argv: []string{"sh", "-c", "exit 7"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+	p, err := NewReaper().Spawn(Attr{Argv: []string{"sh", "-c", "exit 7"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestSpawnReapAndStartTime(t *testing.T) {
 	if !ex.Known || ex.Status.ExitStatus() != 7 || ex.String() != "exit 7" || ex.Success() {
 		t.Errorf("exit = %+v (%s)", ex, ex)
 	}
-	q, err := Reap().Spawn(Attr{Argv: []string{"/bin/sleep", "100"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+	q, err := NewReaper().Spawn(Attr{Argv: []string{"/bin/sleep", "100"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestSpawnReapAndStartTime(t *testing.T) {
 	if Same(q.Pid, q.StartTime) {
 		t.Error("a reaped process is still the same")
 	}
-	if _, err := Reap().Spawn(Attr{Argv: []string{"no-such-program-anywhere"}, CgroupFD: -1}); err == nil {
+	if _, err := NewReaper().Spawn(Attr{Argv: []string{"no-such-program-anywhere"}, CgroupFD: -1}); err == nil {
 		t.Error("spawned a program that does not exist")
 	}
 }
@@ -72,18 +73,31 @@ func TestLookPathUsesTheChildsPATH(t *testing.T) {
 }
 
 func TestWatchFollowsANonChild(t *testing.T) {
-	p, err := Reap().Spawn(Attr{Argv: []string{"/bin/sleep", "100"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+	p, err := NewReaper().Spawn(Attr{Argv: []string{"/bin/sleep", "100"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Reap().Watch(p.Pid, p.StartTime+1); err == nil {
+	if _, err := NewReaper().Watch(p.Pid, p.StartTime+1); err == nil {
 		t.Error("Watch accepted a wrong start time")
 	}
-	w, err := Reap().Watch(p.Pid, p.StartTime)
+	w, err := NewReaper().Watch(p.Pid, p.StartTime)
 	if err != nil {
 		t.Fatal(err)
 	}
 	syscall.Kill(p.Pid, syscall.SIGTERM)
-	<-w.Done()
-	<-p.Done()
+	// A broken Watch would block here for ever: a deadline instead.
+	deadline := time.After(10 * time.Second)
+	for _, q := range []*Process{w, p} {
+		select {
+		case <-q.Done():
+		case <-deadline:
+			t.Fatalf("pid %d killed, but not seen to exit within 10s", q.Pid)
+		}
+	}
+	// Our own child: both the watcher and the spawner learn the real status.
+	for _, q := range []*Process{w, p} {
+		if ex := q.Exit(); !ex.Known || ex.String() != "signal TERM" {
+			t.Errorf("exit of pid %d = %s, want signal TERM", q.Pid, ex)
+		}
+	}
 }

@@ -66,40 +66,42 @@ func (p *Process) finish(e Exit) {
 	})
 }
 
-// Reaper owns wait4 for the whole process. Because it reaps every child,
-// nothing else in the process may use os/exec's Wait: start processes
-// through Spawn instead.
-type Reaper struct {
+// Reaper starts processes and learns how they ended. Because the process
+// has one set of children and wait4(-1) reaps all of them, every Reaper of
+// a process shares one table of the processes waited for and one SIGCHLD
+// loop; nothing else in the process may use os/exec's Wait: start
+// processes through Start (or Spawn) instead.
+type Reaper struct{ *children }
+
+type children struct {
 	mu      sync.Mutex
 	waiting map[int][]*Process
 }
 
-var (
-	reaperOnce sync.Once
-	reaper     *Reaper
-)
+// processChildren is the process's one table, with its SIGCHLD loop
+// started on first use: it makes the process a child subreaper, so
+// orphaned descendants of services come back to us and are reaped (and we
+// can run as PID 1).
+var processChildren = sync.OnceValue(func() *children {
+	c := &children{waiting: map[int][]*Process{}}
+	// Best effort: without it, orphans go to init, which reaps them.
+	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	closeInheritedOnExec()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGCHLD)
+	go func() {
+		for range ch {
+			c.reapAll()
+		}
+	}()
+	return c
+})
 
-// Reap returns the process's reaper, starting it on first use: it makes the
-// process a child subreaper, so orphaned descendants of services come back to
-// us and are reaped (and we can run as PID 1).
-func Reap() *Reaper {
-	reaperOnce.Do(func() {
-		reaper = &Reaper{waiting: map[int][]*Process{}}
-		// Best effort: without it, orphans go to init, which reaps them.
-		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-		closeInheritedOnExec()
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, syscall.SIGCHLD)
-		go func() {
-			for range ch {
-				reaper.reapAll()
-			}
-		}()
-	})
-	return reaper
-}
+// NewReaper returns a reaper for the process. The daemon makes one and
+// hands it to whatever spawns on its behalf; a test makes its own.
+func NewReaper() *Reaper { return &Reaper{processChildren()} }
 
-func (r *Reaper) reapAll() {
+func (r *children) reapAll() {
 	for {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
@@ -237,7 +239,7 @@ func LookPath(file, dir string, env []string) (string, error) {
 	if strings.Contains(file, "/") {
 		return file, nil
 	}
-	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	path := DefaultPath
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
 			path = v

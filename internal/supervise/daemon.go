@@ -93,7 +93,7 @@ func New(root string, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.lock = lock
-	d.reaper = proc.Reap()
+	d.reaper = proc.NewReaper()
 	if cg, err := proc.OpenCgroups(root); err == nil {
 		d.cgroups = cg
 	} else {

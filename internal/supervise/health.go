@@ -32,7 +32,7 @@ func (t runTarget) Started() time.Time { return t.started }
 // monitor, so streaks never carry over from a previous process.
 func (s *service) startMonitor() {
 	s.stopMonitor()
-	m := health.StartObserved(s.name, s.spec.Checks, runTarget{s: s, main: s.main.Pid, started: s.startedAt}, s.healthC, s.ran)
+	m := health.StartObserved(s.name, s.spec.Checks, runTarget{s: s, main: s.main.Pid, started: s.startedAt}, s.checkExec(), s.healthC, s.ran)
 	s.mu.Lock()
 	s.mon = m
 	s.mu.Unlock()
@@ -114,17 +114,17 @@ func (s *service) health(ev health.Event) {
 				s.terminate(thenStopped)
 			}
 		case "exec":
-			go s.d.hook(s.name, c, ev)
+			go s.d.hook(s.name, s.checkExec(), c, ev)
 		}
 	}
 }
 
 // hook runs a check's exec action off the service's loop: a slow hook
 // never delays the service.
-func (d *Daemon) hook(service string, c *spec.Check, ev health.Event) {
+func (d *Daemon) hook(service string, ex health.Exec, c *spec.Check, ev health.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout.D())
 	defer cancel()
-	if err := health.RunHook(ctx, c.Exec, service, ev, c.Timeout.D()); err != nil {
+	if err := health.RunHook(ctx, ex, c.Exec, service, ev, c.Timeout.D()); err != nil {
 		d.log.Warn("check exec action failed", "service", service, "check", c.Name, "err", err.Error())
 	}
 }

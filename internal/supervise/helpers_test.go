@@ -163,7 +163,7 @@ func alive(pid int) bool {
 // spawnVictim starts a process that is not a service, through the reaper.
 func spawnVictim(t *testing.T) *proc.Process {
 	t.Helper()
-	p, err := proc.Reap().Spawn(proc.Attr{Argv: []string{"/bin/sleep", "1000"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+	p, err := proc.NewReaper().Spawn(proc.Attr{Argv: []string{"/bin/sleep", "1000"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

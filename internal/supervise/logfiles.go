@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,7 +9,6 @@ import (
 	"reflect"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	"upkeep/internal/logsink"
@@ -190,27 +190,17 @@ func (s *service) postRotate(lf spec.LogFile, path string) error {
 	if err != nil {
 		return err
 	}
-	cred, privs, err := privileges(sp)
-	if err != nil {
-		return err
-	}
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		return err
-	}
-	defer devnull.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
 	}
-	p, err := s.d.reaper.Spawn(proc.Attr{
-		Argv:     []string{"/bin/sh", "-c", lf.PostRotate, s.name, path},
-		Env:      env,
-		Dir:      sp.Directory,
-		Files:    []uintptr{devnull.Fd(), w.Fd(), w.Fd()},
-		Cred:     cred,
-		Privs:    privs,
-		CgroupFD: -1,
+	p, err := s.d.reaper.Start(proc.Cmd{
+		Argv:   []string{"/bin/sh", "-c", lf.PostRotate, s.name, path},
+		Env:    env,
+		Dir:    sp.Directory,
+		Stdout: w,
+		Stderr: w,
+		As:     identity(sp),
 	})
 	w.Close()
 	if err != nil {
@@ -236,16 +226,13 @@ func (s *service) postRotate(lf spec.LogFile, path string) error {
 			}
 		}
 	}()
-	t := time.NewTimer(postRotateTimeout)
-	defer t.Stop()
-	select {
-	case <-p.Done():
-	case <-t.C:
-		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
-		<-p.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), postRotateTimeout)
+	defer cancel()
+	ex, err := p.Wait(ctx)
+	if err != nil {
 		return fmt.Errorf("postrotate: killed after %v", postRotateTimeout)
 	}
-	if ex := p.Exit(); !ex.Success() {
+	if !ex.Success() {
 		return fmt.Errorf("postrotate: %s", ex)
 	}
 	return nil

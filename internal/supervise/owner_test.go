@@ -87,7 +87,7 @@ func TestOwner(t *testing.T) {
 			if got, err := h.d.Owner(h.status("service-b").Pid); got != "service-b" || err != nil {
 				t.Errorf("Owner(service-b's pid) = %q %v", got, err)
 			}
-			other, err := proc.Reap().Spawn(proc.Attr{Argv: []string{"/bin/sleep", "1000"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+			other, err := proc.NewReaper().Spawn(proc.Attr{Argv: []string{"/bin/sleep", "1000"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +98,7 @@ func TestOwner(t *testing.T) {
 				}
 			}
 			// Not knowing is an error, never "none": a caller must refuse.
-			gone, err := proc.Reap().Spawn(proc.Attr{Argv: []string{"/bin/true"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
+			gone, err := proc.NewReaper().Spawn(proc.Attr{Argv: []string{"/bin/true"}, Files: []uintptr{0, 1, 2}, CgroupFD: -1})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"upkeep/internal/health"
 	"upkeep/internal/logsink"
 	"upkeep/internal/paths"
 	"upkeep/internal/proc"
@@ -35,18 +36,9 @@ func (s *service) spawn(argv []string) (*proc.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	cred, privs, err := privileges(s.spec)
-	if err != nil {
-		return nil, err
-	}
 	if err := s.openLogs(); err != nil {
 		return nil, err
 	}
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		return nil, err
-	}
-	defer devnull.Close()
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -57,25 +49,21 @@ func (s *service) spawn(argv []string) (*proc.Process, error) {
 		outW.Close()
 		return nil, err
 	}
-	cgfd := -1
-	if s.cg != nil {
-		if err := s.cg.Fresh(); err != nil {
+	cg := s.cg
+	if cg != nil {
+		if err := cg.Fresh(); err != nil {
 			s.d.log.Warn("cgroup", "service", s.name, "err", err.Error())
-		} else if fd, err := s.cg.Open(); err == nil {
-			cgfd = fd
-			defer unix.Close(fd)
+			cg = nil
 		}
 	}
-	// Fd() puts the write ends back in blocking mode, which is what the
-	// child expects of its stdout.
-	p, err := s.d.reaper.Spawn(proc.Attr{
-		Argv:     argv,
-		Env:      env,
-		Dir:      s.spec.Directory,
-		Files:    []uintptr{devnull.Fd(), outW.Fd(), errW.Fd()},
-		Cred:     cred,
-		Privs:    privs,
-		CgroupFD: cgfd,
+	p, err := s.d.reaper.Start(proc.Cmd{
+		Argv:   argv,
+		Env:    env,
+		Dir:    s.spec.Directory,
+		Stdout: outW,
+		Stderr: errW,
+		As:     identity(s.spec),
+		Cgroup: cg,
 	})
 	outW.Close()
 	errW.Close()
@@ -172,14 +160,12 @@ func (s *service) environ() ([]string, error) { return environOf(s.name, s.spec)
 // environOf is environ for any goroutine, given a definition it holds.
 func environOf(name string, sp *spec.Service) ([]string, error) {
 	env := map[string]string{
-		"PATH":           "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME":           sp.Dir,
 		"UPKEEP_SERVICE": name,
 	}
-	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env[k] = v
-		}
+	for _, kv := range proc.BaseEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
 	}
 	if sp.User != "" {
 		env["USER"], env["LOGNAME"] = sp.User, sp.User
@@ -204,14 +190,12 @@ func environOf(name string, sp *spec.Service) ([]string, error) {
 	return out, nil
 }
 
-// privileges resolves what a service's processes run as and may do: its
-// user, groups and the settings of service.toml that proc applies (the
-// spec's values as they are; proc decides what root or not root changes).
-func privileges(sp *spec.Service) (*syscall.Credential, *proc.Privileges, error) {
-	cred, err := proc.Credential(sp.User, sp.Group, sp.Groups)
-	if err != nil {
-		return nil, nil, err
-	}
+// identity is what a service's processes run as and may do: its user,
+// groups and the settings of service.toml that proc applies (the spec's
+// values as they are; proc resolves the names when it starts a process and
+// decides what root or not root changes). Its exec checks and hooks get the
+// same (checkExec).
+func identity(sp *spec.Service) proc.Identity {
 	p := &proc.Privileges{
 		Capabilities:    sp.CapabilityNumbers(),
 		NoNewPrivileges: sp.NoNewPrivileges,
@@ -226,7 +210,15 @@ func privileges(sp *spec.Service) (*syscall.Credential, *proc.Privileges, error)
 			p.Limits = append(p.Limits, proc.Limit{Resource: l.res, Soft: l.l.Soft, Hard: l.l.Hard})
 		}
 	}
-	return cred, p, nil
+	return proc.Identity{User: sp.User, Group: sp.Group, Groups: sp.Groups, Privs: p}
+}
+
+// checkExec is how the service's exec checks and hooks run: through the
+// daemon's reaper, as the service's identity, in its directory (least
+// privilege, as systemd runs ExecStartPost=: a service.toml cannot get root
+// through a check). It reads s.spec: call it on the service's loop.
+func (s *service) checkExec() health.Exec {
+	return health.Exec{Reaper: s.d.reaper, As: identity(s.spec), Dir: s.spec.Directory}
 }
 
 func pgidOf(pid int) int {
