@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/api"
 	"upkeep/internal/control"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
 
 func checkNames(names []string) error {
@@ -60,7 +60,7 @@ func statusCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printStatus(st []supervise.Status) {
+func printStatus(st []api.Status) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tCPU\tRSS")
 	for _, s := range st {

@@ -12,8 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
-
-	"upkeep/internal/supervise"
+	"upkeep/internal/api"
 )
 
 // Client talks to a daemon's control socket.
@@ -81,8 +80,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 // Status fetches the status of names (all when empty).
-func (c *Client) Status(ctx context.Context, names []string) ([]supervise.Status, error) {
-	var out []supervise.Status
+func (c *Client) Status(ctx context.Context, names []string) ([]api.Status, error) {
+	var out []api.Status
 	return out, c.do(ctx, http.MethodGet, statusPath(names), nil, &out)
 }
 
@@ -119,20 +118,20 @@ func (c *Client) Act(ctx context.Context, action string, req Request) error {
 }
 
 // Reload asks the daemon to re-read the definitions.
-func (c *Client) Reload(ctx context.Context) (supervise.ReloadResult, error) {
-	var out supervise.ReloadResult
+func (c *Client) Reload(ctx context.Context) (api.ReloadResult, error) {
+	var out api.ReloadResult
 	return out, c.do(ctx, http.MethodPost, "/v1/reload", Request{}, &out)
 }
 
 // History fetches what the daemon remembers of a service.
-func (c *Client) History(ctx context.Context, name string) (supervise.History, error) {
-	var out supervise.History
+func (c *Client) History(ctx context.Context, name string) (api.History, error) {
+	var out api.History
 	return out, c.do(ctx, http.MethodGet, "/v1/history?name="+url.QueryEscape(name), nil, &out)
 }
 
 // Events calls fn for each event of service (all when ""): the recent ones,
 // and with follow every new one until ctx ends.
-func (c *Client) Events(ctx context.Context, service string, follow bool, fn func(supervise.Event)) error {
+func (c *Client) Events(ctx context.Context, service string, follow bool, fn func(api.Event)) error {
 	q := url.Values{}
 	if service != "" {
 		q.Set("service", service)
@@ -147,7 +146,7 @@ func (c *Client) Events(ctx context.Context, service string, follow bool, fn fun
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var e supervise.Event
+		var e api.Event
 		if err := dec.Decode(&e); err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return nil

@@ -3,13 +3,12 @@ package control
 import (
 	"context"
 	"net/http"
-
-	"upkeep/internal/supervise"
+	"upkeep/internal/api"
 )
 
 // Rotator is a Backend that rotates logs on demand (the supervise.Daemon).
 type Rotator interface {
-	Rotate(names []string) ([]supervise.Rotated, error)
+	Rotate(names []string) ([]api.Rotated, error)
 }
 
 // rotate answers POST /v1/rotate: the logs of the named services, or of
@@ -32,7 +31,7 @@ func rotate(b Backend) func(ctx context.Context, req Request) (any, error) {
 
 // Rotate asks the daemon to rotate the logs of names, or of every service
 // with all.
-func (c *Client) Rotate(ctx context.Context, names []string, all bool) ([]supervise.Rotated, error) {
-	var out []supervise.Rotated
+func (c *Client) Rotate(ctx context.Context, names []string, all bool) ([]api.Rotated, error) {
+	var out []api.Rotated
 	return out, c.do(ctx, http.MethodPost, "/v1/rotate", Request{Names: names, All: all}, &out)
 }

@@ -7,8 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"upkeep/internal/supervise"
+	"upkeep/internal/api"
 )
 
 // rotator is a Backend that only rotates; any other call panics.
@@ -17,12 +16,12 @@ type rotator struct {
 	got [][]string
 }
 
-func (r *rotator) Rotate(names []string) ([]supervise.Rotated, error) {
+func (r *rotator) Rotate(names []string) ([]api.Rotated, error) {
 	r.got = append(r.got, names)
 	if len(names) == 1 && names[0] == "nobody" {
-		return nil, supervise.ErrUnknown
+		return nil, api.ErrUnknown
 	}
-	return []supervise.Rotated{{Service: "app", File: "/var/log/app.log", Rotated: true, To: "/var/log/app.log.1"}}, nil
+	return []api.Rotated{{Service: "app", File: "/var/log/app.log", Rotated: true, To: "/var/log/app.log.1"}}, nil
 }
 
 // TestRotateEndpoint: POST /v1/rotate through the client, over a real unix

@@ -14,15 +14,15 @@ import (
 	"strings"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/control"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
 
 // Daemon is what deploy, rollback and remove ask of the running daemon:
 // *control.Client.
 type Daemon interface {
-	Reload(ctx context.Context) (supervise.ReloadResult, error)
+	Reload(ctx context.Context) (api.ReloadResult, error)
 	Act(ctx context.Context, action string, req control.Request) error
 }
 
@@ -548,7 +548,7 @@ func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOption
 		case errors.Is(err, control.ErrNoDaemon):
 			h.say("%v: nothing to stop", err)
 			daemonUp = false
-		case err != nil && strings.Contains(err.Error(), supervise.ErrUnknown.Error()):
+		case err != nil && strings.Contains(err.Error(), api.ErrUnknown.Error()):
 		case err != nil:
 			return fmt.Errorf("stop %s: %w", name, err)
 		default:

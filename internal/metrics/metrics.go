@@ -13,25 +13,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"upkeep/internal/api"
 	"upkeep/internal/supervise"
 )
 
 // Source is what metrics read: the supervise.Daemon.
 type Source interface {
-	Status(names []string) ([]supervise.Status, error)
+	Status(names []string) ([]api.Status, error)
 }
 
 // LogSource is what the log series read, when the Source has it (the
 // supervise.Daemon does): a counter per captured log file.
 type LogSource interface {
-	LogCounters() []supervise.LogCounter
+	LogCounters() []api.LogCounter
 }
 
 // states lists every state, so the state gauge always has all of them:
 // `upkeep_service_state{state="fatal"} == 1` works without absent().
-var states = []supervise.State{
-	supervise.Stopped, supervise.Starting, supervise.Running, supervise.Backoff,
-	supervise.Stopping, supervise.Exited, supervise.Fatal,
+var states = []api.State{
+	api.Stopped, api.Starting, api.Running, api.Backoff,
+	api.Stopping, api.Exited, api.Fatal,
 }
 
 // durationBuckets suit local probes: a loopback TCP connect takes well
@@ -146,9 +147,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.durations.Collect(ch)
 }
 
-func collectService(ch chan<- prometheus.Metric, st supervise.Status) {
+func collectService(ch chan<- prometheus.Metric, st api.Status) {
 	name := st.Name
-	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolValue(st.State == supervise.Running), name)
+	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolValue(st.State == api.Running), name)
 	for _, s := range states {
 		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, boolValue(st.State == s), name, s.String())
 	}
