@@ -92,7 +92,7 @@ func TestIdleConnectionsDoNotStopSupervision(t *testing.T) {
 	}
 	t.Logf("status with %d idle connections: %s; descriptors: %d more in the test process (both ends)", n, time.Since(t0), openFDs()-fds0)
 	eventually(t, 10*time.Second, "www-crash restarted while the connections are held", func() bool { return h.status("www-crash").Restarts >= r0+3 })
-	if err := c.Act(ctx, "restart", Request{Names: []string{"www-ok"}, Wait: true}); err != nil {
+	if err := c.Restart(ctx, []string{"www-ok"}, ActOptions{Wait: true}); err != nil {
 		t.Errorf("restart with %d idle connections: %v", n, err)
 	}
 	if open, evicted, refused := h.srv.Conns(); evicted != 0 || refused != 0 {
@@ -316,7 +316,7 @@ func TestEventStreamOutlivesTimeouts(t *testing.T) {
 	for len(got) > 0 {
 		<-got // the backlog
 	}
-	if err := c.Act(context.Background(), "restart", Request{Names: []string{"www-ok"}, Wait: true}); err != nil {
+	if err := c.Restart(context.Background(), []string{"www-ok"}, ActOptions{Wait: true}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.After(10 * time.Second)

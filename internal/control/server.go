@@ -20,7 +20,9 @@ import (
 	"upkeep/internal/spec"
 )
 
-// Backend is what the API drives: the supervise.Daemon.
+// Backend is what the API drives: the supervise.Daemon. An error that
+// wraps api.ErrUnknown is answered 404, one of a request the Backend finds
+// malformed 400, any other 409; the client turns each into its ErrX.
 type Backend interface {
 	Status(names []string) ([]api.Status, error)
 	Start(ctx context.Context, names []string, wait bool) error
@@ -31,6 +33,8 @@ type Backend interface {
 	Events(service string) []api.Event
 	Follow() (<-chan api.Event, func())
 	History(name string) (api.History, error)
+	// Rotate rotates the logs of names now, or of every service with none.
+	Rotate(names []string) ([]api.Rotated, error)
 	// Owner names the service pid is a process of, if any: such a peer
 	// may read and act on that service only. An error (it cannot tell)
 	// refuses the request.
