@@ -18,7 +18,7 @@ import (
 	"upkeep/internal/api"
 	"upkeep/internal/control"
 	"upkeep/internal/demo"
-	"upkeep/internal/supervise"
+	"upkeep/internal/host"
 )
 
 func demoCommand(g *globals) *cobra.Command {
@@ -55,7 +55,7 @@ func runDemo(ctx context.Context, keep bool) error {
 	done := make(chan error, 1)
 	go func() { done <- runDaemon(ctx, root, slog.LevelWarn, "") }()
 
-	c := control.NewClient(filepath.Join(root, supervise.RunDir, "upkeep.sock"))
+	c := control.NewClient(filepath.Join(root, host.RunDir, "upkeep.sock"))
 	all := []string{"www-hello", "service-ticker", "api-worker"}
 	if err := waitRunning(c, all, 10*time.Second); err != nil {
 		return err

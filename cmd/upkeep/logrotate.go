@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/host"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
 
 // LogrotateDir is where logrotate reads its per-package stanzas, under the
@@ -53,7 +53,7 @@ what has no equivalent listed as comments.`,
 			if s == nil {
 				return fmt.Errorf("logrotate %s: %w", name, ps)
 			}
-			logDir := "/" + supervise.LogDir
+			logDir := "/" + host.LogDir
 			stanza, err := s.Log.Logrotate([]string{
 				filepath.Join(logDir, name+".log"),
 				filepath.Join(logDir, name+".error.log"),

@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/host"
 	"upkeep/internal/logsink"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
 
 func logsCommand(g *globals) *cobra.Command {
@@ -59,7 +59,7 @@ one of the files the service writes itself ([[log.file]]) the same way.`,
 			if since > 0 {
 				from = time.Now().Add(-since)
 			}
-			dir := filepath.Join(g.root, supervise.LogDir)
+			dir := filepath.Join(g.root, host.LogDir)
 			streams := []struct{ path, prefix string }{{filepath.Join(dir, name+".log"), ""}}
 			switch {
 			case stderr:

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"upkeep/internal/supervise"
+	"upkeep/internal/host"
 )
 
 // usageError marks errors in how upkeep was called (exit status 2).
@@ -21,7 +21,7 @@ type globals struct {
 	home string
 }
 
-func (g *globals) runDir() string { return filepath.Join(g.root, supervise.RunDir) }
+func (g *globals) runDir() string { return filepath.Join(g.root, host.RunDir) }
 func (g *globals) sock() string   { return filepath.Join(g.runDir(), "upkeep.sock") }
 
 func main() {

@@ -14,10 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"upkeep/internal/api"
-	"upkeep/internal/supervise"
 )
 
-// Source is what metrics read: the supervise.Daemon.
+// Source is what metrics read: the daemon's status snapshot (the
+// supervise.Daemon in the daemon's process; metrics reads only api types).
 type Source interface {
 	Status(names []string) ([]api.Status, error)
 }
@@ -30,10 +30,7 @@ type LogSource interface {
 
 // states lists every state, so the state gauge always has all of them:
 // `upkeep_service_state{state="fatal"} == 1` works without absent().
-var states = []api.State{
-	api.Stopped, api.Starting, api.Running, api.Backoff,
-	api.Stopping, api.Exited, api.Fatal,
-}
+var states = api.States
 
 // durationBuckets suit local probes: a loopback TCP connect takes well
 // under a millisecond, a slow HTTP handler seconds, and check timeouts are
@@ -70,8 +67,9 @@ var (
 		[]string{"service", "file"}, nil)
 )
 
-// Metrics is a prometheus.Collector over a Source, and a supervise.Observer
-// for check durations.
+// Metrics is a prometheus.Collector over a Source, and what the daemon
+// tells of every check run, for check durations (CheckRan: the daemon's
+// Observer).
 //
 // Everything but the duration histogram is read from a status snapshot at
 // scrape time and sent as const metrics, so a removed service disappears from
@@ -85,10 +83,7 @@ type Metrics struct {
 	observed map[string]map[string]bool // service → checks with a histogram series
 }
 
-var (
-	_ prometheus.Collector = (*Metrics)(nil)
-	_ supervise.Observer   = (*Metrics)(nil)
-)
+var _ prometheus.Collector = (*Metrics)(nil)
 
 // New returns the metrics of src's services.
 func New(src Source) *Metrics {
