@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"reflect"
@@ -10,7 +11,8 @@ import (
 	"upkeep/internal/api"
 )
 
-// rotator is a Backend that only rotates; any other call panics.
+// rotator is a Backend that only rotates; any other call panics (the
+// embedded nil Backend).
 type rotator struct {
 	Backend
 	got [][]string
@@ -53,14 +55,15 @@ func TestRotateEndpoint(t *testing.T) {
 		names []string
 		all   bool
 		want  string
+		is    error
 	}{
-		{nil, false, "name services, or all"},
-		{[]string{"app"}, true, "names or all, not both"},
-		{[]string{"../etc"}, false, "service name"},
-		{[]string{"nobody"}, false, "unknown service"},
+		{nil, false, "name services, or all", ErrBadRequest},
+		{[]string{"app"}, true, "names or all, not both", ErrBadRequest},
+		{[]string{"../etc"}, false, "service name", ErrBadRequest},
+		{[]string{"nobody"}, false, "unknown service", ErrUnknown},
 	} {
-		if _, err := c.Rotate(ctx, c2.names, c2.all); err == nil || !strings.Contains(err.Error(), c2.want) {
-			t.Errorf("Rotate(%q, %v): %v, want …%s", c2.names, c2.all, err, c2.want)
+		if _, err := c.Rotate(ctx, c2.names, c2.all); !errors.Is(err, c2.is) || !strings.Contains(err.Error(), c2.want) {
+			t.Errorf("Rotate(%q, %v): %v, want %v …%s", c2.names, c2.all, err, c2.is, c2.want)
 		}
 	}
 }
