@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/api"
 	"upkeep/internal/control"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
 
 func checkNames(names []string) error {
@@ -60,7 +60,7 @@ func statusCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printStatus(st []supervise.Status) {
+func printStatus(st []api.Status) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tCPU\tRSS")
 	for _, s := range st {
@@ -105,7 +105,9 @@ func actionCommand(g *globals, action, short string) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+5*time.Second)
 			defer cancel()
-			return control.NewClient(g.sock()).Act(ctx, action, control.Request{Names: args, Wait: !noWait, Timeout: timeout.String()})
+			c := control.NewClient(g.sock())
+			act := map[string]func(context.Context, []string, control.ActOptions) error{"start": c.Start, "stop": c.Stop, "restart": c.Restart}[action]
+			return act(ctx, args, control.ActOptions{Wait: !noWait, Timeout: timeout})
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the daemon has the request")
@@ -128,7 +130,8 @@ func signalCommand(g *globals) *cobra.Command {
 			return checkNames(args[:1])
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return control.NewClient(g.sock()).Act(cmd.Context(), "signal", control.Request{Names: args[:1], Signal: args[1], All: all})
+			sig, _ := spec.ParseSignal(args[1]) // checked in Args
+			return control.NewClient(g.sock()).Signal(cmd.Context(), args[0], sig, all)
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "signal every process of the service")

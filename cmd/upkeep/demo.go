@@ -15,10 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/api"
 	"upkeep/internal/control"
 	"upkeep/internal/demo"
 	"upkeep/internal/paths"
-	"upkeep/internal/supervise"
 )
 
 func demoCommand(g *globals) *cobra.Command {
@@ -88,7 +88,7 @@ func runDemo(ctx context.Context, keep bool) error {
 		fmt.Println()
 	}
 	fmt.Println("$ upkeep events")
-	_ = c.Events(ctx, "", false, func(e supervise.Event) { fmt.Println(formatEvent(e)) })
+	_ = c.Events(ctx, "", false, func(e api.Event) { fmt.Println(formatEvent(e)) })
 	fmt.Println()
 	for _, rel := range []string{paths.LogRel("api-worker"), paths.ErrorLogRel("api-worker"), paths.LogRel("service-ticker")} {
 		b, _ := os.ReadFile(filepath.Join(root, rel))
@@ -111,7 +111,7 @@ func waitRunning(c *control.Client, names []string, limit time.Duration) error {
 		st, err := c.Status(context.Background(), names)
 		up := err == nil
 		for _, s := range st {
-			up = up && s.State == supervise.Running
+			up = up && s.State == api.Running
 		}
 		if up {
 			return nil

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/api"
 	"upkeep/internal/control"
-	"upkeep/internal/supervise"
 )
 
 func eventsCommand(g *globals) *cobra.Command {
@@ -31,7 +31,7 @@ func eventsCommand(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return control.NewClient(g.sock()).Events(ctx, name, follow, func(e supervise.Event) {
+			return control.NewClient(g.sock()).Events(ctx, name, follow, func(e api.Event) {
 				if asJSON {
 					b, _ := jsonLine(e)
 					os.Stdout.Write(b)
@@ -46,7 +46,7 @@ func eventsCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-func formatEvent(e supervise.Event) string {
+func formatEvent(e api.Event) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s  %-20s ", e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Service)
 	switch e.Kind {
@@ -68,7 +68,7 @@ func formatEvent(e supervise.Event) string {
 
 // printChecks shows the checks of the services that have any, under the
 // status table: last result, latency and failure streak.
-func printChecks(st []supervise.Status) {
+func printChecks(st []api.Status) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	header := false
 	for _, s := range st {

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"upkeep/internal/paths"
 
 	"github.com/spf13/cobra"
+
+	"upkeep/internal/paths"
 )
 
 // usageError marks errors in how upkeep was called (exit status 2).

@@ -10,10 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
-	"upkeep/internal/supervise"
+	"golang.org/x/sys/unix"
+
+	"upkeep/internal/api"
 )
 
 // Client talks to a daemon's control socket.
@@ -35,6 +39,48 @@ func NewClient(path string) *Client {
 
 // ErrNoDaemon means nothing listens on the socket.
 var ErrNoDaemon = errors.New("no daemon is running")
+
+// The conditions a caller branches on, each matched with errors.Is by the
+// *Error of the daemon's answer.
+var (
+	// ErrUnknown: the daemon has no service of that name (404). It is
+	// api.ErrUnknown itself, so one errors.Is serves the daemon's own
+	// errors in its process and the client's on the other side.
+	ErrUnknown = api.ErrUnknown
+	// ErrBadRequest: the daemon refused the request as malformed (400,
+	// 413): a bad name, signal or timeout, rotate without names or all.
+	ErrBadRequest = errors.New("bad request")
+	// ErrConflict: the daemon could not do what was asked (409): a start
+	// that failed or timed out, a broken definition, a reload that failed.
+	ErrConflict = errors.New("the daemon could not do it")
+	// ErrDenied: the peer may not do this (403).
+	ErrDenied = errors.New("permission denied")
+)
+
+// Error is a daemon's answer other than 200: its status code and the
+// message it sent, which is the error's text as it was before the types
+// (the CLI prints it as it is).
+type Error struct {
+	Code    int    // HTTP status
+	Message string // the daemon's "error", or "daemon answered <status>"
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is matches the sentinel of e's status code.
+func (e *Error) Is(target error) bool {
+	switch e.Code {
+	case http.StatusNotFound:
+		return target == ErrUnknown
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return target == ErrBadRequest
+	case http.StatusConflict:
+		return target == ErrConflict
+	case http.StatusForbidden:
+		return target == ErrDenied
+	}
+	return false
+}
 
 // open sends a request and returns the response of a 200, or the daemon's
 // error as an error.
@@ -59,11 +105,14 @@ func (c *Client) open(ctx context.Context, method, path string, body any) (*http
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
+		e := &Error{Code: resp.StatusCode}
 		var eb errorBody
 		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != "" {
-			return nil, errors.New(eb.Error)
+			e.Message = eb.Error
+		} else {
+			e.Message = "daemon answered " + resp.Status
 		}
-		return nil, fmt.Errorf("daemon answered %s", resp.Status)
+		return nil, e
 	}
 	return resp, nil
 }
@@ -81,8 +130,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 // Status fetches the status of names (all when empty).
-func (c *Client) Status(ctx context.Context, names []string) ([]supervise.Status, error) {
-	var out []supervise.Status
+func (c *Client) Status(ctx context.Context, names []string) ([]api.Status, error) {
+	var out []api.Status
 	return out, c.do(ctx, http.MethodGet, statusPath(names), nil, &out)
 }
 
@@ -113,26 +162,65 @@ func statusPath(names []string) string {
 	return path
 }
 
-// Act posts an action (start, stop, restart, signal).
-func (c *Client) Act(ctx context.Context, action string, req Request) error {
-	return c.do(ctx, http.MethodPost, "/v1/"+action, req, nil)
+// ActOptions say how Start, Stop and Restart wait. The zero value does
+// not: the call returns once the daemon has the request.
+type ActOptions struct {
+	// Wait: return once the services are up (start, restart; with checks,
+	// once they pass) or down (stop), with an error if they are not.
+	Wait bool
+	// Timeout bounds how long the daemon works on the request; 0: only ctx
+	// does, and the daemon's own bound.
+	Timeout time.Duration
+}
+
+func (o ActOptions) request(names []string) Request {
+	r := Request{Names: names, Wait: o.Wait}
+	if o.Timeout > 0 {
+		r.Timeout = o.Timeout.String()
+	}
+	return r
+}
+
+// Start starts names, and what they depend on first.
+func (c *Client) Start(ctx context.Context, names []string, o ActOptions) error {
+	return c.do(ctx, http.MethodPost, "/v1/start", o.request(names), nil)
+}
+
+// Stop stops names, and what depends on them first.
+func (c *Client) Stop(ctx context.Context, names []string, o ActOptions) error {
+	return c.do(ctx, http.MethodPost, "/v1/stop", o.request(names), nil)
+}
+
+// Restart restarts names (starts those that are down).
+func (c *Client) Restart(ctx context.Context, names []string, o ActOptions) error {
+	return c.do(ctx, http.MethodPost, "/v1/restart", o.request(names), nil)
+}
+
+// Signal sends sig to the main process of service name, or with all to
+// every process of its group.
+func (c *Client) Signal(ctx context.Context, name string, sig syscall.Signal, all bool) error {
+	s := unix.SignalName(sig) // "SIGHUP": what scripts send too
+	if s == "" {
+		s = strconv.Itoa(int(sig))
+	}
+	return c.do(ctx, http.MethodPost, "/v1/signal", Request{Names: []string{name}, Signal: s, All: all}, nil)
 }
 
 // Reload asks the daemon to re-read the definitions.
-func (c *Client) Reload(ctx context.Context) (supervise.ReloadResult, error) {
-	var out supervise.ReloadResult
+func (c *Client) Reload(ctx context.Context) (api.ReloadResult, error) {
+	var out api.ReloadResult
 	return out, c.do(ctx, http.MethodPost, "/v1/reload", Request{}, &out)
 }
 
 // History fetches what the daemon remembers of a service.
-func (c *Client) History(ctx context.Context, name string) (supervise.History, error) {
-	var out supervise.History
+func (c *Client) History(ctx context.Context, name string) (api.History, error) {
+	var out api.History
 	return out, c.do(ctx, http.MethodGet, "/v1/history?name="+url.QueryEscape(name), nil, &out)
 }
 
 // Events calls fn for each event of service (all when ""): the recent ones,
 // and with follow every new one until ctx ends.
-func (c *Client) Events(ctx context.Context, service string, follow bool, fn func(supervise.Event)) error {
+func (c *Client) Events(ctx context.Context, service string, follow bool, fn func(api.Event)) error {
 	q := url.Values{}
 	if service != "" {
 		q.Set("service", service)
@@ -147,7 +235,7 @@ func (c *Client) Events(ctx context.Context, service string, follow bool, fn fun
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var e supervise.Event
+		var e api.Event
 		if err := dec.Decode(&e); err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return nil

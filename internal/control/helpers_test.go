@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/proc"
 	"upkeep/internal/supervise"
 )
@@ -278,7 +279,7 @@ func (h *host) start(o Options) {
 	})
 }
 
-func (h *host) status(name string) supervise.Status {
+func (h *host) status(name string) api.Status {
 	h.t.Helper()
 	st, err := h.d.Status([]string{name})
 	if err != nil || len(st) != 1 {

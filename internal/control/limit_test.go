@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/proc"
-	"upkeep/internal/supervise"
 )
 
 // self lets the test's own user in when the tests do not run as root.
@@ -92,7 +92,7 @@ func TestIdleConnectionsDoNotStopSupervision(t *testing.T) {
 	}
 	t.Logf("status with %d idle connections: %s; descriptors: %d more in the test process (both ends)", n, time.Since(t0), openFDs()-fds0)
 	eventually(t, 10*time.Second, "www-crash restarted while the connections are held", func() bool { return h.status("www-crash").Restarts >= r0+3 })
-	if err := c.Act(ctx, "restart", Request{Names: []string{"www-ok"}, Wait: true}); err != nil {
+	if err := c.Restart(ctx, []string{"www-ok"}, ActOptions{Wait: true}); err != nil {
 		t.Errorf("restart with %d idle connections: %v", n, err)
 	}
 	if open, evicted, refused := h.srv.Conns(); evicted != 0 || refused != 0 {
@@ -130,7 +130,7 @@ func TestConnectionCap(t *testing.T) {
 	sctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	for range max {
-		go c.Events(sctx, "", true, func(supervise.Event) {})
+		go c.Events(sctx, "", true, func(api.Event) {})
 	}
 	eventually(t, 10*time.Second, "every slot busy with a stream", func() bool {
 		h.srv.l.mu.Lock()
@@ -205,7 +205,7 @@ func TestSlowClientsAreDropped(t *testing.T) {
 	h := newHost(t)
 	h.service("www-ok", sleeper)
 	h.start(Options{Access: self(), ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 600 * time.Millisecond})
-	eventually(t, 5*time.Second, "www-ok running", func() bool { return h.status("www-ok").State == supervise.Running })
+	eventually(t, 5*time.Second, "www-ok running", func() bool { return h.status("www-ok").State == api.Running })
 	for _, tc := range []struct {
 		name, head, drip string
 		answer           string // the status line expected before the close, if any
@@ -262,7 +262,7 @@ func TestOversizedBody(t *testing.T) {
 	h := newHost(t)
 	h.service("www-ok", sleeper)
 	h.start(Options{Access: self()})
-	eventually(t, 5*time.Second, "www-ok running", func() bool { return h.status("www-ok").State == supervise.Running })
+	eventually(t, 5*time.Second, "www-ok running", func() bool { return h.status("www-ok").State == api.Running })
 	body := `{"names":["www-ok"],"wait":false,"signal":"` + strings.Repeat("A", 2<<20) + `"}`
 	for _, path := range []string{"/v1/restart", "/v1/signal", "/v1/status"} {
 		c, err := net.Dial("unix", h.sock)
@@ -300,13 +300,13 @@ func TestEventStreamOutlivesTimeouts(t *testing.T) {
 	h.service("www-ok", sleeper)
 	o := Options{Access: self(), ReadHeaderTimeout: 100 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, IdleTimeout: 200 * time.Millisecond}
 	h.start(o)
-	eventually(t, 5*time.Second, "www-ok running", func() bool { return h.status("www-ok").State == supervise.Running })
+	eventually(t, 5*time.Second, "www-ok running", func() bool { return h.status("www-ok").State == api.Running })
 	c := NewClient(h.sock)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := make(chan supervise.Event, 100)
+	got := make(chan api.Event, 100)
 	ended := make(chan error, 1)
-	go func() { ended <- c.Events(ctx, "www-ok", true, func(e supervise.Event) { got <- e }) }()
+	go func() { ended <- c.Events(ctx, "www-ok", true, func(e api.Event) { got <- e }) }()
 	// Let every timeout of the server pass several times over.
 	select {
 	case err := <-ended:
@@ -316,7 +316,7 @@ func TestEventStreamOutlivesTimeouts(t *testing.T) {
 	for len(got) > 0 {
 		<-got // the backlog
 	}
-	if err := c.Act(context.Background(), "restart", Request{Names: []string{"www-ok"}, Wait: true}); err != nil {
+	if err := c.Restart(context.Background(), []string{"www-ok"}, ActOptions{Wait: true}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.After(10 * time.Second)

@@ -2,27 +2,28 @@ package control
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-
-	"upkeep/internal/supervise"
+	"upkeep/internal/api"
 )
 
-// rotator is a Backend that only rotates; any other call panics.
+// rotator is a Backend that only rotates; any other call panics (the
+// embedded nil Backend).
 type rotator struct {
 	Backend
 	got [][]string
 }
 
-func (r *rotator) Rotate(names []string) ([]supervise.Rotated, error) {
+func (r *rotator) Rotate(names []string) ([]api.Rotated, error) {
 	r.got = append(r.got, names)
 	if len(names) == 1 && names[0] == "nobody" {
-		return nil, supervise.ErrUnknown
+		return nil, api.ErrUnknown
 	}
-	return []supervise.Rotated{{Service: "app", File: "/var/log/app.log", Rotated: true, To: "/var/log/app.log.1"}}, nil
+	return []api.Rotated{{Service: "app", File: "/var/log/app.log", Rotated: true, To: "/var/log/app.log.1"}}, nil
 }
 
 // TestRotateEndpoint: POST /v1/rotate through the client, over a real unix
@@ -54,14 +55,15 @@ func TestRotateEndpoint(t *testing.T) {
 		names []string
 		all   bool
 		want  string
+		is    error
 	}{
-		{nil, false, "name services, or all"},
-		{[]string{"app"}, true, "names or all, not both"},
-		{[]string{"../etc"}, false, "service name"},
-		{[]string{"nobody"}, false, "unknown service"},
+		{nil, false, "name services, or all", ErrBadRequest},
+		{[]string{"app"}, true, "names or all, not both", ErrBadRequest},
+		{[]string{"../etc"}, false, "service name", ErrBadRequest},
+		{[]string{"nobody"}, false, "unknown service", ErrUnknown},
 	} {
-		if _, err := c.Rotate(ctx, c2.names, c2.all); err == nil || !strings.Contains(err.Error(), c2.want) {
-			t.Errorf("Rotate(%q, %v): %v, want …%s", c2.names, c2.all, err, c2.want)
+		if _, err := c.Rotate(ctx, c2.names, c2.all); !errors.Is(err, c2.is) || !strings.Contains(err.Error(), c2.want) {
+			t.Errorf("Rotate(%q, %v): %v, want %v …%s", c2.names, c2.all, err, c2.is, c2.want)
 		}
 	}
 }

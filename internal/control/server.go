@@ -16,21 +16,25 @@ import (
 	"syscall"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
 
-// Backend is what the API drives: the supervise.Daemon.
+// Backend is what the API drives: the supervise.Daemon. An error that
+// wraps api.ErrUnknown is answered 404, one of a request the Backend finds
+// malformed 400, any other 409; the client turns each into its ErrX.
 type Backend interface {
-	Status(names []string) ([]supervise.Status, error)
+	Status(names []string) ([]api.Status, error)
 	Start(ctx context.Context, names []string, wait bool) error
 	Stop(ctx context.Context, names []string, wait bool) error
 	Restart(ctx context.Context, names []string, wait bool) error
 	Signal(name string, sig syscall.Signal, all bool) error
-	Reload(ctx context.Context) (supervise.ReloadResult, error)
-	Events(service string) []supervise.Event
-	Follow() (<-chan supervise.Event, func())
-	History(name string) (supervise.History, error)
+	Reload(ctx context.Context) (api.ReloadResult, error)
+	Events(service string) []api.Event
+	Follow() (<-chan api.Event, func())
+	History(name string) (api.History, error)
+	// Rotate rotates the logs of names now, or of every service with none.
+	Rotate(names []string) ([]api.Rotated, error)
 	// Owner names the service pid is a process of, if any: such a peer
 	// may read and act on that service only. An error (it cannot tell)
 	// refuses the request.
@@ -217,7 +221,7 @@ func onlyOwn(w http.ResponseWriter, own string, names []string) bool {
 // streamEvents writes events as JSON lines: the recent ones, then, when
 // following, each new one as it happens until the client goes away.
 func streamEvents(w http.ResponseWriter, r *http.Request, b Backend, service string, follow bool) {
-	var live <-chan supervise.Event
+	var live <-chan api.Event
 	if follow {
 		ch, cancel := b.Follow() // subscribe first, so nothing falls between backlog and live
 		defer cancel()
@@ -269,7 +273,7 @@ func reply(w http.ResponseWriter, v any, err error) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
-	case errors.Is(err, supervise.ErrUnknown):
+	case errors.Is(err, api.ErrUnknown):
 		writeJSON(w, http.StatusNotFound, errorBody{err.Error()})
 	case errors.As(err, &br):
 		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})

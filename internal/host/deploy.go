@@ -14,17 +14,19 @@ import (
 	"strings"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/control"
 	"upkeep/internal/paths"
 	"upkeep/internal/spec"
-	"upkeep/internal/supervise"
 )
 
 // Daemon is what deploy, rollback and remove ask of the running daemon:
 // *control.Client.
 type Daemon interface {
-	Reload(ctx context.Context) (supervise.ReloadResult, error)
-	Act(ctx context.Context, action string, req control.Request) error
+	Reload(ctx context.Context) (api.ReloadResult, error)
+	Start(ctx context.Context, names []string, o control.ActOptions) error
+	Stop(ctx context.Context, names []string, o control.ActOptions) error
+	Restart(ctx context.Context, names []string, o control.ActOptions) error
 }
 
 // DeployOptions tune deploy and rollback.
@@ -430,14 +432,14 @@ func (h *Host) startAndWait(ctx context.Context, d Daemon, name string, timeout 
 	if slices.Contains(res.Broken, name) {
 		return fmt.Errorf("the daemon refused the definition: %s", strings.TrimSpace(res.Problems))
 	}
-	action := "restart"
+	action, act := "restart", d.Restart
 	if slices.Contains(res.Added, name) || slices.Contains(res.Changed, name) {
-		action = "start"
+		action, act = "start", d.Start
 	}
 	h.say("%s %s through the daemon; waiting up to %v for it to come up", action, name, timeout)
 	wctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
 	defer cancel()
-	return d.Act(wctx, action, control.Request{Names: []string{name}, Wait: true, Timeout: timeout.String()})
+	return act(wctx, []string{name}, control.ActOptions{Wait: true, Timeout: timeout})
 }
 
 // Rollback makes the release deployed before the current one current
@@ -543,13 +545,13 @@ func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOption
 	daemonUp := d != nil
 	if daemonUp {
 		sctx, cancel := context.WithTimeout(ctx, o.Timeout+5*time.Second)
-		err := d.Act(sctx, "stop", control.Request{Names: []string{name}, Wait: true, Timeout: o.Timeout.String()})
+		err := d.Stop(sctx, []string{name}, control.ActOptions{Wait: true, Timeout: o.Timeout})
 		cancel()
 		switch {
 		case errors.Is(err, control.ErrNoDaemon):
 			h.say("%v: nothing to stop", err)
 			daemonUp = false
-		case err != nil && strings.Contains(err.Error(), supervise.ErrUnknown.Error()):
+		case errors.Is(err, control.ErrUnknown): // deployed, never loaded: nothing to stop
 		case err != nil:
 			return fmt.Errorf("stop %s: %w", name, err)
 		default:

@@ -361,7 +361,7 @@ func (h *Host) settle(ctx context.Context, d Daemon, j *Journal) error {
 		// service. Not waited for: the status stays unknown.
 		_, err := d.Reload(ctx)
 		if err == nil {
-			err = d.Act(ctx, "restart", control.Request{Names: []string{name}})
+			err = d.Restart(ctx, []string{name}, control.ActOptions{})
 		}
 		if err != nil && !errors.Is(err, control.ErrNoDaemon) {
 			h.say("warning: restart %s: %v", name, err)

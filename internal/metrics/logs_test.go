@@ -4,25 +4,24 @@ import (
 	"bytes"
 	"os/exec"
 	"testing"
+	"upkeep/internal/api"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"upkeep/internal/supervise"
 )
 
 // logSource is a fakeSource whose daemon also counts dropped log output.
 type logSource struct {
 	fakeSource
-	logs []supervise.LogCounter
+	logs []api.LogCounter
 }
 
-func (l *logSource) LogCounters() []supervise.LogCounter { return l.logs }
+func (l *logSource) LogCounters() []api.LogCounter { return l.logs }
 
 // TestLogDroppedSeries: each captured log file has its counter of dropped
 // bytes and its writable gauge, labelled by service and file; a Source
 // without log counters has neither (and the scrape still works).
 func TestLogDroppedSeries(t *testing.T) {
-	src := &logSource{fakeSource: fakeSource{sts: twoServices()}, logs: []supervise.LogCounter{
+	src := &logSource{fakeSource: fakeSource{sts: twoServices()}, logs: []api.LogCounter{
 		{Service: "api-app", File: "api-app.log", Dropped: 4096, Err: "write var/log/api-app.log: no space left on device"},
 		{Service: "api-app", File: "api-app.error.log"},
 	}}
@@ -52,7 +51,7 @@ func TestLogSeriesPromtool(t *testing.T) {
 	if err != nil {
 		t.Skip("promtool not on PATH (Debian package prometheus); skipping `promtool check metrics`")
 	}
-	src := &logSource{fakeSource: fakeSource{sts: twoServices()}, logs: []supervise.LogCounter{{Service: "api-app", File: "api-app.log", Dropped: 1}}}
+	src := &logSource{fakeSource: fakeSource{sts: twoServices()}, logs: []api.LogCounter{{Service: "api-app", File: "api-app.log", Dropped: 1}}}
 	_, _, body := get(t, start(t, New(src)))
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)

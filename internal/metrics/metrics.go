@@ -13,26 +13,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"upkeep/internal/supervise"
+	"upkeep/internal/api"
 )
 
-// Source is what metrics read: the supervise.Daemon.
+// Source is what metrics read: the daemon's status snapshot (the
+// supervise.Daemon in the daemon's process; metrics reads only api types).
 type Source interface {
-	Status(names []string) ([]supervise.Status, error)
+	Status(names []string) ([]api.Status, error)
 }
 
 // LogSource is what the log series read, when the Source has it (the
 // supervise.Daemon does): a counter per captured log file.
 type LogSource interface {
-	LogCounters() []supervise.LogCounter
+	LogCounters() []api.LogCounter
 }
 
 // states lists every state, so the state gauge always has all of them:
 // `upkeep_service_state{state="fatal"} == 1` works without absent().
-var states = []supervise.State{
-	supervise.Stopped, supervise.Starting, supervise.Running, supervise.Backoff,
-	supervise.Stopping, supervise.Exited, supervise.Fatal,
-}
+var states = api.States
 
 // durationBuckets suit local probes: a loopback TCP connect takes well
 // under a millisecond, a slow HTTP handler seconds, and check timeouts are
@@ -69,8 +67,9 @@ var (
 		[]string{"service", "file"}, nil)
 )
 
-// Metrics is a prometheus.Collector over a Source, and a supervise.Observer
-// for check durations.
+// Metrics is a prometheus.Collector over a Source, and what the daemon
+// tells of every check run, for check durations (CheckRan: the daemon's
+// Observer).
 //
 // Everything but the duration histogram is read from a status snapshot at
 // scrape time and sent as const metrics, so a removed service disappears from
@@ -84,10 +83,7 @@ type Metrics struct {
 	observed map[string]map[string]bool // service → checks with a histogram series
 }
 
-var (
-	_ prometheus.Collector = (*Metrics)(nil)
-	_ supervise.Observer   = (*Metrics)(nil)
-)
+var _ prometheus.Collector = (*Metrics)(nil)
 
 // New returns the metrics of src's services.
 func New(src Source) *Metrics {
@@ -146,9 +142,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.durations.Collect(ch)
 }
 
-func collectService(ch chan<- prometheus.Metric, st supervise.Status) {
+func collectService(ch chan<- prometheus.Metric, st api.Status) {
 	name := st.Name
-	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolValue(st.State == supervise.Running), name)
+	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolValue(st.State == api.Running), name)
 	for _, s := range states {
 		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, boolValue(st.State == s), name, s.String())
 	}

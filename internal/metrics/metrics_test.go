@@ -21,33 +21,33 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"upkeep/internal/api"
 	"upkeep/internal/health"
-	"upkeep/internal/supervise"
 )
 
 // fakeSource returns fixed statuses, as the daemon's Status would.
 type fakeSource struct {
 	mu  sync.Mutex
-	sts []supervise.Status
+	sts []api.Status
 	err error
 }
 
-func (f *fakeSource) Status(names []string) ([]supervise.Status, error) {
+func (f *fakeSource) Status(names []string) ([]api.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.sts), f.err
 }
 
-func (f *fakeSource) set(sts []supervise.Status, err error) {
+func (f *fakeSource) set(sts []api.Status, err error) {
 	f.mu.Lock()
 	f.sts, f.err = sts, err
 	f.mu.Unlock()
 }
 
-func twoServices() []supervise.Status {
-	return []supervise.Status{
+func twoServices() []api.Status {
+	return []api.Status{
 		{
-			Name: "api-app", State: supervise.Running, Pid: 123, Restarts: 2,
+			Name: "api-app", State: api.Running, Pid: 123, Restarts: 2,
 			CPUSeconds: 1.5, RSSBytes: 4096,
 			Checks: []health.CheckStatus{
 				{Name: "http", Type: "http", Last: &health.Result{Check: "http", OK: true, Latency: 3 * time.Millisecond}},
@@ -55,7 +55,7 @@ func twoServices() []supervise.Status {
 				{Name: "fds", Type: "fds"}, // not run yet
 			},
 		},
-		{Name: "www-old", State: supervise.Fatal, Restarts: 6},
+		{Name: "www-old", State: api.Fatal, Restarts: 6},
 	}
 }
 
@@ -136,7 +136,7 @@ func series(fams map[string]*dto.MetricFamily) map[string]float64 {
 	return out
 }
 
-func stateSeries(service string, current supervise.State) map[string]float64 {
+func stateSeries(service string, current api.State) map[string]float64 {
 	out := map[string]float64{}
 	for _, s := range states {
 		out[fmt.Sprintf(`upkeep_service_state{service=%q,state=%q}`, service, s)] = boolValue(s == current)
@@ -164,10 +164,10 @@ func TestScrapeSeries(t *testing.T) {
 		`upkeep_service_cpu_seconds_total{service="www-old"}`:          0,
 		`upkeep_service_resident_memory_bytes{service="www-old"}`:      0,
 	}
-	for k, v := range stateSeries("api-app", supervise.Running) {
+	for k, v := range stateSeries("api-app", api.Running) {
 		want[k] = v
 	}
-	for k, v := range stateSeries("www-old", supervise.Fatal) {
+	for k, v := range stateSeries("www-old", api.Fatal) {
 		want[k] = v
 	}
 	for k, v := range want {
@@ -304,7 +304,7 @@ func TestStoppedServiceKeepsHistogram(t *testing.T) {
 	m := New(src)
 	m.CheckRan("api-app", "http", true, time.Millisecond)
 	url := start(t, m)
-	src.set([]supervise.Status{{Name: "api-app", State: supervise.Stopped}}, nil)
+	src.set([]api.Status{{Name: "api-app", State: api.Stopped}}, nil)
 	f := scrape(t, url)["upkeep_check_duration_seconds"]
 	if f == nil || len(f.Metric) != 1 || f.Metric[0].GetHistogram().GetSampleCount() != 1 {
 		t.Errorf("duration histogram of stopped api-app: %v, want count 1", f)

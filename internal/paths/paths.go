@@ -19,7 +19,7 @@ const (
 	PolicyFile   = "etc/upkeep/policy.toml" // what overlays, users and images may do
 	LogrotateDir = "etc/logrotate.d"        // where logrotate reads per-package stanzas
 
-	SocketRel    = RunDir + "/upkeep.sock" // the control socket, mode 0600
+	SocketRel    = RunDir + "/upkeep.sock" // the control socket (mode 0666; peers checked, docs/policy.md)
 	DaemonLogRel = LogDir + "/upkeep.log"  // the daemon's own event log
 )
 

@@ -2,7 +2,6 @@ package supervise
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,13 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/paths"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
-
-// ErrUnknown is returned for a name that is not a service of this host.
-var ErrUnknown = errors.New("unknown service")
 
 // Daemon owns every service of one host (one root).
 type Daemon struct {
@@ -237,7 +234,7 @@ func (d *Daemon) get(name string) (*service, error) {
 	if ps, ok := d.problems[name]; ok {
 		return nil, fmt.Errorf("%s: definition is broken:\n%s", name, ps.Error())
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknown, name)
+	return nil, fmt.Errorf("%w %q", api.ErrUnknown, name)
 }
 
 func (d *Daemon) all() []*service {
@@ -257,7 +254,7 @@ func (d *Daemon) unreadyDependency(s *spec.Service) string {
 		d.mu.Lock()
 		sv := d.svcs[dep]
 		d.mu.Unlock()
-		if sv == nil || sv.snapshot().State != Running {
+		if sv == nil || sv.snapshot().State != api.Running {
 			return dep
 		}
 	}

@@ -9,22 +9,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"upkeep/internal/api"
 	"upkeep/internal/health"
 )
-
-// Event is one thing that happened to a service, as `upkeep events` prints
-// it and the event log records it.
-type Event struct {
-	Time    time.Time `json:"time"`
-	Service string    `json:"service"`
-	Kind    string    `json:"kind"` // state | check
-	From    string    `json:"from,omitempty"`
-	State   string    `json:"state,omitempty"`
-	Check   string    `json:"check,omitempty"`
-	OK      bool      `json:"ok,omitempty"`
-	Message string    `json:"message,omitempty"`
-	Pid     int       `json:"pid,omitempty"`
-}
 
 // offHeap returns n zeroed T in a mapping of their own, populated at once.
 // The check rings live there: 12 MB for 500 checked services that, on the
@@ -84,23 +71,6 @@ func (r *ring[T]) items() []T {
 	return append(out, r.buf[:r.next]...)
 }
 
-// Sample is a service's resource use at one moment.
-type Sample struct {
-	Time       time.Time `json:"time"`
-	CPUSeconds float64   `json:"cpu_seconds"`
-	RSSBytes   uint64    `json:"rss_bytes"`
-	Restarts   int       `json:"restarts"`
-}
-
-// CheckResult is one check run, kept compact for the history ring.
-type CheckResult struct {
-	Time    time.Time     `json:"time"`
-	Check   string        `json:"check"`
-	OK      bool          `json:"ok"`
-	Latency time.Duration `json:"latency_ns"`
-	Late    time.Duration `json:"late_ns"`
-}
-
 // checkRun and sample are how the rings hold check runs and samples: small
 // and pointer-free (times as Unix nanoseconds, the check by index).
 type checkRun struct {
@@ -117,15 +87,6 @@ type sample struct {
 	restarts uint32
 } // 16 bytes, not 32: an hour of samples is 5.6 KB per service
 
-// History is what the daemon remembers of one service, bounded: about an
-// hour of samples at the 10 s sampling interval, the last 1024 check runs,
-// and the last 256 events.
-type History struct {
-	Events  []Event       `json:"events"`
-	Checks  []CheckResult `json:"checks"`
-	Samples []Sample      `json:"samples"`
-}
-
 const (
 	historyEvents  = 256
 	historyChecks  = 1024
@@ -138,22 +99,22 @@ const (
 // events, and feeds followers (`upkeep events -f`).
 type journal struct {
 	mu      sync.Mutex
-	recent  *ring[Event]
-	events  map[string]*ring[Event]
+	recent  *ring[api.Event]
+	events  map[string]*ring[api.Event]
 	checks  map[string]*ring[checkRun]
 	names   map[string][]string // check names of a service, by checkRun.check
 	samples map[string]*ring[sample]
-	subs    map[chan Event]struct{}
+	subs    map[chan api.Event]struct{}
 }
 
 func newJournal() *journal {
 	return &journal{
-		recent:  newRing[Event](recentEvents),
-		events:  map[string]*ring[Event]{},
+		recent:  newRing[api.Event](recentEvents),
+		events:  map[string]*ring[api.Event]{},
 		checks:  map[string]*ring[checkRun]{},
 		names:   map[string][]string{},
 		samples: map[string]*ring[sample]{},
-		subs:    map[chan Event]struct{}{},
+		subs:    map[chan api.Event]struct{}{},
 	}
 }
 
@@ -166,7 +127,7 @@ func ringOf[T any](m map[string]*ring[T], name string, n int) *ring[T] {
 	return r
 }
 
-func (j *journal) add(e Event) {
+func (j *journal) add(e api.Event) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.recent.add(e)
@@ -179,7 +140,7 @@ func (j *journal) add(e Event) {
 	}
 }
 
-func (j *journal) addCheck(service string, r CheckResult) {
+func (j *journal) addCheck(service string, r api.CheckResult) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	names := j.names[service]
@@ -200,7 +161,7 @@ func (j *journal) addCheck(service string, r CheckResult) {
 	ring.add(checkRun{at: r.Time.UnixNano(), latency: int64(r.Latency), late: int32(late), check: uint16(idx), ok: r.OK})
 }
 
-func (j *journal) addSample(service string, s Sample) {
+func (j *journal) addSample(service string, s api.Sample) {
 	j.mu.Lock()
 	ringOf(j.samples, service, historySamples).add(sample{at: uint32(s.Time.Unix()), rssKiB: uint32(min(s.RSSBytes>>10, math.MaxUint32)), cpu: float32(s.CPUSeconds), restarts: uint32(s.Restarts)})
 	j.mu.Unlock()
@@ -226,7 +187,7 @@ func ringItems[T any](r *ring[T]) []T {
 }
 
 // event records e (time stamped now) and hands it to followers.
-func (d *Daemon) event(e Event) {
+func (d *Daemon) event(e api.Event) {
 	e.Time = time.Now()
 	d.journal.add(e)
 }
@@ -234,7 +195,7 @@ func (d *Daemon) event(e Event) {
 // observeCheck records a check run and passes it to the metrics observer.
 func (d *Daemon) observeCheck(service string, ev health.Event) {
 	r := ev.Result
-	d.journal.addCheck(service, CheckResult{Time: r.Started, Check: r.Check, OK: r.OK, Latency: r.Latency, Late: max(r.Started.Sub(r.Due), 0)})
+	d.journal.addCheck(service, api.CheckResult{Time: r.Started, Check: r.Check, OK: r.OK, Latency: r.Latency, Late: max(r.Started.Sub(r.Due), 0)})
 	if o := d.observer; o != nil {
 		o.CheckRan(service, r.Check, r.OK, r.Latency)
 	}
@@ -249,7 +210,7 @@ type Observer interface {
 func (d *Daemon) SetObserver(o Observer) { d.observer = o }
 
 // Events returns the recent events, oldest first, of one service or all.
-func (d *Daemon) Events(service string) []Event {
+func (d *Daemon) Events(service string) []api.Event {
 	d.journal.mu.Lock()
 	defer d.journal.mu.Unlock()
 	if service == "" {
@@ -262,8 +223,8 @@ func (d *Daemon) Events(service string) []Event {
 }
 
 // Follow returns a channel of events as they happen, until cancel.
-func (d *Daemon) Follow() (<-chan Event, func()) {
-	ch := make(chan Event, 256)
+func (d *Daemon) Follow() (<-chan api.Event, func()) {
+	ch := make(chan api.Event, 256)
 	d.journal.mu.Lock()
 	d.journal.subs[ch] = struct{}{}
 	d.journal.mu.Unlock()
@@ -275,23 +236,23 @@ func (d *Daemon) Follow() (<-chan Event, func()) {
 }
 
 // History returns what the daemon remembers of a service.
-func (d *Daemon) History(name string) (History, error) {
+func (d *Daemon) History(name string) (api.History, error) {
 	if _, err := d.get(name); err != nil {
-		return History{}, err
+		return api.History{}, err
 	}
 	j := d.journal
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var h History
+	var h api.History
 	if r, ok := j.events[name]; ok {
 		h.Events = r.items()
 	}
 	for _, c := range ringItems(j.checks[name]) {
-		h.Checks = append(h.Checks, CheckResult{Time: time.Unix(0, c.at), Check: j.names[name][c.check], OK: c.ok,
+		h.Checks = append(h.Checks, api.CheckResult{Time: time.Unix(0, c.at), Check: j.names[name][c.check], OK: c.ok,
 			Latency: time.Duration(c.latency), Late: time.Duration(c.late) * time.Microsecond})
 	}
 	for _, s := range ringItems(j.samples[name]) {
-		h.Samples = append(h.Samples, Sample{Time: time.Unix(int64(s.at), 0), CPUSeconds: float64(s.cpu), RSSBytes: uint64(s.rssKiB) << 10, Restarts: int(s.restarts)})
+		h.Samples = append(h.Samples, api.Sample{Time: time.Unix(int64(s.at), 0), CPUSeconds: float64(s.cpu), RSSBytes: uint64(s.rssKiB) << 10, Restarts: int(s.restarts)})
 	}
 	return h, nil
 }
@@ -321,7 +282,7 @@ func (d *Daemon) sample(done <-chan struct{}) {
 					continue
 				}
 				u := usageOf(sv, st.Pid)
-				d.journal.addSample(st.Name, Sample{Time: now, CPUSeconds: u.CPUSeconds, RSSBytes: u.RSSBytes, Restarts: st.Restarts})
+				d.journal.addSample(st.Name, api.Sample{Time: now, CPUSeconds: u.CPUSeconds, RSSBytes: u.RSSBytes, Restarts: st.Restarts})
 			}
 		}
 	}

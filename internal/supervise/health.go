@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/health"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
@@ -90,19 +91,19 @@ func (s *service) health(ev health.Event) {
 	case health.Ran:
 		s.ran(ev)
 	case health.Ready:
-		if s.state == Starting && s.active() {
-			s.set(Running, "")
+		if s.state == api.Starting && s.active() {
+			s.set(api.Running, "")
 		}
 	case health.Recovered:
-		s.d.event(Event{Service: s.name, Kind: "check", Check: ev.Check.Name, OK: true, Message: "recovered: " + ev.Result.Message})
+		s.d.event(api.Event{Service: s.name, Kind: "check", Check: ev.Check.Name, OK: true, Message: "recovered: " + ev.Result.Message})
 		s.d.log.Info("check recovered", "service", s.name, "check", ev.Check.Name)
 	case health.Failed:
 		c := ev.Check
-		s.d.event(Event{Service: s.name, Kind: "check", Check: c.Name, Message: fmt.Sprintf("failed %d of %d cycles: %s; then %s", c.Cycles, c.Within, ev.Result.Message, c.Then)})
+		s.d.event(api.Event{Service: s.name, Kind: "check", Check: c.Name, Message: fmt.Sprintf("failed %d of %d cycles: %s; then %s", c.Cycles, c.Within, ev.Result.Message, c.Then)})
 		s.d.log.Warn("check threshold crossed", "service", s.name, "check", c.Name, "then", c.Then, "message", ev.Result.Message)
 		switch c.Then {
 		case "restart":
-			if s.active() && (s.state == Starting || s.state == Running) {
+			if s.active() && (s.state == api.Starting || s.state == api.Running) {
 				s.lastExit = proc.Exit{Err: fmt.Errorf("check %s failed: %s", c.Name, ev.Result.Message)}
 				s.keepExit = true
 				s.terminate(thenCheck)

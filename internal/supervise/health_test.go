@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"upkeep/internal/api"
 )
 
 // The test binary doubles as a service: with UPKEEP_TEST_HTTP set (through
@@ -75,8 +76,8 @@ timeout = "1s"
 cycles = 3
 `))
 	h.start()
-	first := h.waitState("www-flaky", Running)
-	var st Status
+	first := h.waitState("www-flaky", api.Running)
+	var st api.Status
 	h.eventually(10*time.Second, "a restart by the check", func() bool {
 		st = h.status("www-flaky")
 		return st.Restarts >= 1 && st.Pid != first.Pid
@@ -92,7 +93,7 @@ cycles = 3
 	// exactly three failures in a row before the restart.
 	var fails, passes int
 	for _, r := range hist.Checks {
-		if r.Time.After(hist.stateTime(t, "stopping")) {
+		if r.Time.After(stateTime(t, hist, "stopping")) {
 			break
 		}
 		if r.OK {
@@ -114,7 +115,7 @@ cycles = 3
 }
 
 // stateTime is when the service first entered state.
-func (h History) stateTime(t *testing.T, state string) time.Time {
+func stateTime(t *testing.T, h api.History, state string) time.Time {
 	for _, e := range h.Events {
 		if e.Kind == "state" && e.State == state {
 			return e.Time
@@ -139,7 +140,7 @@ timeout = "200ms"
 cycles = 50
 `))
 	h.start()
-	st := h.waitState("www-late", Running)
+	st := h.waitState("www-late", api.Running)
 	if st.Restarts != 0 || len(st.Checks) != 1 {
 		t.Fatalf("%+v", st)
 	}
@@ -165,7 +166,7 @@ command = ["/bin/sleep", "1000"]
 ready_after = "0s"
 `)
 	h.start()
-	front := h.waitState("www-front", Running)
+	front := h.waitState("www-front", api.Running)
 	hist, _ := h.d.History("api-slow")
 	var firstPass time.Time
 	for _, r := range hist.Checks {
@@ -225,10 +226,10 @@ grace = "0s"
 then = "stop"
 `)
 	h.start()
-	var st Status
+	var st api.Status
 	h.eventually(10*time.Second, "stopped by its check", func() bool {
 		st = h.status("service-hog")
-		return st.State == Stopped && st.LastExit != ""
+		return st.State == api.Stopped && st.LastExit != ""
 	})
 	if !strings.Contains(st.LastExit, "stopped by check memory-1: rss") {
 		t.Errorf("last exit %q", st.LastExit)
@@ -256,7 +257,7 @@ interval = "20ms"
 grace = "0s"
 `)
 	h.start()
-	st := h.waitState("service-doomed", Fatal)
+	st := h.waitState("service-doomed", api.Fatal)
 	if st.Restarts != 2 {
 		t.Errorf("restarts %d, want 2 (limit 3 starts)", st.Restarts)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
@@ -92,7 +93,7 @@ func (h *host) shutdown() {
 	h.stop = nil
 }
 
-func (h *host) status(name string) Status {
+func (h *host) status(name string) api.Status {
 	h.t.Helper()
 	st, err := h.d.Status([]string{name})
 	if err != nil {
@@ -113,9 +114,9 @@ func (h *host) eventually(limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-func (h *host) waitState(name string, want State) Status {
+func (h *host) waitState(name string, want api.State) api.Status {
 	h.t.Helper()
-	var st Status
+	var st api.Status
 	h.eventually(10*time.Second, name+" to be "+want.String(), func() bool {
 		st = h.status(name)
 		return st.State == want

@@ -3,6 +3,7 @@ package supervise
 import (
 	"testing"
 	"time"
+	"upkeep/internal/api"
 )
 
 // The history rings keep the newest n records, oldest first, and give
@@ -11,11 +12,11 @@ func TestJournalRings(t *testing.T) {
 	j := newJournal()
 	base := time.Unix(1_800_000_000, 0)
 	for i := range historySamples + 5 {
-		j.addSample("www-a", Sample{Time: base.Add(time.Duration(i) * sampleEvery), CPUSeconds: 1.5 * float64(i),
+		j.addSample("www-a", api.Sample{Time: base.Add(time.Duration(i) * sampleEvery), CPUSeconds: 1.5 * float64(i),
 			RSSBytes: uint64(i) << 20, Restarts: i})
 	}
 	for i := range historyChecks + 3 {
-		j.addCheck("www-a", CheckResult{Time: base.Add(time.Duration(i) * time.Second), Check: []string{"http-1", "tcp-2"}[i%2],
+		j.addCheck("www-a", api.CheckResult{Time: base.Add(time.Duration(i) * time.Second), Check: []string{"http-1", "tcp-2"}[i%2],
 			OK: i%3 != 0, Latency: time.Duration(i) * time.Millisecond, Late: time.Duration(i) * time.Microsecond})
 	}
 	samples := ringItems(j.samples["www-a"])

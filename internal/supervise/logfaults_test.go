@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"upkeep/internal/api"
 )
 
 // TestUnwritableLogIsCountedAndReported: a service whose log cannot be
@@ -24,14 +25,14 @@ func TestUnwritableLogIsCountedAndReported(t *testing.T) {
 	h.write("service-talker", `script = "while :; do echo talking; sleep 0.02; done"
 `+fast)
 	h.start()
-	h.waitState("service-talker", Running)
-	counter := func() LogCounter {
+	h.waitState("service-talker", api.Running)
+	counter := func() api.LogCounter {
 		for _, c := range h.d.LogCounters() {
 			if c.Service == "service-talker" && c.File == "service-talker.log" {
 				return c
 			}
 		}
-		return LogCounter{}
+		return api.LogCounter{}
 	}
 	h.eventually(5*time.Second, "dropped output to be counted", func() bool { return counter().Dropped > 0 })
 	if c := counter(); !strings.Contains(c.Err, "is a directory") {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/logsink"
 	"upkeep/internal/paths"
 	"upkeep/internal/proc"
@@ -238,16 +239,6 @@ func (s *service) postRotate(lf spec.LogFile, path string) error {
 	return nil
 }
 
-// Rotated is what a forced rotation (`upkeep rotate`) did to one file.
-type Rotated struct {
-	Service string `json:"service"`
-	File    string `json:"file"`
-	Rotated bool   `json:"rotated"`           // false: empty (notifempty), missing (missingok), or pending
-	To      string `json:"to,omitempty"`      // the rotated file; "" with rotate = 0
-	Pending bool   `json:"pending,omitempty"` // waits for the end of a line the service is writing
-	Error   string `json:"error,omitempty"`
-}
-
 // Rotate rotates every log of the named services now, as logrotate -f
 // does (notifempty still applies): their captured output and the files
 // they write themselves. No names: every service's.
@@ -256,7 +247,7 @@ type Rotated struct {
 // its files are rotated all the same, by a sink or File opened for the
 // purpose. Should it start meanwhile, its own sink finds its file renamed
 // within a second and opens a new one; no line is lost.
-func (d *Daemon) Rotate(names []string) ([]Rotated, error) {
+func (d *Daemon) Rotate(names []string) ([]api.Rotated, error) {
 	svcs := d.all()
 	if len(names) > 0 {
 		var err error
@@ -264,7 +255,7 @@ func (d *Daemon) Rotate(names []string) ([]Rotated, error) {
 			return nil, err
 		}
 	}
-	var out []Rotated
+	var out []api.Rotated
 	for _, sv := range svcs {
 		sv.mu.Lock()
 		sinks, dc := sv.sinks, sv.files
@@ -303,8 +294,8 @@ func (d *Daemon) Rotate(names []string) ([]Rotated, error) {
 	return out, nil
 }
 
-func rotated(service, path string, r logsink.Rotation, err error) Rotated {
-	out := Rotated{Service: service, File: path, Rotated: r.Rotated, To: r.To}
+func rotated(service, path string, r logsink.Rotation, err error) api.Rotated {
+	out := api.Rotated{Service: service, File: path, Rotated: r.Rotated, To: r.To}
 	switch {
 	case errors.Is(err, logsink.ErrPending):
 		out.Pending = true
@@ -314,27 +305,18 @@ func rotated(service, path string, r logsink.Rotation, err error) Rotated {
 	return out
 }
 
-// LogCounter is what one captured log file (stdout's or stderr's) could
-// not take: the metrics' upkeep_log_dropped_bytes_total.
-type LogCounter struct {
-	Service string
-	File    string // the file's name in var/log: api-app.log, api-app.error.log
-	Dropped int64  // bytes dropped since the file's sink was opened
-	Err     string // why output is dropped now; "" when it is written fine
-}
-
 // LogCounters lists the counters of every service's captured logs, by
 // service and file. A service that has not started since the daemon did
 // has none. The counts start from 0 with each sink: a reload that changes
 // [log] opens new ones (a counter reset, to Prometheus).
-func (d *Daemon) LogCounters() []LogCounter {
-	var out []LogCounter
+func (d *Daemon) LogCounters() []api.LogCounter {
+	var out []api.LogCounter
 	for _, sv := range d.all() {
 		sv.mu.Lock()
 		sinks := sv.sinks
 		sv.mu.Unlock()
 		for _, sink := range sinks {
-			c := LogCounter{Service: sv.name, File: filepath.Base(sink.Path()), Dropped: sink.Dropped()}
+			c := api.LogCounter{Service: sv.name, File: filepath.Base(sink.Path()), Dropped: sink.Dropped()}
 			if err := sink.Err(); err != nil {
 				c.Err = err.Error()
 			}

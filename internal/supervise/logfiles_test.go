@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"upkeep/internal/api"
 )
 
 // ownWriter is a service that writes numbered lines to its own file
@@ -112,7 +113,7 @@ func rotateOwn(t *testing.T, h *host, name string, n int) {
 		h.eventually(10*time.Second, "the service writing to the new file", written)
 	}
 	os.WriteFile(filepath.Join(h.root, "stop"), nil, 0o644)
-	h.waitState(name, Exited)
+	h.waitState(name, api.Exited)
 }
 
 // TestOwnFileRenameSignal: a service writing its own file as fast as it
@@ -178,13 +179,13 @@ func TestRotateCapturedOutput(t *testing.T) {
 	os.MkdirAll(filepath.Join(h.root, LogDir), 0o755)
 	os.WriteFile(filepath.Join(h.root, LogDir, "idle.log"), []byte("from before\n"), 0o640)
 	h.start()
-	h.waitState("talker", Running)
+	h.waitState("talker", api.Running)
 	h.eventually(5*time.Second, "talker's line", func() bool { return h.log("talker.log") == "hello\n" })
 	res, err := h.d.Rotate(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]Rotated{}
+	got := map[string]api.Rotated{}
 	for _, r := range res {
 		got[filepath.Base(r.File)] = r
 	}
@@ -235,7 +236,7 @@ path = "/var/log/web/*.log"
 postrotate = 'echo "$1" >> `+filepath.Join(h.root, "reopened")+`'
 `)
 	h.start()
-	h.waitState("web", Running)
+	h.waitState("web", api.Running)
 	sv, _ := h.d.lookup([]string{"web"})
 	h.eventually(5*time.Second, "both logs rotated", func() bool {
 		sv[0].mu.Lock()

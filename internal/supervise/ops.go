@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/crash"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
@@ -193,9 +194,9 @@ func (d *Daemon) waitUp(ctx context.Context, sv *service) error {
 		watch := d.watch()
 		st := sv.snapshot()
 		switch st.State {
-		case Running:
+		case api.Running:
 			return nil
-		case Fatal, Exited, Stopped:
+		case api.Fatal, api.Exited, api.Stopped:
 			msg := fmt.Sprintf("%s: %s", sv.name, st.State)
 			if st.LastExit != "" {
 				msg += " (" + st.LastExit + ")"
@@ -228,7 +229,7 @@ func (d *Daemon) lookup(names []string) ([]*service, error) {
 // Status returns snapshots of the named services, or of all (with the
 // broken definitions too) when names is empty. CPU and memory are read here,
 // by the caller's goroutine, never by the services' loops.
-func (d *Daemon) Status(names []string) ([]Status, error) {
+func (d *Daemon) Status(names []string) ([]api.Status, error) {
 	var svcs []*service
 	if len(names) == 0 {
 		svcs = d.all()
@@ -238,7 +239,7 @@ func (d *Daemon) Status(names []string) ([]Status, error) {
 			return nil, err
 		}
 	}
-	out := make([]Status, len(svcs))
+	out := make([]api.Status, len(svcs))
 	d.mu.Lock()
 	for i, sv := range svcs {
 		out[i] = sv.snapshot()
@@ -262,7 +263,7 @@ func (d *Daemon) Status(names []string) ([]Status, error) {
 		d.mu.Lock()
 		for name, ps := range d.problems {
 			if _, ok := d.svcs[name]; !ok {
-				out = append(out, Status{Name: name, State: Stopped, Error: ps.Error()})
+				out = append(out, api.Status{Name: name, State: api.Stopped, Error: ps.Error()})
 			}
 		}
 		d.mu.Unlock()
@@ -271,7 +272,7 @@ func (d *Daemon) Status(names []string) ([]Status, error) {
 	return out, nil
 }
 
-func measure(sv *service, st *Status) {
+func measure(sv *service, st *api.Status) {
 	st.Checks = sv.checks()
 	sv.mu.Lock()
 	sinks := sv.sinks
@@ -300,22 +301,12 @@ func usageOf(sv *service, pid int) proc.Usage {
 	return proc.Measure(pids)
 }
 
-// ReloadResult says what a reload did.
-type ReloadResult struct {
-	Added     []string `json:"added"`
-	Removed   []string `json:"removed"`
-	Changed   []string `json:"changed"`
-	Unchanged []string `json:"unchanged"`
-	Broken    []string `json:"broken"`
-	Problems  string   `json:"problems,omitempty"`
-}
-
 // Reload re-reads every definition: new services are added (and started if
 // autostart), removed ones stopped, changed ones restarted with the new
 // definition, and the rest left untouched. A definition that no longer
 // parses keeps its service running on the old one and is reported.
-func (d *Daemon) Reload(ctx context.Context) (ReloadResult, error) {
-	var res ReloadResult
+func (d *Daemon) Reload(ctx context.Context) (api.ReloadResult, error) {
+	var res api.ReloadResult
 	if d.beforeLoad != nil {
 		d.beforeLoad()
 	}

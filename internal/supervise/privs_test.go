@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/proc"
 )
 
@@ -40,7 +41,7 @@ func limitField(log, name string) string {
 
 func (h *host) report(name string) string {
 	h.t.Helper()
-	h.waitState(name, Running)
+	h.waitState(name, api.Running)
 	h.eventually(5*time.Second, name+"'s report", func() bool { return strings.Contains(h.log(name+".log"), "\nend\n") })
 	return h.log(name + ".log")
 }
@@ -138,9 +139,9 @@ limit = 3
 	h.start()
 	h.eventually(10*time.Second, "service-ghost to fail its starts", func() bool {
 		st := h.status("service-ghost")
-		return (st.State == Backoff || st.State == Fatal) && strings.Contains(st.LastExit, `user "no-such-user-upkeep": no such user`)
+		return (st.State == api.Backoff || st.State == api.Fatal) && strings.Contains(st.LastExit, `user "no-such-user-upkeep": no such user`)
 	})
-	st := h.waitState("service-greedy", Fatal)
+	st := h.waitState("service-greedy", api.Fatal)
 	if st.LastExit != "exit 127" {
 		t.Errorf("last exit %q, want the shim's 127", st.LastExit)
 	}

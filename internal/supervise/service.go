@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/health"
 	"upkeep/internal/logsink"
 	"upkeep/internal/proc"
@@ -70,7 +71,7 @@ type service struct {
 	done chan struct{}
 
 	mu       sync.Mutex
-	snap     Status
+	snap     api.Status
 	snapSpec *spec.Service
 	sinks    []*logsink.Sink
 	files    *declared    // the files it writes itself (logfiles.go)
@@ -78,7 +79,7 @@ type service struct {
 	snapPgid int          // pgid as of the last publish, for Owner
 
 	spec      *spec.Service
-	state     State
+	state     api.State
 	main      *proc.Process
 	pgid      int
 	mainDone  <-chan struct{}
@@ -110,7 +111,7 @@ type service struct {
 
 func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
 	sv := &service{d: d, name: s.Name, spec: s, cg: cg, reqs: make(chan request), done: make(chan struct{}), healthC: make(chan health.Event, 16)}
-	sv.snap = Status{Name: s.Name, State: Stopped, Since: time.Now(), Autostart: s.Autostart}
+	sv.snap = api.Status{Name: s.Name, State: api.Stopped, Since: time.Now(), Autostart: s.Autostart}
 	sv.snapSpec = s
 	return sv
 }
@@ -187,37 +188,37 @@ func (s *service) handle(ev event) {
 	switch ev {
 	case evStart:
 		switch s.state {
-		case Stopped, Exited, Fatal, Backoff:
+		case api.Stopped, api.Exited, api.Fatal, api.Backoff:
 			s.failures, s.starts = 0, nil // a person asked: forget the crash history
 			s.begin()
-		case Stopping:
+		case api.Stopping:
 			s.then = thenStart
 		}
 
 	case evStop:
 		switch s.state {
-		case Starting, Running:
+		case api.Starting, api.Running:
 			if s.busy() {
 				s.terminate(thenStopped)
 			} else {
-				s.set(Stopped, "") // was only waiting for dependencies
+				s.set(api.Stopped, "") // was only waiting for dependencies
 			}
-		case Backoff, Exited, Fatal:
-			s.set(Stopped, "")
-		case Stopping:
+		case api.Backoff, api.Exited, api.Fatal:
+			s.set(api.Stopped, "")
+		case api.Stopping:
 			s.then = thenStopped
 		}
 
 	case evRestart:
 		s.failures, s.starts = 0, nil
 		switch s.state {
-		case Starting, Running:
+		case api.Starting, api.Running:
 			if s.busy() {
 				s.terminate(thenStart)
 			} else {
 				s.begin()
 			}
-		case Stopping:
+		case api.Stopping:
 			s.then = thenStart
 		default:
 			s.begin()
@@ -232,7 +233,7 @@ func (s *service) handle(ev event) {
 		s.main, s.mainDone = nil, nil
 		s.d.forgetPid(s.name)
 		s.d.log.Info("exited", "service", s.name, "status", s.lastExit.String(), "state", s.state.String())
-		if s.state == Stopping {
+		if s.state == api.Stopping {
 			s.settle()
 			return
 		}
@@ -248,7 +249,7 @@ func (s *service) handle(ev event) {
 	case evLaunched:
 		ex := s.launcher.Exit()
 		s.launcher, s.launchC = nil, nil
-		if s.state == Stopping {
+		if s.state == api.Stopping {
 			s.settle()
 			return
 		}
@@ -264,19 +265,19 @@ func (s *service) handle(ev event) {
 
 	case evTimer:
 		switch s.state {
-		case Backoff:
+		case api.Backoff:
 			s.begin()
-		case Starting:
-			s.set(Running, "")
-		case Stopping:
+		case api.Starting:
+			s.set(api.Running, "")
+		case api.Stopping:
 			s.kill()
 		}
 
 	case evPoll:
 		switch {
-		case s.state == Stopping:
+		case s.state == api.Stopping:
 			s.settle()
-		case s.state == Starting && s.main == nil && s.launcher == nil && !s.deadline.IsZero():
+		case s.state == api.Starting && s.main == nil && s.launcher == nil && !s.deadline.IsZero():
 			s.adoptPidfile()
 		}
 
@@ -284,7 +285,7 @@ func (s *service) handle(ev event) {
 		s.health(s.healthEv)
 
 	case evDeps:
-		if s.state == Starting && !s.active() && s.launcher == nil {
+		if s.state == api.Starting && !s.active() && s.launcher == nil {
 			s.begin()
 		}
 	}
@@ -305,7 +306,7 @@ func (s *service) begin() {
 	watch := s.d.watch() // taken before the check, so no change is missed
 	if dep := s.d.unreadyDependency(s.spec); dep != "" {
 		s.depsC = watch
-		s.set(Starting, "waiting for "+dep)
+		s.set(api.Starting, "waiting for "+dep)
 		return
 	}
 	s.depsC = nil
@@ -333,7 +334,7 @@ func (s *service) begin() {
 			return
 		}
 		s.launcher, s.launchC, s.pgid = p, p.Done(), p.Pid
-		s.set(Starting, "running start command")
+		s.set(api.Starting, "running start command")
 		return
 	}
 	p, err := s.spawn(s.argv())
@@ -353,14 +354,14 @@ func (s *service) up(p *proc.Process, pgid int) {
 	s.d.log.Info("started", "service", s.name, "pid", p.Pid)
 	if s.spec.HasChecks() {
 		s.startMonitor()
-		s.set(Starting, "waiting for checks")
+		s.set(api.Starting, "waiting for checks")
 		return
 	}
 	if s.spec.ReadyAfter == 0 {
-		s.set(Running, "")
+		s.set(api.Running, "")
 		return
 	}
-	s.set(Starting, "")
+	s.set(api.Starting, "")
 	s.setTimer(s.spec.ReadyAfter.D())
 }
 
@@ -394,7 +395,7 @@ func (s *service) terminate(then after) {
 	s.stopTimer()
 	s.depsC = nil
 	s.deadline = time.Time{}
-	s.set(Stopping, "")
+	s.set(api.Stopping, "")
 	sig, _ := spec.ParseSignal(s.spec.Stop.Signal)
 	if s.active() && len(s.spec.StopCommand) > 0 {
 		if _, err := s.spawn(s.spec.StopCommand); err != nil {
@@ -439,7 +440,7 @@ func (s *service) settle() {
 	case thenCheck:
 		s.restartAfterFailure()
 	default:
-		s.set(Stopped, "")
+		s.set(api.Stopped, "")
 	}
 }
 
@@ -448,7 +449,7 @@ func (s *service) applyPolicy() {
 	r := s.spec.Restart
 	restart := r.Policy == spec.Always || (r.Policy == spec.OnFailure && !s.lastExit.Success())
 	if !restart || s.removed {
-		s.set(Exited, "")
+		s.set(api.Exited, "")
 		return
 	}
 	s.restartAfterFailure()
@@ -460,7 +461,7 @@ func (s *service) applyPolicy() {
 func (s *service) restartAfterFailure() {
 	r := s.spec.Restart
 	if s.removed {
-		s.set(Exited, "")
+		s.set(api.Exited, "")
 		return
 	}
 	if time.Since(s.startedAt) >= r.StableAfter.D() {
@@ -471,7 +472,7 @@ func (s *service) restartAfterFailure() {
 		s.starts = s.starts[1:]
 	}
 	if len(s.starts) >= r.Limit {
-		s.set(Fatal, fmt.Sprintf("started %d times within %v", len(s.starts), r.Window.D()))
+		s.set(api.Fatal, fmt.Sprintf("started %d times within %v", len(s.starts), r.Window.D()))
 		return
 	}
 	delay := r.Backoff.D() << min(s.failures, 30)
@@ -480,7 +481,7 @@ func (s *service) restartAfterFailure() {
 	}
 	s.failures++
 	s.restarts++
-	s.set(Backoff, "restart in "+delay.String())
+	s.set(api.Backoff, "restart in "+delay.String())
 	s.setTimer(delay)
 }
 
@@ -521,7 +522,7 @@ func (s *service) signal(sig syscall.Signal, all bool) error {
 }
 
 // set moves to a state and publishes it.
-func (s *service) set(st State, detail string) {
+func (s *service) set(st api.State, detail string) {
 	if st != s.state {
 		s.d.log.Info("state", "service", s.name, "from", s.state.String(), "to", st.String(), "detail", detail)
 		pid := 0
@@ -529,10 +530,10 @@ func (s *service) set(st State, detail string) {
 			pid = s.main.Pid
 		}
 		msg := detail
-		if (st == Backoff || st == Exited || st == Fatal) && s.lastExit != (proc.Exit{}) {
+		if (st == api.Backoff || st == api.Exited || st == api.Fatal) && s.lastExit != (proc.Exit{}) {
 			msg = strings.TrimSuffix(s.lastExit.String()+"; "+detail, "; ")
 		}
-		s.d.event(Event{Service: s.name, Kind: "state", From: s.state.String(), State: st.String(), Message: msg, Pid: pid})
+		s.d.event(api.Event{Service: s.name, Kind: "state", From: s.state.String(), State: st.String(), Message: msg, Pid: pid})
 	}
 	s.state, s.detail = st, detail
 	s.publish()
@@ -568,7 +569,7 @@ func (s *service) specSnapshot() *spec.Service {
 	return s.snapSpec
 }
 
-func (s *service) snapshot() Status {
+func (s *service) snapshot() api.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.snap

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"upkeep/internal/api"
 	"upkeep/internal/health"
 	"upkeep/internal/logsink"
 	"upkeep/internal/paths"
@@ -129,17 +130,17 @@ func (d *Daemon) logEvent(service string, e logsink.Event) {
 		return
 	case "error":
 		d.log.Warn("log output dropped", "service", service, "file", e.Path, "err", fmt.Sprint(e.Err), "dropped", e.Dropped)
-		d.event(Event{Service: service, Kind: "log", Message: fmt.Sprintf("%s: %v; dropping output until it can be written (%d bytes dropped before)", file, e.Err, e.Dropped)})
+		d.event(api.Event{Service: service, Kind: "log", Message: fmt.Sprintf("%s: %v; dropping output until it can be written (%d bytes dropped before)", file, e.Err, e.Dropped)})
 	case "archive-error":
 		d.log.Warn("log archive-error", "service", service, "file", e.Path, "err", fmt.Sprint(e.Err))
-		d.event(Event{Service: service, Kind: "log", Message: fmt.Sprintf("%s: %v", file, e.Err)})
+		d.event(api.Event{Service: service, Kind: "log", Message: fmt.Sprintf("%s: %v", file, e.Err)})
 	case "recovered":
 		why := "it could not be written (" + fmt.Sprint(e.Err) + ")"
 		if logsink.Full(e.Err) {
 			why = filepath.Dir(file) + " was full"
 		}
 		d.log.Info("log writable again", "service", service, "file", e.Path, "lost", e.Lost, "dropped", e.Dropped)
-		d.event(Event{Service: service, Kind: "log", OK: true, Message: fmt.Sprintf("%s: dropped %d bytes while %s; writing again", file, e.Lost, why)})
+		d.event(api.Event{Service: service, Kind: "log", OK: true, Message: fmt.Sprintf("%s: dropped %d bytes while %s; writing again", file, e.Lost, why)})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"upkeep/internal/api"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
@@ -29,12 +30,12 @@ func TestKilledChildIsRestarted(t *testing.T) {
 	h := newHost(t)
 	h.write("service-sleep", `command = ["/bin/sleep", "1000"]`+fast)
 	h.start()
-	first := h.waitState("service-sleep", Running)
+	first := h.waitState("service-sleep", api.Running)
 	syscall.Kill(first.Pid, syscall.SIGKILL)
-	var st Status
+	var st api.Status
 	h.eventually(5*time.Second, "a new pid", func() bool {
 		st = h.status("service-sleep")
-		return st.State == Running && st.Pid != 0 && st.Pid != first.Pid
+		return st.State == api.Running && st.Pid != 0 && st.Pid != first.Pid
 	})
 	if st.Restarts != 1 || st.LastExit != "signal KILL" {
 		t.Errorf("restarts=%d last exit=%q, want 1 and signal KILL", st.Restarts, st.LastExit)
@@ -59,8 +60,8 @@ window = "1m"
 	seenBackoff := false
 	h.eventually(10*time.Second, "fatal", func() bool {
 		st := h.status("service-crash")
-		seenBackoff = seenBackoff || st.State == Backoff
-		return st.State == Fatal
+		seenBackoff = seenBackoff || st.State == api.Backoff
+		return st.State == api.Fatal
 	})
 	st := h.status("service-crash")
 	if !seenBackoff {
@@ -76,7 +77,7 @@ window = "1m"
 	if err := h.d.Start(context.Background(), []string{"service-crash"}, false); err != nil {
 		t.Fatal(err)
 	}
-	h.waitState("service-crash", Fatal)
+	h.waitState("service-crash", api.Fatal)
 	if got := strings.Count(h.log("service-crash.log"), "run\n"); got != 8 {
 		t.Errorf("after a manual start ran %d times in all, want 8", got)
 	}
@@ -97,7 +98,7 @@ ready_after = "0s"
 		name    string
 		min, mx time.Duration
 	}{{"service-stubborn", 500 * time.Millisecond, 3 * time.Second}, {"service-polite", 0, 2 * time.Second}} {
-		st := h.waitState(tc.name, Running)
+		st := h.waitState(tc.name, api.Running)
 		h.eventually(5*time.Second, "both sleeps", func() bool { return len(groupMembers(st.Pid)) == 3 })
 		t0 := time.Now()
 		if err := h.d.Stop(context.Background(), []string{tc.name}, true); err != nil {
@@ -110,7 +111,7 @@ ready_after = "0s"
 		if left := groupMembers(st.Pid); len(left) != 0 {
 			t.Errorf("%s: %d processes left after stop: %v", tc.name, len(left), left)
 		}
-		if got := h.status(tc.name); got.State != Stopped || got.Pid != 0 {
+		if got := h.status(tc.name); got.State != api.Stopped || got.Pid != 0 {
 			t.Errorf("%s: state %s pid %d after stop", tc.name, got.State, got.Pid)
 		}
 	}
@@ -123,7 +124,7 @@ func TestCgroupStopsProcessesThatLeftTheGroup(t *testing.T) {
 	if h.d.cgroups == nil {
 		t.Skip("cgroups unavailable here (needs root and a writable cgroup2 hierarchy)")
 	}
-	h.waitState("service-escape", Running)
+	h.waitState("service-escape", api.Running)
 	sv, _ := h.d.get("service-escape")
 	var procs []int
 	h.eventually(5*time.Second, "three processes in the cgroup", func() bool {
@@ -150,7 +151,7 @@ echo $! > worker.pid
 sleep 1000
 """`+fast)
 	h.start()
-	st := h.waitState("www-master", Running)
+	st := h.waitState("www-master", api.Running)
 	dir := filepath.Join(h.root, "var/www/www-master")
 	var worker int
 	h.eventually(5*time.Second, "worker pid", func() bool {
@@ -160,7 +161,7 @@ sleep 1000
 	syscall.Kill(st.Pid, syscall.SIGKILL)
 	h.eventually(5*time.Second, "restart", func() bool {
 		s := h.status("www-master")
-		return s.State == Running && s.Pid != st.Pid
+		return s.State == api.Running && s.Pid != st.Pid
 	})
 	if alive(worker) {
 		t.Errorf("the killed master's worker %d is still running after the restart", worker)
@@ -184,7 +185,7 @@ signal = "TERM"
 	h.write("api-app", `depends_on = ["service-db"]`+"\n"+svc("app"))
 	h.write("www-front", `depends_on = ["api-app"]`+"\n"+svc("front"))
 	h.start()
-	h.waitState("www-front", Running)
+	h.waitState("www-front", api.Running)
 	db, app, front := h.status("service-db"), h.status("api-app"), h.status("www-front")
 	// ready_after defaults to 1s: each starts after the one before it runs.
 	if app.StartedAt.Sub(db.StartedAt) < 900*time.Millisecond || front.StartedAt.Sub(app.StartedAt) < 900*time.Millisecond {
@@ -204,7 +205,7 @@ signal = "TERM"
 		t.Fatal(err)
 	}
 	for _, n := range []string{"service-db", "api-app", "www-front"} {
-		if st := h.status(n); st.State != Running {
+		if st := h.status(n); st.State != api.Running {
 			t.Errorf("%s is %s after starting www-front", n, st.State)
 		}
 	}
@@ -225,7 +226,7 @@ func TestReloadTouchesOnlyWhatChanged(t *testing.T) {
 	h.start()
 	before := map[string]int{}
 	for _, n := range []string{"service-a", "service-b", "service-c"} {
-		before[n] = h.waitState(n, Running).Pid
+		before[n] = h.waitState(n, api.Running).Pid
 	}
 	h.write("service-b", `command = ["/bin/sleep", "1001"]`+fast)
 	os.RemoveAll(filepath.Join(h.root, "var/www/service-c"))
@@ -243,7 +244,7 @@ func TestReloadTouchesOnlyWhatChanged(t *testing.T) {
 	}
 	h.eventually(5*time.Second, "service-b restarted", func() bool {
 		st := h.status("service-b")
-		return st.State == Running && st.Pid != before["service-b"]
+		return st.State == api.Running && st.Pid != before["service-b"]
 	})
 	if alive(before["service-c"]) {
 		t.Error("removed service-c still runs")
@@ -251,7 +252,7 @@ func TestReloadTouchesOnlyWhatChanged(t *testing.T) {
 	if _, err := h.d.Status([]string{"service-c"}); err == nil {
 		t.Error("service-c still known")
 	}
-	h.waitState("service-d", Running)
+	h.waitState("service-d", api.Running)
 }
 
 func TestBrokenDefinitionIsReportedAndHarmless(t *testing.T) {
@@ -259,9 +260,9 @@ func TestBrokenDefinitionIsReportedAndHarmless(t *testing.T) {
 	h.write("service-good", `command = ["/bin/sleep", "1000"]`+fast)
 	h.write("service-bad", "command = [\"/bin/true\"]\n[restart]\npolicy = \"sometimes\"\n")
 	h.start()
-	good := h.waitState("service-good", Running)
+	good := h.waitState("service-good", api.Running)
 	all, _ := h.d.Status(nil)
-	var bad Status
+	var bad api.Status
 	for _, s := range all {
 		if s.Name == "service-bad" {
 			bad = s
@@ -279,7 +280,7 @@ func TestBrokenDefinitionIsReportedAndHarmless(t *testing.T) {
 	if !strings.Contains(res.Problems, "service-good/service.toml:1:") {
 		t.Errorf("reload problems = %q", res.Problems)
 	}
-	if st := h.status("service-good"); st.Pid != good.Pid || st.State != Running {
+	if st := h.status("service-good"); st.Pid != good.Pid || st.State != api.Running {
 		t.Errorf("service-good disturbed by its broken edit: %+v", st)
 	}
 }
@@ -295,7 +296,7 @@ func TestStalePidFileIsNeverSignalled(t *testing.T) {
 	proc.WritePID(filepath.Join(run, "service-old.pid"), victim.Pid)
 	h.write("service-old", `command = ["/bin/sleep", "1000"]`+fast)
 	h.start()
-	h.waitState("service-old", Running)
+	h.waitState("service-old", api.Running)
 	if !alive(victim.Pid) {
 		t.Fatal("the daemon killed an unrelated process named by a stale pid file")
 	}
@@ -313,7 +314,7 @@ func TestRunsAsUser(t *testing.T) {
 script = "id -u; id -g; echo HOME=$HOME USER=$USER; sleep 1000"
 `+fast)
 	h.start()
-	h.waitState("service-nobody", Running)
+	h.waitState("service-nobody", api.Running)
 	h.eventually(5*time.Second, "output", func() bool { return strings.Contains(h.log("service-nobody.log"), "HOME=") })
 	lines := strings.Split(h.log("service-nobody.log"), "\n")
 	if lines[0] != "65534" {
@@ -334,7 +335,7 @@ env = { BOTH = "inline", HOME = "/custom" }
 script = "echo FROM_FILE=$FROM_FILE BOTH=$BOTH HOME=$HOME SVC=$UPKEEP_SERVICE; echo oops >&2; sleep 1000"
 `+fast)
 	h.start()
-	h.waitState("service-env", Running)
+	h.waitState("service-env", api.Running)
 	h.eventually(5*time.Second, "output", func() bool { return h.log("service-env.error.log") == "oops\n" })
 	if got := h.log("service-env.log"); got != "FROM_FILE=file BOTH=inline HOME=/custom SVC=service-env\n" {
 		t.Errorf("stdout log %q", got)
@@ -355,7 +356,7 @@ policy = "never"
 `)
 	h.start()
 	for _, n := range []string{"service-onfail", "service-never"} {
-		st := h.waitState(n, Exited)
+		st := h.waitState(n, api.Exited)
 		if st.Restarts != 0 {
 			t.Errorf("%s restarted %d times", n, st.Restarts)
 		}
@@ -369,7 +370,7 @@ trap 'echo got USR1' USR1
 while true; do sleep 0.05; done
 """`+fast)
 	h.start()
-	h.waitState("service-usr1", Running)
+	h.waitState("service-usr1", api.Running)
 	time.Sleep(100 * time.Millisecond) // let sh install its trap
 	if err := h.d.Signal("service-usr1", syscall.SIGUSR1, false); err != nil {
 		t.Fatal(err)
@@ -389,7 +390,7 @@ ready_after = "0s"
 backoff = "5ms"
 `)
 	h.start()
-	st := h.waitState("service-forks", Running)
+	st := h.waitState("service-forks", api.Running)
 	b, _ := os.ReadFile(filepath.Join(h.root, "var/www/service-forks/app.pid"))
 	if strings.TrimSpace(string(b)) != strconv.Itoa(st.Pid) {
 		t.Fatalf("following pid %d, pid file says %s", st.Pid, b)
@@ -397,7 +398,7 @@ backoff = "5ms"
 	syscall.Kill(st.Pid, syscall.SIGKILL)
 	h.eventually(5*time.Second, "restart via start_command", func() bool {
 		s := h.status("service-forks")
-		return s.State == Running && s.Pid != st.Pid
+		return s.State == api.Running && s.Pid != st.Pid
 	})
 	now := h.status("service-forks")
 	if err := h.d.Stop(context.Background(), []string{"service-forks"}, true); err != nil {
@@ -428,8 +429,8 @@ command = ["/bin/sleep", "1000"]
 ready_after = "0s"
 `)
 	h.start()
-	h.waitState("api-app", Running)
-	if st := h.status("service-db"); st.State != Running {
+	h.waitState("api-app", api.Running)
+	if st := h.status("service-db"); st.State != api.Running {
 		t.Errorf("dependency is %s", st.State)
 	}
 }
@@ -448,7 +449,7 @@ ready_after = "0s"
 		t.Fatal(err)
 	}
 	time.Sleep(700 * time.Millisecond) // past the point the start command would have forked
-	if st := h.status("service-slow"); st.State != Stopped {
+	if st := h.status("service-slow"); st.State != api.Stopped {
 		t.Errorf("state %s after stop during start command", st.State)
 	}
 	if b, err := os.ReadFile(filepath.Join(h.root, "var/www/service-slow/slow.pid")); err == nil {
@@ -537,17 +538,17 @@ timeout = "3s"
 `)
 	h.write("service-other", `command = ["/bin/sleep", "1000"]`+fast)
 	h.start()
-	h.waitState("service-other", Running)
+	h.waitState("service-other", api.Running)
 	h.eventually(5*time.Second, "a refused start", func() bool {
 		return strings.Contains(h.status("service-db").LastExit, "start refused: no volume for service-db")
 	})
-	if st := h.status("service-db"); st.Pid != 0 || st.State == Running {
+	if st := h.status("service-db"); st.Pid != 0 || st.State == api.Running {
 		t.Fatalf("refused, yet %s with pid %d", st.State, st.Pid)
 	}
 	if err := os.WriteFile(mounted, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if st := h.waitState("service-db", Running); st.Pid == 0 {
+	if st := h.waitState("service-db", api.Running); st.Pid == 0 {
 		t.Errorf("running without a pid")
 	}
 }
