@@ -44,6 +44,14 @@ type Daemon struct {
 	// are looked for again: a file that appears is rotated from then on.
 	globEvery time.Duration
 
+	// changing is held by whoever changes the set of services (Load,
+	// Reload, shutdown) for the whole change, so that two reloads (SIGHUP,
+	// /v1/reload, a deploy) never both add a new service or both restart a
+	// changed one. Only its holder writes svcs; readers take mu alone, so a
+	// status never waits for a reload.
+	changing sync.Mutex
+	closed   bool // shut down: no more changes (under changing)
+
 	mu       sync.Mutex
 	svcs     map[string]*service
 	problems map[string]spec.Problems
@@ -127,6 +135,8 @@ func Lock(runDir string) (*os.File, error) {
 // calls it before opening the control socket, so no request ever sees a
 // half-loaded host.
 func (d *Daemon) Load() error {
+	d.changing.Lock()
+	defer d.changing.Unlock()
 	if d.loaded {
 		return nil
 	}
@@ -179,6 +189,7 @@ func settle() {
 	time.AfterFunc(time.Second, debug.FreeOSMemory)
 }
 
+// add makes and runs the service of s; the caller holds d.changing.
 func (d *Daemon) add(s *spec.Service) *service {
 	var cg *proc.Cgroup
 	if d.cgroups != nil {
@@ -196,6 +207,9 @@ func (d *Daemon) add(s *spec.Service) *service {
 }
 
 func (d *Daemon) shutdown() {
+	d.changing.Lock()
+	defer d.changing.Unlock()
+	d.closed = true
 	d.mu.Lock()
 	names := make([]string, 0, len(d.svcs))
 	for n := range d.svcs {

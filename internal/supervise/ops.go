@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sort"
@@ -314,8 +315,16 @@ type ReloadResult struct {
 // autostart), removed ones stopped, changed ones restarted with the new
 // definition, and the rest left untouched. A definition that no longer
 // parses keeps its service running on the old one and is reported.
+//
+// Reloads are serialized: one waits for the one before it to finish, then
+// compares the definitions with what that one left.
 func (d *Daemon) Reload(ctx context.Context) (ReloadResult, error) {
 	var res ReloadResult
+	d.changing.Lock()
+	defer d.changing.Unlock()
+	if d.closed {
+		return res, errors.New("reload: the daemon is shutting down")
+	}
 	if d.beforeLoad != nil {
 		d.beforeLoad()
 	}
