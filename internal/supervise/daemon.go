@@ -52,6 +52,12 @@ type Daemon struct {
 	changing sync.Mutex
 	closed   bool // shut down: no more changes (under changing)
 
+	// life ends at shutdown; it bounds the work the daemon does for a
+	// caller that did not wait (stop --no-wait), counted in background.
+	life       context.Context
+	endLife    context.CancelFunc
+	background sync.WaitGroup
+
 	mu       sync.Mutex
 	svcs     map[string]*service
 	problems map[string]spec.Problems
@@ -90,6 +96,7 @@ func New(root string, log *slog.Logger) (*Daemon, error) {
 
 		globEvery: time.Minute,
 	}
+	d.life, d.endLife = context.WithCancel(context.Background())
 	for _, dir := range []string{d.runDir, d.logDir, filepath.Join(root, spec.WWW)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
@@ -210,6 +217,8 @@ func (d *Daemon) shutdown() {
 	d.changing.Lock()
 	defer d.changing.Unlock()
 	d.closed = true
+	d.endLife()
+	d.background.Wait()
 	d.mu.Lock()
 	names := make([]string, 0, len(d.svcs))
 	for n := range d.svcs {

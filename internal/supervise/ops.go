@@ -81,10 +81,13 @@ func (d *Daemon) Stop(ctx context.Context, names []string, wait bool) error {
 		return err
 	}
 	if !wait {
-		for _, n := range d.withDependents(names) {
-			sv, _ := d.get(n)
-			_ = sv.send(request{kind: reqStop})
-		}
+		// The same order as a waited stop, dependents first, but run
+		// by the daemon: the caller is told only that it is under way.
+		d.background.Go(func() {
+			if err := d.stopOrdered(d.life, names); err != nil {
+				d.log.Warn("stop", "services", names, "err", err.Error())
+			}
+		})
 		return nil
 	}
 	return d.stopOrdered(ctx, names)

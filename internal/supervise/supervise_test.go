@@ -551,3 +551,46 @@ timeout = "3s"
 		t.Errorf("running without a pid")
 	}
 }
+
+// stop --no-wait keeps the order of a waited stop: dependents first, even
+// when one of them is slow to go. The caller does not wait for any of it.
+func TestStopNoWaitStopsDependentsFirst(t *testing.T) {
+	h := newHost(t)
+	order := filepath.Join(h.root, "order")
+	svc := func(name, linger string) string {
+		return `script = """
+trap '` + linger + `echo "stop ` + name + `" >> ` + order + `; exit 0' TERM
+echo "start ` + name + `" >> ` + order + `
+sleep 1000 & wait
+"""
+ready_after = "0s"
+[stop]
+signal = "TERM"
+timeout = "30s"
+`
+	}
+	h.write("service-db", svc("db", ""))
+	h.write("api-app", `depends_on = ["service-db"]`+"\n"+svc("app", ""))
+	h.write("www-front", `depends_on = ["api-app"]`+"\n"+svc("front", "sleep 1; "))
+	h.start()
+	h.eventually(10*time.Second, "three traps installed", func() bool {
+		b, _ := os.ReadFile(order)
+		return strings.Count(string(b), "start ") == 3
+	})
+	if err := h.d.Stop(context.Background(), []string{"service-db"}, false); err != nil {
+		t.Fatal(err)
+	}
+	// The front lingers a second in its trap, so a stop that waited for
+	// the order would not be back yet with the database still up.
+	if st := h.status("service-db"); st.State != Running {
+		t.Errorf("service-db is %s as stop --no-wait returns, want running until its dependents are down", st.State)
+	}
+	for _, n := range []string{"www-front", "api-app", "service-db"} {
+		h.waitState(n, Stopped)
+	}
+	b, _ := os.ReadFile(order)
+	stops := string(b)[strings.Index(string(b), "stop "):]
+	if want := "stop front\nstop app\nstop db\n"; stops != want {
+		t.Errorf("stop order:\n%s\nwant:\n%s", stops, want)
+	}
+}
