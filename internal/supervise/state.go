@@ -8,7 +8,8 @@ import (
 )
 
 // State is where a service is in its life. docs/states.md draws the diagram;
-// service.handle is the only place that moves between states.
+// service.handle is the only place that moves between states: requests,
+// timers, exits and the health monitor's verdicts all reach it as events.
 type State int
 
 const (
