@@ -282,6 +282,12 @@ func TestBrokenDefinitionIsReportedAndHarmless(t *testing.T) {
 	if st := h.status("service-good"); st.Pid != good.Pid || st.State != Running {
 		t.Errorf("service-good disturbed by its broken edit: %+v", st)
 	}
+	if !strings.Contains(strings.Join(res.Broken, ","), "service-good") || len(res.Removed)+len(res.Changed) != 0 {
+		t.Errorf("reload result %+v, want service-good broken, nothing removed or changed", res)
+	}
+	if st := h.status("service-good"); !strings.Contains(st.Error, "service-good/service.toml:1:") {
+		t.Errorf("status of the running service with a broken edit: error %q, want its position", st.Error)
+	}
 }
 
 func TestStalePidFileIsNeverSignalled(t *testing.T) {
