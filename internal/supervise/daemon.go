@@ -44,13 +44,13 @@ type Daemon struct {
 	// are looked for again: a file that appears is rotated from then on.
 	globEvery time.Duration
 
-	// changing is held by whoever changes the set of services (Load,
-	// Reload, shutdown) for the whole change, so that two reloads (SIGHUP,
-	// /v1/reload, a deploy) never both add a new service or both restart a
-	// changed one. Only its holder writes svcs; readers take mu alone, so a
-	// status never waits for a reload.
-	changing sync.Mutex
-	closed   bool // shut down: no more changes (under changing)
+	// changes carries every change of the set of services (Load, Reload,
+	// shutdown) to its one owner, ownChanges (changes.go); owned is closed
+	// once the owner has run shutdown and ended. closed and loaded are the
+	// owner's alone.
+	changes chan change
+	owned   chan struct{}
+	closed  bool
 
 	// life ends at shutdown; it bounds the work the daemon does for a
 	// caller that did not wait (stop --no-wait), counted in background.
@@ -93,6 +93,8 @@ func New(root string, log *slog.Logger) (*Daemon, error) {
 		problems: map[string]spec.Problems{},
 		changed:  make(chan struct{}),
 		journal:  newJournal(),
+		changes:  make(chan change),
+		owned:    make(chan struct{}),
 
 		globEvery: time.Minute,
 	}
@@ -113,6 +115,7 @@ func New(root string, log *slog.Logger) (*Daemon, error) {
 	} else {
 		log.Info("no cgroups; using process groups", "reason", err.Error())
 	}
+	go d.ownChanges()
 	return d, nil
 }
 
@@ -142,8 +145,14 @@ func Lock(runDir string) (*os.File, error) {
 // calls it before opening the control socket, so no request ever sees a
 // half-loaded host.
 func (d *Daemon) Load() error {
-	d.changing.Lock()
-	defer d.changing.Unlock()
+	var err error
+	if e := d.change(context.Background(), func() { err = d.load() }); e != nil {
+		return e
+	}
+	return err
+}
+
+func (d *Daemon) load() error {
 	if d.loaded {
 		return nil
 	}
@@ -196,7 +205,7 @@ func settle() {
 	time.AfterFunc(time.Second, debug.FreeOSMemory)
 }
 
-// add makes and runs the service of s; the caller holds d.changing.
+// add makes and runs the service of s; only the owner calls it.
 func (d *Daemon) add(s *spec.Service) *service {
 	var cg *proc.Cgroup
 	if d.cgroups != nil {
@@ -213,9 +222,12 @@ func (d *Daemon) add(s *spec.Service) *service {
 	return sv
 }
 
+// shutdown stops every service, dependents first, and ends the owner.
 func (d *Daemon) shutdown() {
-	d.changing.Lock()
-	defer d.changing.Unlock()
+	_ = d.change(context.Background(), d.closeAll)
+}
+
+func (d *Daemon) closeAll() {
 	d.closed = true
 	d.endLife()
 	d.background.Wait()

@@ -2,7 +2,6 @@ package supervise
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sort"
@@ -321,13 +320,16 @@ type ReloadResult struct {
 //
 // Reloads are serialized: one waits for the one before it to finish, then
 // compares the definitions with what that one left.
-func (d *Daemon) Reload(ctx context.Context) (ReloadResult, error) {
-	var res ReloadResult
-	d.changing.Lock()
-	defer d.changing.Unlock()
-	if d.closed {
-		return res, errors.New("reload: the daemon is shutting down")
+func (d *Daemon) Reload(ctx context.Context) (res ReloadResult, err error) {
+	if e := d.change(ctx, func() { res, err = d.reload(ctx) }); e != nil {
+		return res, fmt.Errorf("reload: %w", e)
 	}
+	return res, err
+}
+
+// reload is Reload's work, run by the owner.
+func (d *Daemon) reload(ctx context.Context) (ReloadResult, error) {
+	var res ReloadResult
 	if d.beforeLoad != nil {
 		d.beforeLoad()
 	}

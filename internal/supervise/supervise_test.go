@@ -594,7 +594,7 @@ func TestStopNoWaitStopsDependentsFirst(t *testing.T) {
 		return `script = """
 trap '` + linger + `echo "stop ` + name + `" >> ` + order + `; exit 0' TERM
 echo "start ` + name + `" >> ` + order + `
-sleep 1000 & wait
+while true; do sleep 0.05; done
 """
 ready_after = "0s"
 [stop]
@@ -606,6 +606,10 @@ timeout = "30s"
 	h.write("api-app", `depends_on = ["service-db"]`+"\n"+svc("app", ""))
 	h.write("www-front", `depends_on = ["api-app"]`+"\n"+svc("front", "sleep 1; "))
 	h.start()
+	// A short sleep in a loop, not "sleep 1000 & wait": a TERM that finds
+	// the sleep forked but not yet exec'd is taken by sh's handler in the
+	// child and lost, and a long sleep would then hold the cgroup until the
+	// 30 s stop timeout (1 run in 40 under -race).
 	h.eventually(10*time.Second, "three traps installed", func() bool {
 		b, _ := os.ReadFile(order)
 		return strings.Count(string(b), "start ") == 3
