@@ -42,6 +42,20 @@ type Daemon struct {
 	// are looked for again: a file that appears is rotated from then on.
 	globEvery time.Duration
 
+	// changes carries every change of the set of services (Load, Reload,
+	// shutdown) to its one owner, ownChanges (changes.go); owned is closed
+	// once the owner has run shutdown and ended. closed and loaded are the
+	// owner's alone.
+	changes chan change
+	owned   chan struct{}
+	closed  bool
+
+	// life ends at shutdown; it bounds the work the daemon does for a
+	// caller that did not wait (stop --no-wait), counted in background.
+	life       context.Context
+	endLife    context.CancelFunc
+	background sync.WaitGroup
+
 	mu       sync.Mutex
 	svcs     map[string]*service
 	problems map[string]spec.Problems
@@ -77,9 +91,12 @@ func New(root string, log *slog.Logger) (*Daemon, error) {
 		problems: map[string]spec.Problems{},
 		changed:  make(chan struct{}),
 		journal:  newJournal(),
+		changes:  make(chan change),
+		owned:    make(chan struct{}),
 
 		globEvery: time.Minute,
 	}
+	d.life, d.endLife = context.WithCancel(context.Background())
 	for _, dir := range []string{d.runDir, d.logDir, filepath.Join(root, paths.WWW)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
@@ -96,6 +113,7 @@ func New(root string, log *slog.Logger) (*Daemon, error) {
 	} else {
 		log.Info("no cgroups; using process groups", "reason", err.Error())
 	}
+	go d.ownChanges()
 	return d, nil
 }
 
@@ -125,6 +143,14 @@ func Lock(runDir string) (*os.File, error) {
 // calls it before opening the control socket, so no request ever sees a
 // half-loaded host.
 func (d *Daemon) Load() error {
+	var err error
+	if e := d.change(context.Background(), func() { err = d.load() }); e != nil {
+		return e
+	}
+	return err
+}
+
+func (d *Daemon) load() error {
 	if d.loaded {
 		return nil
 	}
@@ -177,6 +203,7 @@ func settle() {
 	time.AfterFunc(time.Second, debug.FreeOSMemory)
 }
 
+// add makes and runs the service of s; only the owner calls it.
 func (d *Daemon) add(s *spec.Service) *service {
 	var cg *proc.Cgroup
 	if d.cgroups != nil {
@@ -193,7 +220,15 @@ func (d *Daemon) add(s *spec.Service) *service {
 	return sv
 }
 
+// shutdown stops every service, dependents first, and ends the owner.
 func (d *Daemon) shutdown() {
+	_ = d.change(context.Background(), d.closeAll)
+}
+
+func (d *Daemon) closeAll() {
+	d.closed = true
+	d.endLife()
+	d.background.Wait()
 	d.mu.Lock()
 	names := make([]string, 0, len(d.svcs))
 	for n := range d.svcs {

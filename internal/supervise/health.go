@@ -8,7 +8,6 @@ import (
 
 	"upkeep/internal/api"
 	"upkeep/internal/health"
-	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
 
@@ -84,16 +83,15 @@ func (s *service) ran(ev health.Event) {
 	}
 }
 
-// health acts on what the monitor reports: readiness, and the check's
-// action once it crosses its failure threshold (monit's "then").
-func (s *service) health(ev health.Event) {
+// health takes in what the monitor reports: it records and logs it, runs
+// an exec action, and returns the event that readiness or a restart or stop
+// action is for the state machine, which alone acts on it.
+func (s *service) health(ev health.Event) (event, bool) {
 	switch ev.Kind {
 	case health.Ran:
 		s.ran(ev)
 	case health.Ready:
-		if s.state == api.Starting && s.active() {
-			s.set(api.Running, "")
-		}
+		return event{kind: evReady}, true
 	case health.Recovered:
 		s.d.event(api.Event{Service: s.name, Kind: "check", Check: ev.Check.Name, OK: true, Message: "recovered: " + ev.Result.Message})
 		s.d.log.Info("check recovered", "service", s.name, "check", ev.Check.Name)
@@ -102,22 +100,13 @@ func (s *service) health(ev health.Event) {
 		s.d.event(api.Event{Service: s.name, Kind: "check", Check: c.Name, Message: fmt.Sprintf("failed %d of %d cycles: %s; then %s", c.Cycles, c.Within, ev.Result.Message, c.Then)})
 		s.d.log.Warn("check threshold crossed", "service", s.name, "check", c.Name, "then", c.Then, "message", ev.Result.Message)
 		switch c.Then {
-		case "restart":
-			if s.active() && (s.state == api.Starting || s.state == api.Running) {
-				s.lastExit = proc.Exit{Err: fmt.Errorf("check %s failed: %s", c.Name, ev.Result.Message)}
-				s.keepExit = true
-				s.terminate(thenCheck)
-			}
-		case "stop":
-			if s.active() {
-				s.lastExit = proc.Exit{Err: fmt.Errorf("stopped by check %s: %s", c.Name, ev.Result.Message)}
-				s.keepExit = true
-				s.terminate(thenStopped)
-			}
+		case "restart", "stop":
+			return event{kind: evCheckFailed, check: checkFailure{name: c.Name, then: c.Then, reason: ev.Result.Message}}, true
 		case "exec":
 			go s.d.hook(s.name, s.checkExec(), c, ev)
 		}
 	}
+	return event{}, false
 }
 
 // hook runs a check's exec action off the service's loop: a slow hook

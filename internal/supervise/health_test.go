@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
 	"upkeep/internal/api"
 )
 

@@ -3,6 +3,7 @@ package supervise
 import (
 	"testing"
 	"time"
+
 	"upkeep/internal/api"
 )
 

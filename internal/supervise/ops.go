@@ -81,10 +81,13 @@ func (d *Daemon) Stop(ctx context.Context, names []string, wait bool) error {
 		return err
 	}
 	if !wait {
-		for _, n := range d.withDependents(names) {
-			sv, _ := d.get(n)
-			_ = sv.send(request{kind: reqStop})
-		}
+		// The same order as a waited stop, dependents first, but run
+		// by the daemon: the caller is told only that it is under way.
+		d.background.Go(func() {
+			if err := d.stopOrdered(d.life, names); err != nil {
+				d.log.Warn("stop", "services", names, "err", err.Error())
+			}
+		})
 		return nil
 	}
 	return d.stopOrdered(ctx, names)
@@ -305,7 +308,18 @@ func usageOf(sv *service, pid int) proc.Usage {
 // autostart), removed ones stopped, changed ones restarted with the new
 // definition, and the rest left untouched. A definition that no longer
 // parses keeps its service running on the old one and is reported.
-func (d *Daemon) Reload(ctx context.Context) (api.ReloadResult, error) {
+//
+// Reloads are serialized: one waits for the one before it to finish, then
+// compares the definitions with what that one left.
+func (d *Daemon) Reload(ctx context.Context) (res api.ReloadResult, err error) {
+	if e := d.change(ctx, func() { res, err = d.reload(ctx) }); e != nil {
+		return res, fmt.Errorf("reload: %w", e)
+	}
+	return res, err
+}
+
+// reload is Reload's work, run by the owner.
+func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 	var res api.ReloadResult
 	if d.beforeLoad != nil {
 		d.beforeLoad()

@@ -15,19 +15,36 @@ import (
 	"upkeep/internal/spec"
 )
 
-type event int
+type eventKind int
 
 const (
-	evStart    event = iota // start asked for
-	evStop                  // stop asked for
-	evRestart               // restart asked for
-	evExit                  // the main process is gone
-	evLaunched              // a daemonizing start command has exited
-	evTimer                 // the one timer fired: ready_after, backoff or stop timeout
-	evPoll                  // time to look again: leftovers, pid file
-	evDeps                  // some service changed state; dependencies may be up
-	evHealth                // the health monitor reported (healthEv)
+	evStart       eventKind = iota // start asked for
+	evStop                         // stop asked for
+	evRestart                      // restart asked for
+	evUpdate                       // a reload changed the definition (event.spec)
+	evRemove                       // a reload removed the service: stop it, then end the loop
+	evExit                         // the main process is gone
+	evLaunched                     // a daemonizing start command has exited
+	evTimer                        // the one timer fired: ready_after, backoff or stop timeout
+	evPoll                         // time to look again: leftovers, pid file
+	evDeps                         // some service changed state; dependencies may be up
+	evReady                        // the checks passed: the service is up
+	evCheckFailed                  // a check crossed its threshold with then = restart or stop (event.check)
 )
+
+// event is one input of the state machine, with the data it brings.
+type event struct {
+	kind  eventKind
+	spec  *spec.Service // evUpdate
+	check checkFailure  // evCheckFailed
+}
+
+// checkFailure is a check's action, as the monitor's verdict asks for it.
+type checkFailure struct {
+	name   string
+	then   string // "restart" or "stop"
+	reason string // the failing probe's message
+}
 
 // after is what a service does once its process group is gone.
 type after int
@@ -105,8 +122,9 @@ type service struct {
 	drains    *sync.WaitGroup // the drains writing into stdout and stderr
 	mon       *health.Monitor
 	healthC   chan health.Event
-	healthEv  health.Event
-	keepExit  bool // lastExit holds why we stopped it (a failed check): keep it over the exit status
+	// explained: lastExit says why the daemon stopped this run (a failed
+	// check), which its exit status ("signal TERM") would hide.
+	explained bool
 }
 
 func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
@@ -125,20 +143,21 @@ func (s *service) run() {
 		case r := <-s.reqs:
 			r.reply <- s.request(r)
 		case <-s.mainDone:
-			s.handle(evExit)
+			s.handle(event{kind: evExit})
 		case <-s.launchC:
-			s.handle(evLaunched)
+			s.handle(event{kind: evLaunched})
 		case <-s.timerC:
 			s.timerC = nil
-			s.handle(evTimer)
-		case <-s.pollC:
-			s.handle(evPoll)
+			s.handle(event{kind: evTimer})
 		case <-s.depsC:
 			s.depsC = nil
-			s.handle(evDeps)
-		case ev := <-s.healthC:
-			s.healthEv = ev
-			s.handle(evHealth)
+			s.handle(event{kind: evDeps})
+		case <-s.pollC:
+			s.handle(event{kind: evPoll})
+		case hev := <-s.healthC:
+			if ev, ok := s.health(hev); ok {
+				s.handle(ev)
+			}
 		}
 	}
 	s.stopTimer()
@@ -162,22 +181,17 @@ func (s *service) send(r request) error {
 func (s *service) request(r request) error {
 	switch r.kind {
 	case reqStart:
-		s.handle(evStart)
+		s.handle(event{kind: evStart})
 	case reqStop:
-		s.handle(evStop)
+		s.handle(event{kind: evStop})
 	case reqRestart:
-		s.handle(evRestart)
+		s.handle(event{kind: evRestart})
 	case reqSignal:
 		return s.signal(r.sig, r.group)
 	case reqUpdate:
-		s.spec = r.spec
-		s.publish()
-		if !s.state.Down() {
-			s.handle(evRestart)
-		}
+		s.handle(event{kind: evUpdate, spec: r.spec})
 	case reqRemove:
-		s.removed = true
-		s.handle(evStop)
+		s.handle(event{kind: evRemove})
 	}
 	return nil
 }
@@ -185,7 +199,7 @@ func (s *service) request(r request) error {
 // handle is the state machine: every transition is here, read top to bottom
 // with docs/states.md beside it.
 func (s *service) handle(ev event) {
-	switch ev {
+	switch ev.kind {
 	case evStart:
 		switch s.state {
 		case api.Stopped, api.Exited, api.Fatal, api.Backoff:
@@ -224,12 +238,23 @@ func (s *service) handle(ev event) {
 			s.begin()
 		}
 
+	case evUpdate:
+		s.spec = ev.spec
+		s.publish()
+		if !s.state.Down() {
+			s.handle(event{kind: evRestart})
+		}
+
+	case evRemove:
+		s.removed = true
+		s.handle(event{kind: evStop})
+
 	case evExit:
 		s.stopMonitor()
-		if ex := s.main.Exit(); !s.keepExit {
+		if ex := s.main.Exit(); !s.explained {
 			s.lastExit = ex
 		}
-		s.keepExit = false
+		s.explained = false
 		s.main, s.mainDone = nil, nil
 		s.d.forgetPid(s.name)
 		s.d.log.Info("exited", "service", s.name, "status", s.lastExit.String(), "state", s.state.String())
@@ -261,7 +286,7 @@ func (s *service) handle(ev event) {
 		}
 		s.deadline = time.Now().Add(pidfileWait)
 		s.startPoll()
-		s.handle(evPoll)
+		s.handle(event{kind: evPoll})
 
 	case evTimer:
 		switch s.state {
@@ -281,8 +306,23 @@ func (s *service) handle(ev event) {
 			s.adoptPidfile()
 		}
 
-	case evHealth:
-		s.health(s.healthEv)
+	case evReady:
+		if s.state == api.Starting && s.active() {
+			s.set(api.Running, "")
+		}
+
+	case evCheckFailed:
+		c := ev.check
+		switch {
+		case c.then == "restart" && s.active() && (s.state == api.Starting || s.state == api.Running):
+			s.lastExit = proc.Exit{Err: fmt.Errorf("check %s failed: %s", c.name, c.reason)}
+			s.explained = true
+			s.terminate(thenCheck)
+		case c.then == "stop" && s.active():
+			s.lastExit = proc.Exit{Err: fmt.Errorf("stopped by check %s: %s", c.name, c.reason)}
+			s.explained = true
+			s.terminate(thenStopped)
+		}
 
 	case evDeps:
 		if s.state == api.Starting && !s.active() && s.launcher == nil {
