@@ -327,6 +327,12 @@ timeout = "5s"
 // counted as dropped is exactly what the service wrote.
 func TestLogDiskFull(t *testing.T) {
 	h := newHost(t)
+	// The build users run: this test needs the archive to keep up with a
+	// service writing as fast as it can, and compress/flate under the race
+	// detector is several times slower (the archive then never catches up
+	// on a loaded machine). The other daemons of this package are
+	// race-checked.
+	h.daemonBin = plainBin
 	logDir := filepath.Join(h.root, "var/log")
 	mountTmpfs(t, logDir, "32m")
 	h.write("service-writer", writerTOML)
@@ -671,6 +677,9 @@ func TestFloodMemoryBounded(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			h := newHost(t)
+			// The build users run: the race detector's shadow memory
+			// would be most of what this measures.
+			h.daemonBin = plainBin
 			logDir := filepath.Join(h.root, "var/log")
 			// Room for the whole flood: the archive's cleanup runs at idle
 			// priority, which a flood on two cores leaves it little of.
