@@ -38,7 +38,7 @@ func mountTmpfs(t *testing.T, dir, size string) {
 		t.Fatal(err)
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
+		t.Fatalf("mount a tmpfs as root: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := unix.Unmount(dir, 0); err != nil {
@@ -518,7 +518,7 @@ func setNofile(t *testing.T, pid int, soft uint64, restore *unix.Rlimit) {
 	t.Helper()
 	var old unix.Rlimit
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
-		t.Skipf("prlimit: %v", err)
+		t.Fatalf("prlimit: %v", err)
 	}
 	if restore.Max == 0 {
 		*restore = old
@@ -526,7 +526,7 @@ func setNofile(t *testing.T, pid int, soft uint64, restore *unix.Rlimit) {
 	}
 	lim := unix.Rlimit{Cur: soft, Max: old.Max}
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
-		t.Skipf("prlimit: %v", err)
+		t.Fatalf("prlimit: %v", err)
 	}
 }
 
@@ -701,7 +701,7 @@ compress = true
 				fill(t, logDir)
 			}
 			if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
-				t.Skipf("cannot reset VmHWM: %v", err)
+				t.Fatalf("reset VmHWM (clear_refs 5): %v", err)
 			}
 			base := vm(t, pid, "VmRSS")
 			began := time.Now()
