@@ -41,8 +41,8 @@ MONIT=${MONIT:-1}
 MONIT_SETTLE=${MONIT_SETTLE:-8s}
 OUT=${OUT:-$REPO/bench/out/health}
 
-say() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+# say, die, wait_gone and the cleanup shared by the bench scripts
+. "$HERE/lib.sh"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 command -v go >/dev/null || die "go is not installed"
@@ -80,51 +80,13 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	say "cleaning up"
-	local e pid
-	for e in "${STARTED[@]}"; do
-		pid=${e#*:}
-		kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
-	done
-	for e in "${STARTED[@]}"; do
-		pid=${e#*:}
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	done
-	if [ -x "$MEASURE" ]; then
-		local n
-		n=$(timeout --foreground 30 "$MEASURE" reap -dir "$T" -markers "$M_ONE,$M_LOAD,$M_MON1,$M_MON500")
-		[ "${n:-0}" != 0 ] && say "killed $n leftover process(es) of this run"
-	fi
-	# a daemon that did not get to shut down leaves its (empty) cgroups behind
-	local r h base
-	for r in "${UPKEEP_ROOTS[@]}"; do
-		h=$(printf %s "$r" | sha256sum | cut -c1-8)
-		for base in /sys/fs/cgroup/upkeep-"$h" /sys/fs/cgroup/unified/upkeep-"$h"; do
-			[ -d "$base" ] || continue
-			find "$base" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
-			rmdir "$base" 2>/dev/null
-		done
-	done
-	rm -rf "$T"
+	bench_cleanup 50 30 "$M_ONE,$M_LOAD,$M_MON1,$M_MON500"
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_gone PID SECS: wait for a process of ours to end; KILL it past SECS
-wait_gone() {
-	local pid=$1 n=$(($2 * 10))
-	while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "warning: pid $pid did not exit in $2 s; killing it"
-		kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
-	local keep=() e
-	for e in "${STARTED[@]}"; do [ "${e#*:}" = "$pid" ] || keep+=("$e"); done
-	STARTED=("${keep[@]}")
-	return 0
-}
 
 # field KEY LINE: the value of KEY=value in a helper's output line
 field() { local k=$1; shift; printf '%s\n' "$*" | tr ' ' '\n' | sed -n "s/^$k=//p" | head -1; }

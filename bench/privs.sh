@@ -23,8 +23,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 N=${N:-100}
 GAP=${GAP:-100ms}
-say() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+# say, die and the cleanup shared by the bench scripts
+. "$HERE/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root"
 
 T=$(mktemp -d /tmp/upkeep-privs.XXXXXX) || die "mktemp"
@@ -34,16 +34,16 @@ M_PLAIN="8${RUN}1"
 M_SHIM="8${RUN}2"
 M_ROOT="8${RUN}3"
 DAEMON=
+MEASURE="$T/measure"
+UPKEEP_ROOTS=("$T/root")
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ -n "$DAEMON" ] && kill -0 "$DAEMON" 2>/dev/null; then
-		kill -TERM "$DAEMON"
-		for _ in $(seq 50); do kill -0 "$DAEMON" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$DAEMON" 2>/dev/null
-	fi
-	[ -x "$T/measure" ] && timeout 20 "$T/measure" reap -dir "$T" -markers "$M_PLAIN,$M_SHIM,$M_ROOT" >/dev/null
-	rm -rf "$T"
+	STARTED=()
+	[ -n "$DAEMON" ] && STARTED=("upkeep:$DAEMON")
+	bench_stop_started 50
+	[ -n "$DAEMON" ] && kill -KILL "$DAEMON" 2>/dev/null
+	bench_cleanup 0 20 "$M_PLAIN,$M_SHIM,$M_ROOT" >/dev/null
 	exit "$rc"
 }
 trap cleanup EXIT

@@ -33,8 +33,8 @@ N_STATUS=${N_STATUS:-20}
 OUT=${OUT:-$REPO/bench/out}
 STOP_TIMEOUT=2
 
-say() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+# say, die, wait_gone and the cleanup shared by the bench scripts
+. "$HERE/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (the peers and cgroups need it)"
 command -v go >/dev/null || die "go is not installed"
@@ -71,35 +71,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	say "cleaning up"
-	local e kind pid
-	for e in "${STARTED[@]}"; do
-		kind=${e%%:*} pid=${e#*:}
-		kill -0 "$pid" 2>/dev/null || continue
-		case $kind in
-		runit) kill -HUP "$pid" 2>/dev/null ;;   # runsvdir: TERM to every runsv, then exit
-		*) kill -TERM "$pid" 2>/dev/null ;;
-		esac
-	done
-	for e in "${STARTED[@]}"; do
-		pid=${e#*:}
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	done
-	if [ -x "$MEASURE" ]; then
-		local n
-		n=$(timeout --foreground 20 "$MEASURE" reap -dir "$T" -markers "$M_CRASH,$M_MANY,${M_STUCK}1,${M_STUCK}2,${M_STUCK}3")
-		[ "${n:-0}" != 0 ] && say "killed $n leftover process(es) of this run"
-	fi
-	# a daemon that did not get to shut down leaves its (empty) cgroups behind
-	local r h base
-	for r in "${UPKEEP_ROOTS[@]}"; do
-		h=$(printf %s "$r" | sha256sum | cut -c1-8)
-		for base in /sys/fs/cgroup/upkeep-"$h" /sys/fs/cgroup/unified/upkeep-"$h"; do
-			[ -d "$base" ] || continue
-			find "$base" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
-			rmdir "$base" 2>/dev/null
-		done
-	done
-	rm -rf "$T"
+	bench_cleanup 50 20 "$M_CRASH,$M_MANY,${M_STUCK}1,${M_STUCK}2,${M_STUCK}3"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -111,21 +83,6 @@ say "building upkeep and the measure helper"
 (cd "$REPO" && CGO_ENABLED=0 timeout --foreground 300 go build -o "$UPKEEP" ./cmd/upkeep && timeout --foreground 300 go build -o "$MEASURE" ./bench/measure) ||
 	die "go build failed"
 
-# wait_gone PID SECS: wait for a process of ours to end; KILL it past SECS
-wait_gone() {
-	local pid=$1 n=$(( $2 * 10 ))
-	while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "warning: pid $pid did not exit in $2 s; killing it"
-		kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
-	# reaped: the pid may be reused by anyone now, so cleanup must not signal it
-	local keep=() e
-	for e in "${STARTED[@]}"; do [ "${e#*:}" = "$pid" ] || keep+=("$e"); done
-	STARTED=("${keep[@]}")
-	return 0
-}
 
 # wait_count MARKER N SECS: until N `sleep MARKER` processes exist
 wait_count() {

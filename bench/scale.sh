@@ -39,8 +39,8 @@ OUT=${OUT:-$REPO/bench/out/scale}
 TOOLS=${TOOLS:-upkeep upkeep-nochecks supervisord runit}
 STOP_TIMEOUT=5
 
-say() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+# say, die, wait_gone and the cleanup shared by the bench scripts
+. "$HERE/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (the peers, cgroups and the tmpfs need it)"
 command -v go >/dev/null || die "go is not installed"
@@ -82,35 +82,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	say "cleaning up"
-	local e kind pid
-	for e in "${STARTED[@]}"; do
-		kind=${e%%:*} pid=${e#*:}
-		kill -0 "$pid" 2>/dev/null || continue
-		case $kind in
-		runit) kill -HUP "$pid" 2>/dev/null ;;
-		*) kill -TERM "$pid" 2>/dev/null ;;
-		esac
-	done
-	for e in "${STARTED[@]}"; do
-		pid=${e#*:}
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	done
-	if [ -x "$MEASURE" ]; then
-		local n
-		n=$(timeout --foreground 30 "$MEASURE" reap -dir "$T" -markers "$M")
-		[ "${n:-0}" != 0 ] && say "killed $n leftover process(es) of this run"
-	fi
-	local r h base
-	for r in "${UPKEEP_ROOTS[@]}"; do
-		h=$(printf %s "$r" | sha256sum | cut -c1-8)
-		for base in /sys/fs/cgroup/upkeep-"$h" /sys/fs/cgroup/unified/upkeep-"$h"; do
-			[ -d "$base" ] || continue
-			find "$base" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
-			rmdir "$base" 2>/dev/null
-		done
-	done
-	for r in "${MOUNTS[@]}"; do umount -l "$r" 2>/dev/null; done
-	rm -rf "$T"
+	bench_cleanup 100 30 "$M"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -132,19 +104,6 @@ for _ in $(seq 100); do [ -s "$T/ports" ] && break; sleep 0.05; done
 PORT=$(head -1 "$T/ports" 2>/dev/null)
 [ -n "$PORT" ] || die "the check server did not start"
 
-wait_gone() { # PID SECS: wait for a process of ours to end; KILL it past SECS
-	local pid=$1 n=$(( $2 * 10 ))
-	while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "warning: pid $pid did not exit in $2 s; killing it"
-		kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
-	local keep=() e
-	for e in "${STARTED[@]}"; do [ "${e#*:}" = "$pid" ] || keep+=("$e"); done
-	STARTED=("${keep[@]}")
-	return 0
-}
 
 field() { local k=$1; shift; printf '%s\n' "$*" | tr ' ' '\n' | sed -n "s/^$k=//p" | head -1; }
 

@@ -128,6 +128,7 @@ window = "1s"
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
+		checkRaces(t, "upkeep daemon", stderr.String())
 		if strings.Contains(stderr.String(), "too many open files") {
 			t.Errorf("the daemon ran out of descriptors")
 		}

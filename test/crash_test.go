@@ -38,6 +38,7 @@ func (h *hostHome) killedAt(step string, args ...string) {
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		h.t.Fatalf("upkeep %s with UPKEEP_CRASH_AT=%s: %v, want killed by SIGKILL\n%s", strings.Join(args, " "), step, err, out.String())
 	}
+	checkRaces(h.t, "upkeep "+strings.Join(args, " "), out.String())
 }
 
 // daemonAt starts a daemon with the crash hook set to step (none: "") and
@@ -61,6 +62,7 @@ func (h *host) daemonAt(step string) *exec.Cmd {
 			cmd.Process.Kill()
 			<-done
 		}
+		checkRaces(h.t, "upkeep daemon", stderr.String())
 		if h.t.Failed() {
 			h.t.Logf("daemon (UPKEEP_CRASH_AT=%q) stderr:\n%s", step, stderr.String())
 		}

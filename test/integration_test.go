@@ -5,6 +5,7 @@ package test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,13 @@ import (
 	"time"
 )
 
-var bin string
+// bin is built with -race, so the daemon's own goroutines (a SIGHUP
+// reload beside the control server, the sinks, the checks) are
+// race-checked by every test that drives it; checkRaces fails a test whose
+// daemon or CLI reported one. plainBin is the build users get
+// (CGO_ENABLED=0, no race detector), for the figures the detector's shadow
+// memory and slowdown would swamp.
+var bin, plainBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "upkeep-bin-")
@@ -25,14 +32,39 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	bin = filepath.Join(dir, "upkeep")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/upkeep").CombinedOutput()
-	if err != nil {
-		os.Stderr.Write(out)
-		os.Exit(1)
+	plainBin = filepath.Join(dir, "upkeep-plain")
+	for _, b := range []struct {
+		out, cgo, why string
+		flags         []string
+	}{
+		// -race needs cgo and a C compiler (gcc; .ci/run installs it).
+		// osusergo and netgo keep the Go resolvers the static build has:
+		// with libc's, a user lookup goes through NSS (nss_systemd waits
+		// about a second for a userdb that is not there in a container).
+		{bin, "CGO_ENABLED=1", " (-race needs cgo and gcc: apt-get install gcc)", []string{"-race", "-tags", "osusergo,netgo"}},
+		{plainBin, "CGO_ENABLED=0", "", nil},
+	} {
+		cmd := exec.Command("go", append(append([]string{"build"}, b.flags...), "-o", b.out, "../cmd/upkeep")...)
+		cmd.Env = append(os.Environ(), b.cgo)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build %v%s: %v\n%s", b.flags, b.why, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// checkRaces fails t when what (a daemon, a command) printed a report of
+// the race detector on its stderr. The race-built binary also exits 66
+// then, but a daemon's exit status is not always looked at.
+func checkRaces(t *testing.T, what, stderr string) {
+	t.Helper()
+	if i := strings.Index(stderr, "WARNING: DATA RACE"); i >= 0 {
+		t.Errorf("%s: the race detector found a data race:\n%s", what, stderr[i:])
+	}
 }
 
 type status struct {
@@ -47,6 +79,8 @@ type status struct {
 type host struct {
 	t    *testing.T
 	root string
+	// daemonBin, when set, is the binary daemon runs instead of bin.
+	daemonBin string
 }
 
 func newHost(t *testing.T) *host {
@@ -91,7 +125,11 @@ func (h *host) write(name, body string) {
 // cleanup.
 func (h *host) daemon(args ...string) *exec.Cmd {
 	h.t.Helper()
-	cmd := exec.Command(bin, append([]string{"--root", h.root, "daemon", "-q"}, args...)...)
+	exe := bin
+	if h.daemonBin != "" {
+		exe = h.daemonBin
+	}
+	cmd := exec.Command(exe, append([]string{"--root", h.root, "daemon", "-q"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -107,6 +145,7 @@ func (h *host) daemon(args ...string) *exec.Cmd {
 			cmd.Process.Kill()
 			h.t.Error("daemon did not stop on SIGTERM")
 		}
+		checkRaces(h.t, "upkeep daemon", stderr.String())
 		if h.t.Failed() {
 			h.t.Logf("daemon stderr:\n%s", stderr.String())
 		}
@@ -126,6 +165,7 @@ func (h *host) cli(args ...string) (string, string, int) {
 	} else if err != nil {
 		h.t.Fatal(err)
 	}
+	checkRaces(h.t, "upkeep "+strings.Join(args, " "), errb.String())
 	return out.String(), errb.String(), code
 }
 

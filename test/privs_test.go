@@ -130,6 +130,7 @@ func TestNonRootDaemon(t *testing.T) {
 			cmd.Process.Kill()
 			t.Error("daemon did not stop on SIGTERM")
 		}
+		checkRaces(t, "upkeep daemon", stderr.String())
 		if t.Failed() {
 			t.Logf("daemon stderr:\n%s", stderr.String())
 		}

@@ -64,7 +64,7 @@ func TestExportGolden(t *testing.T) {
 func TestSystemdAnalyzeVerify(t *testing.T) {
 	bin, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("systemd-analyze is not installed")
+		t.Skip("systemd-analyze is not installed (apt-get install systemd)")
 	}
 	dir := t.TempDir()
 	units := writeSystemdExport(t, dir, func(name string) bool { return strings.HasSuffix(name, ".service") })

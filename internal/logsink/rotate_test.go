@@ -413,7 +413,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
+		t.Fatalf("mount a tmpfs as root: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	filler := filepath.Join(dir, "filler")
@@ -440,15 +440,15 @@ func lowerFileSizeLimit(t *testing.T, limit uint64) (restore func()) {
 	}
 	var old unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	lim := old
 	lim.Cur = limit
 	if old.Cur != unix.RLIM_INFINITY && old.Cur < lim.Cur {
-		t.Skip("file size limit already lower")
+		t.Fatalf("file size limit %d already below %d", old.Cur, lim.Cur)
 	}
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
-		t.Skipf("cannot set RLIMIT_FSIZE: %v", err)
+		t.Fatalf("set RLIMIT_FSIZE: %v", err)
 	}
 	var once sync.Once
 	restore = func() { once.Do(func() { unix.Setrlimit(unix.RLIMIT_FSIZE, &old) }) }

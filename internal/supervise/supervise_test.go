@@ -122,6 +122,9 @@ func TestCgroupStopsProcessesThatLeftTheGroup(t *testing.T) {
 	h.write("service-escape", `script = "setsid sleep 1000 & sleep 1000"`+fast)
 	h.start()
 	if h.d.cgroups == nil {
+		if os.Geteuid() == 0 {
+			t.Fatal("no cgroups as root: a writable cgroup2 hierarchy is a given on CI (.ci/run)")
+		}
 		t.Skip("cgroups unavailable here (needs root and a writable cgroup2 hierarchy)")
 	}
 	h.waitState("service-escape", api.Running)
