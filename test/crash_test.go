@@ -192,7 +192,7 @@ func (h *hostHome) settled(version string) {
 				return s.State == "running" && strings.HasSuffix(cmdline(s.Pid), arg)
 			})
 		}
-		if got := instances("/bin/sleep", arg); got != n {
+		if got := instances(h.root, "/bin/sleep", arg); got != n {
 			t.Errorf("%s runs %d times, want %d", v, got, n)
 		}
 	}
@@ -342,7 +342,7 @@ func TestDaemonKilledDuringDeploy(t *testing.T) {
 	if err := deploy.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(10*time.Second, "4.0.0 started, waiting for its check", func() bool { return instances("/bin/sleep", "7934") == 1 })
+	h.eventually(10*time.Second, "4.0.0 started, waiting for its check", func() bool { return instances(h.root, "/bin/sleep", "7934") == 1 })
 	first.Process.Signal(syscall.SIGKILL)
 	h.dies(first)
 	err := deploy.Wait()
@@ -351,7 +351,7 @@ func TestDaemonKilledDuringDeploy(t *testing.T) {
 	}
 	h.daemonAt("")
 	h.settled("1.0.0")
-	if n := instances("/bin/sleep", "7934"); n != 0 {
+	if n := instances(h.root, "/bin/sleep", "7934"); n != 0 {
 		t.Errorf("4.0.0 runs %d times after the new daemon started, want 0", n)
 	}
 }
@@ -419,7 +419,7 @@ func TestDeployAndDaemonKilled(t *testing.T) {
 	h.killedAt("overlay-placed", "deploy", "www-crash@2.0.0")
 	first.Process.Signal(syscall.SIGKILL)
 	h.dies(first)
-	if n := instances("/bin/sleep", crashReleases["1.0.0"]); n != 1 {
+	if n := instances(h.root, "/bin/sleep", crashReleases["1.0.0"]); n != 1 {
 		t.Fatalf("1.0.0 runs %d times after the daemon's death, want 1 (the orphan)", n)
 	}
 	h.daemonAt("")
@@ -467,7 +467,7 @@ func TestReloadKilled(t *testing.T) {
 	h.daemonAt("")
 	h.eventually(10*time.Second, "the new definitions running", h.allRunning("service-stay", "service-new"))
 	for arg, want := range map[string]int{"7941": 1, "7942": 0, "7943": 1} {
-		if n := instances("/bin/sleep", arg); n != want {
+		if n := instances(h.root, "/bin/sleep", arg); n != want {
 			t.Errorf("sleep %s runs %d times, want %d", arg, n, want)
 		}
 	}
@@ -530,7 +530,7 @@ func TestRotationKilled(t *testing.T) {
 			if !strings.HasPrefix(all, want.String()) {
 				t.Errorf("the log and its archive do not hold lines 1..2000 in order (%d bytes, want %d)", len(all), want.Len())
 			}
-			if n := instances("/bin/sleep", "7951"); n != 1 {
+			if n := instances(h.root, "/bin/sleep", "7951"); n != 1 {
 				t.Errorf("service-log runs %d times, want 1", n)
 			}
 		})
@@ -594,7 +594,7 @@ when = "monthly"
 		t.Errorf("run 1: %d lines on disk, the write of line %d failed", last, failedAt)
 	}
 	t.Logf("run 1: lines 1..%d on disk; %d line(s) were in the dead pipe; line %d got EPIPE", last, failedAt-1-last, failedAt)
-	if n := instances("/bin/sleep", "7961"); n != 0 {
+	if n := instances(h.root, "/bin/sleep", "7961"); n != 0 {
 		t.Errorf("the old run still sleeps (%d): the new daemon must stop it", n)
 	}
 }

@@ -419,7 +419,7 @@ func TestRemove(t *testing.T) {
 	if _, ok := h.status()["service-gone"]; ok {
 		t.Error("the daemon still knows service-gone")
 	}
-	if instances(strings.Fields(cmdline(pid))...) > 0 && cmdline(pid) != "" {
+	if instances(h.root, strings.Fields(cmdline(pid))...) > 0 && cmdline(pid) != "" {
 		t.Errorf("process %d still runs: %s", pid, cmdline(pid))
 	}
 	left := mentions(t, h.root, "service-gone", "gone")

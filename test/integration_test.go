@@ -208,8 +208,9 @@ func (h *host) allRunning(names ...string) func() bool {
 	}
 }
 
-// instances counts live processes whose command line is exactly argv.
-func instances(argv ...string) int {
+// instances counts live processes beneath root (their working directory)
+// whose command line is exactly argv.
+func instances(root string, argv ...string) int {
 	want := strings.Join(argv, "\x00") + "\x00"
 	n := 0
 	entries, _ := os.ReadDir("/proc")
@@ -219,6 +220,11 @@ func instances(argv ...string) int {
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err != nil || string(b) != want {
+			continue
+		}
+		// Only this host's: another test binary running the same test at
+		// the same time has the same markers beneath a root of its own.
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err != nil || !strings.HasPrefix(cwd+"/", root+"/") {
 			continue
 		}
 		st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
@@ -253,7 +259,7 @@ ready_after = "0s"
 	var up time.Duration
 	h.eventually(10*time.Second, "all running again", func() bool {
 		for i := range 3 {
-			if n := instances("/bin/sleep", strconv.Itoa(7000+i)); n > 1 {
+			if n := instances(h.root, "/bin/sleep", strconv.Itoa(7000+i)); n > 1 {
 				t.Fatalf("service-%c runs %d times", 'a'+i, n)
 			}
 		}
@@ -271,7 +277,7 @@ ready_after = "0s"
 		t.Errorf("took %v to bring services back, want about 1s", up)
 	}
 	for i := range 3 {
-		if n := instances("/bin/sleep", strconv.Itoa(7000+i)); n != 1 {
+		if n := instances(h.root, "/bin/sleep", strconv.Itoa(7000+i)); n != 1 {
 			t.Errorf("service-%c runs %d times, want once", 'a'+i, n)
 		}
 	}
@@ -414,7 +420,7 @@ ready_after = "0s"
 `)
 	d := h.daemon()
 	h.eventually(10*time.Second, "running", h.allRunning("service-x"))
-	h.eventually(5*time.Second, "children", func() bool { return instances("sleep", "7100") == 1 })
+	h.eventually(5*time.Second, "children", func() bool { return instances(h.root, "sleep", "7100") == 1 })
 	d.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- d.Wait() }()
@@ -426,7 +432,7 @@ ready_after = "0s"
 	case <-time.After(15 * time.Second):
 		t.Fatal("daemon did not exit")
 	}
-	if instances("sleep", "7100")+instances("sleep", "7101") != 0 {
+	if instances(h.root, "sleep", "7100")+instances(h.root, "sleep", "7101") != 0 {
 		t.Error("service processes left after the daemon stopped")
 	}
 	if _, err := os.Stat(filepath.Join(h.root, "run/upkeep/upkeep.sock")); err == nil {
