@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"upkeep/internal/proc"
 )
 
 // bin is built with -race, so the daemon's own goroutines (a SIGHUP
@@ -116,6 +117,21 @@ func sweep(t *testing.T, root string) {
 		t.Logf("left behind: pid %d in %s; killed", pid, cwd)
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	// A daemon killed by the test leaves its cgroups (upkeep-<hash of
+	// root>/<service>); the next daemon at this root would clear them, but
+	// there is none.
+	cg, err := proc.OpenCgroups(root)
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, g := range cg.Existing() {
+		g.Kill()
+		for g.Remove() != nil && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	cg.Remove()
 }
 
 func (h *host) write(name, body string) {
