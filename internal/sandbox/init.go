@@ -216,7 +216,7 @@ func scratchDir(root string) (string, error) {
 		if st, err := os.Stat(d); err != nil || !st.IsDir() {
 			continue
 		}
-		if root == d || strings.HasPrefix(root, d+"/") || root == "/" && false {
+		if root == d || strings.HasPrefix(root, d+"/") {
 			continue
 		}
 		return d, nil

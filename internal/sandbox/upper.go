@@ -61,6 +61,8 @@ func diff(before, after map[string]entry, name string) []Change {
 		case a.white && !(had && b.white):
 			cs = append(cs, Change{p, "deleted"})
 		case a.white:
+		case !had && a.mode.IsDir() && holdsOwn(p, name):
+			// var/, var/log/: only on the way to the service's own places
 		case !had:
 			cs = append(cs, Change{p, "created"})
 		case a.mode.IsDir():
@@ -80,6 +82,17 @@ func own(p, name string) bool {
 		}
 	}
 	return strings.HasPrefix(p, "var/log/"+name) || p == "var/log/upkeep.log" || strings.HasPrefix(p, "var/log/upkeep.log.")
+}
+
+// holdsOwn reports whether directory p is on the way to one of the
+// service's own places.
+func holdsOwn(p, name string) bool {
+	for _, o := range []string{"var/www/" + name, "var/db/" + name, "var/log/" + name, "run/upkeep"} {
+		if strings.HasPrefix(o, p+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func readTail(path string, n int) []string {
