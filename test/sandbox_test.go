@@ -276,3 +276,45 @@ func procsOf(s string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// A service directory being developed, outside the root, is copied in: the
+// developer's tree does not change and the root gets no service.
+func TestSandboxDir(t *testing.T) {
+	root := sandboxRoot(t,
+		"exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080",
+		"test -f /var/www/www-node/service.toml && test ! -L /var/www/www-node && test -L /etc/app_name/app.conf")
+	dev := filepath.Join(t.TempDir(), "www-node")
+	if err := os.Rename(root+"/var/www/www-node", dev); err != nil {
+		t.Fatal(err)
+	}
+	sum := treeSum(t, dev)
+	cmd := exec.Command(bin, "--root", root, "test", dev)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "overlay /etc/app_name/app.conf -> /var/www/www-node/config/etc/app_name/app.conf") {
+		t.Errorf("report lacks the link:\n%s", out)
+	}
+	if sum != treeSum(t, dev) {
+		t.Error("the service directory changed")
+	}
+	if _, err := os.Lstat(root + "/var/www/www-node"); !os.IsNotExist(err) {
+		t.Errorf("the host root got the service: %v", err)
+	}
+	noSandboxLeft(t, root)
+}
+
+func TestSandboxUsage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("upkeep test needs root")
+	}
+	root := t.TempDir()
+	for _, args := range [][]string{{"test"}, {"test", "Bad/"[:3]}, {"test", "a", "b"}, {"test", "www-x", "--net", "bridge"}} {
+		cmd := exec.Command(bin, append([]string{"--root", root}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("%q: %v, want exit 2\n%s", args, err, out)
+		}
+	}
+}

@@ -79,7 +79,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		dir = paths.Service(o.Root, o.Target)
 	}
-	svc, ps := spec.Load(o.Root, dir)
+	svc, ps := load(o.Root, dir, src != "")
 	if svc == nil {
 		return nil, fmt.Errorf("%s: %w", dir, ps)
 	}
@@ -229,6 +229,25 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	r.ErrorLog = readTail(paths.ErrorLog(inside, svc.Name), 10)
 	r.Touched = diff(before, snapshot(upper), svc.Name)
 	return r, nil
+}
+
+// load reads the definition as it will be inside: a DIR is parsed as if
+// it were at var/www/NAME (its paths resolve there), its problems still
+// naming its own file.
+func load(root, dir string, outside bool) (*spec.Service, spec.Problems) {
+	if !outside {
+		return spec.Load(root, dir)
+	}
+	file := filepath.Join(dir, spec.FileName)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, spec.Problems{{File: file, Msg: err.Error()}}
+	}
+	s, ps := spec.Parse(root, paths.Service(root, filepath.Base(dir)), data)
+	for i := range ps {
+		ps[i].File = file
+	}
+	return s, ps
 }
 
 type svcStatus struct {
