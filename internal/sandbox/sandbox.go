@@ -262,6 +262,7 @@ type svcStatus struct {
 func waitRunning(ctx context.Context, status func() (*svcStatus, error), name string, timeout time.Duration, died <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
 	last := "no answer from the daemon"
+	moved := false
 	for time.Now().Before(deadline) {
 		select {
 		case <-died:
@@ -277,8 +278,16 @@ func waitRunning(ctx context.Context, status func() (*svcStatus, error), name st
 			switch st.State {
 			case "running":
 				return nil
-			case "fatal", "exited", "stopped":
+			case "stopped":
+				// The daemon's first snapshot, before autostart: stopped
+				// is an answer only once the service has started.
+				if moved {
+					return fmt.Errorf("%s is stopped: %s", name, strings.TrimSpace(st.Detail+" "+st.Error))
+				}
+			case "fatal", "exited":
 				return fmt.Errorf("%s is %s: %s", name, st.State, strings.TrimSpace(st.Detail+" "+st.Error))
+			default:
+				moved = true
 			}
 			last = fmt.Sprintf("%s is %s", name, st.State)
 			if st.Detail != "" {
