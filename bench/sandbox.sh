@@ -55,7 +55,7 @@ plain() {
 		t0=$(now)
 		"$T/upkeep" --root "$R" daemon -q 2>/dev/null &
 		pid=$!
-		until "$T/upkeep" --root "$R" status --json www-bench 2>/dev/null | grep -q '"state":"running"'; do :; done
+		until "$T/upkeep" --root "$R" status --json www-bench 2>/dev/null | grep -q '"state": *"running"'; do :; done
 		"$T/upkeep" --root "$R" stop www-bench >/dev/null
 		kill -TERM "$pid"; wait "$pid"
 		echo $(($(now) - t0))
