@@ -82,6 +82,7 @@ func rootCommand() *cobra.Command {
 		releasesCommand(g), overlayCommand(g), removeCommand(g),
 		logsCommand(g), logrotateCommand(g), rotateCommand(g),
 		importCommand(g), exportCommand(g),
+		testCommand(g),
 	)
 	return root
 }

@@ -210,6 +210,7 @@ func (s *Service) validate(root, dir string, graceSet func(i int) bool, add func
 	}
 	s.Log.check(func(key, format string, args ...any) { add("log."+key, format, args...) })
 	s.Privileges.check(add)
+	s.Test.check(add)
 	for i, c := range s.Copy {
 		cp, err := cleanCopy(c)
 		if err != nil {

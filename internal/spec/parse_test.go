@@ -97,6 +97,7 @@ func TestDefaults(t *testing.T) {
 		Stop:       Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
 		Log:        Log{When: "daily", Rotate: 7, Compress: true, DelayCompress: true, NotIfEmpty: true, MissingOK: true},
 		Privileges: Privileges{Umask: "0022"},
+		Test:       Test{Timeout: Duration(time.Minute)},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("Defaults() = %+v, want %+v", d, want)
@@ -176,6 +177,7 @@ maxage        = 30
 		Log: Log{When: "hourly", Size: 64 << 20, MinSize: 1 << 10, Rotate: 3, DateExt: true,
 			DateFormat: "-%Y%m%d-%s", DateYesterday: true, MaxAge: 30},
 		Privileges: Privileges{Umask: "0022"},
+		Test:       Test{Timeout: Duration(time.Minute)},
 		Dir:        testDir,
 		File:       testFile,
 	}

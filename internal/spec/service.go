@@ -27,6 +27,8 @@ type Service struct {
 	Stop         Stop              `toml:"stop"`
 	Checks       []Check           `toml:"check"`
 	Log          Log               `toml:"log"`
+	// Test is the service's own test, run by `upkeep test` (test.go).
+	Test Test `toml:"test"`
 	// LogFiles are the files the service writes itself ([[log.file]]),
 	// rotated on the same schedule (logfiles.go).
 	LogFiles []LogFile `toml:"-"`
@@ -91,6 +93,7 @@ func Defaults() Service {
 		Stop:       Stop{Signal: "TERM", Timeout: Duration(10 * time.Second)},
 		Log:        DefaultLog(),
 		Privileges: Privileges{Umask: "0022"},
+		Test:       Test{Timeout: DefaultTestTimeout},
 	}
 }
 
