@@ -41,6 +41,16 @@ func (h *hostHome) killedAt(step string, args ...string) {
 	checkRaces(h.t, "upkeep "+strings.Join(args, " "), out.String())
 }
 
+// crashHost is a provisioned host with a home, its daemon answering, and
+// the crash images added: where each crash test begins.
+func crashHost(t *testing.T) (*hostHome, *exec.Cmd) {
+	h := newHostHome(t)
+	h.must("provision")
+	d := h.daemonAt("")
+	h.crashImages()
+	return h, d
+}
+
 // daemonAt starts a daemon with the crash hook set to step (none: "") and
 // kills it, if still alive, at cleanup. Unlike host.daemon, it may die.
 func (h *host) daemonAt(step string) *exec.Cmd {
@@ -226,11 +236,7 @@ func TestDeployKilledAtEachStep(t *testing.T) {
 		{"deploy-after-restart", "2.0.0"},
 	} {
 		t.Run(c.step, func(t *testing.T) {
-			h := newHostHome(t)
-			h.must("provision")
-			h.daemon()
-			h.eventually(10*time.Second, "daemon socket", func() bool { return h.exists("run/upkeep/upkeep.sock") })
-			h.crashImages()
+			h, _ := crashHost(t)
 			h.must("deploy", "www-crash@1.0.0")
 			pid := h.status()["www-crash"].Pid
 			h.killedAt(c.step, "deploy", "www-crash@2.0.0")
@@ -265,10 +271,7 @@ func TestDeployKilledAtEachStep(t *testing.T) {
 // A deploy of a release that does not come up, killed as it rolls back:
 // the rollback is finished (redo), and the daemon runs the old release.
 func TestDeployKilledRollingBack(t *testing.T) {
-	h := newHostHome(t)
-	h.must("provision")
-	h.daemonAt("")
-	h.crashImages()
+	h, _ := crashHost(t)
 	h.image("www-crash", map[string]string{
 		"service.toml":                  "version = \"3.0.0\"\nscript = \"exit 3\"\nrestart = { policy = \"never\" }\ncopy = [\"etc/app/copied.conf\"]\n",
 		"config/etc/app/www-crash.conf": "v3",
@@ -289,10 +292,7 @@ func TestDeployKilledRollingBack(t *testing.T) {
 // why; doctor reports both; other commands go on; a deploy of that service
 // refuses. Once the file is put right, the next command recovers.
 func TestRecoveryStopsAtAChangedFile(t *testing.T) {
-	h := newHostHome(t)
-	h.must("provision")
-	h.daemonAt("")
-	h.crashImages()
+	h, _ := crashHost(t)
 	h.must("deploy", "www-crash@1.0.0")
 	h.killedAt("deploy-overlaid", "deploy", "www-crash@2.0.0")
 	changed := filepath.Join(h.root, "etc/app/copied.conf")
@@ -325,10 +325,7 @@ func TestRecoveryStopsAtAChangedFile(t *testing.T) {
 // rolls back; the next daemon runs the old release, once, and nothing of
 // the new one is left running.
 func TestDaemonKilledDuringDeploy(t *testing.T) {
-	h := newHostHome(t)
-	h.must("provision")
-	first := h.daemonAt("")
-	h.crashImages()
+	h, first := crashHost(t)
 	h.image("www-crash", map[string]string{
 		"service.toml":                  appTOML("4.0.0", "7934", "[[check]]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\n"),
 		"config/etc/app/www-crash.conf": "v4",
@@ -359,10 +356,7 @@ func TestDaemonKilledDuringDeploy(t *testing.T) {
 // remove has no journal: killed after it removed var/www/<name>, it has
 // left the overlay and the releases; running it again finishes it.
 func TestRemoveKilled(t *testing.T) {
-	h := newHostHome(t)
-	h.must("provision")
-	h.daemonAt("")
-	h.crashImages()
+	h, _ := crashHost(t)
 	h.must("deploy", "www-crash@1.0.0")
 	h.killedAt("remove-unlinked", "remove", "www-crash")
 	if !h.exists("etc/app/www-crash.conf") {
@@ -377,11 +371,7 @@ func TestRemoveKilled(t *testing.T) {
 
 // A first deploy killed after the switch leaves nothing behind.
 func TestFirstDeployKilled(t *testing.T) {
-	h := newHostHome(t)
-	h.must("provision")
-	h.daemon()
-	h.eventually(10*time.Second, "daemon socket", func() bool { return h.exists("run/upkeep/upkeep.sock") })
-	h.crashImages()
+	h, _ := crashHost(t)
 	h.killedAt("overlay-placed", "deploy", "www-crash@1.0.0")
 	h.must("provision")
 	h.settled("")
@@ -394,11 +384,7 @@ func TestFirstDeployKilled(t *testing.T) {
 
 // A rollback killed after its switch is undone: 2.0.0 stays.
 func TestRollbackKilled(t *testing.T) {
-	h := newHostHome(t)
-	h.must("provision")
-	h.daemon()
-	h.eventually(10*time.Second, "daemon socket", func() bool { return h.exists("run/upkeep/upkeep.sock") })
-	h.crashImages()
+	h, _ := crashHost(t)
 	h.must("deploy", "www-crash@1.0.0")
 	h.must("deploy", "www-crash@2.0.0")
 	h.killedAt("rollback-switched", "rollback", "www-crash")
@@ -411,10 +397,7 @@ func TestRollbackKilled(t *testing.T) {
 // The deploy and the daemon both die; the new daemon undoes the deploy
 // before it starts anything, and runs 1.0.0 once.
 func TestDeployAndDaemonKilled(t *testing.T) {
-	h := newHostHome(t)
-	h.must("provision")
-	first := h.daemonAt("")
-	h.crashImages()
+	h, first := crashHost(t)
 	h.must("deploy", "www-crash@1.0.0")
 	h.killedAt("overlay-placed", "deploy", "www-crash@2.0.0")
 	first.Process.Signal(syscall.SIGKILL)
@@ -433,10 +416,7 @@ func TestDeployAndDaemonKilled(t *testing.T) {
 // reload`, which take no host lock): the daemon recovers before it reads
 // the definitions, so it never sees 2.0.0's, and 1.0.0 runs on untouched.
 func TestReloadAfterDeployKilled(t *testing.T) {
-	h := newHostHome(t)
-	h.must("provision")
-	h.daemonAt("")
-	h.crashImages()
+	h, _ := crashHost(t)
 	h.must("deploy", "www-crash@1.0.0")
 	pid := h.status()["www-crash"].Pid
 	h.killedAt("deploy-overlaid", "deploy", "www-crash@2.0.0")
