@@ -66,7 +66,7 @@ type CheckStatus struct {
 	Streak   int     `json:"streak"`  // consecutive failures that count (not those in grace)
 	Failing  bool    `json:"failing"` // threshold crossed and not yet recovered
 	Passes   int     `json:"passes"`
-	Failures int     `json:"failures"` // every failed result, those in grace too
+	Failures int     `json:"failures"` // failed results that count: not those in the start grace, which the docs promise do not
 }
 
 // Monitor runs the checks of one run of a service.
@@ -245,7 +245,7 @@ func (m *Monitor) run(ctx context.Context, i int, c *spec.Check) {
 		inGrace := !passed && grace > 0 && r.Started.Before(m.started(start).Add(grace))
 		passed = passed || r.OK
 		verdict := j.add(r.OK, inGrace)
-		if !m.record(i, r, j, verdict) {
+		if !m.record(i, r, inGrace, j, verdict) {
 			return
 		}
 		// Coming up: until the first pass, within the grace, look again
@@ -298,7 +298,7 @@ func (m *Monitor) started(fallback time.Time) time.Time {
 // record stores r as check i's latest result and sends its events: Ran,
 // then Failed or Recovered, then Ready if this was the last check to pass
 // for the first time. It reports false once the monitor is stopped.
-func (m *Monitor) record(i int, r Result, j *judge, v verdict) bool {
+func (m *Monitor) record(i int, r Result, inGrace bool, j *judge, v verdict) bool {
 	m.mu.Lock()
 	st := &m.status[i]
 	last := r
@@ -306,7 +306,7 @@ func (m *Monitor) record(i int, r Result, j *judge, v verdict) bool {
 	st.Streak, st.Failing = j.streak, j.failing
 	if r.OK {
 		st.Passes++
-	} else {
+	} else if !inGrace {
 		st.Failures++
 	}
 	becameReady := false

@@ -2,8 +2,10 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"upkeep/internal/paths"
@@ -64,15 +66,28 @@ func LoadHost(root string) (*Host, error) {
 	return h, nil
 }
 
+// checkDependencies drops the services whose dependencies cannot be met:
+// the members of a cycle, those naming a service that does not exist or did
+// not load, and, along the chain, those depending on a dropped one. Each is
+// a problem at the depends_on entry at fault.
 func (h *Host) checkDependencies() {
+	defined := map[string]bool{} // every directory with a service.toml
+	for name := range h.Services {
+		defined[name] = true
+	}
+	for name := range h.Problems {
+		defined[name] = true
+	}
 	drop := map[string]Problem{}
 	for _, cycle := range cycles(h.Services) {
 		for _, name := range cycle {
-			drop[name] = depProblem(h.Services[name], "dependency cycle: "+strings.Join(append(cycle, cycle[0]), " -> "))
+			drop[name] = depProblem(h.Services[name], "", "dependency cycle: "+strings.Join(append(cycle, cycle[0]), " -> "))
 		}
 	}
-	// Dropping a service can break its dependents in turn.
-	for len(drop) > 0 {
+	// Until nothing more is dropped: dropping a service can break its
+	// dependents in turn. The first round runs whether or not there was a
+	// cycle, so an unknown dependency on its own is found too.
+	for first := true; first || len(drop) > 0; first = false {
 		for name, p := range drop {
 			delete(h.Services, name)
 			h.Problems[name] = append(h.Problems[name], p)
@@ -80,25 +95,76 @@ func (h *Host) checkDependencies() {
 		drop = map[string]Problem{}
 		for name, s := range h.Services {
 			for _, dep := range s.DependsOn {
-				if _, ok := h.Services[dep]; !ok {
-					drop[name] = depProblem(s, fmt.Sprintf("unknown or broken service %q", dep))
+				if _, ok := h.Services[dep]; ok {
+					continue
 				}
+				if _, done := drop[name]; done {
+					break // one problem per service: the first dependency at fault
+				}
+				msg := fmt.Sprintf("service %q did not load (see its own problems)", dep)
+				if !defined[dep] {
+					msg = fmt.Sprintf("unknown service %q (no %s/%s/%s)", dep, WWW, dep, FileName)
+					if alt := Suggest(dep, slices.Sorted(maps.Keys(defined))); alt != "" {
+						msg += fmt.Sprintf("; did you mean %q?", alt)
+					}
+				}
+				drop[name] = depProblem(s, dep, msg)
 			}
 		}
 	}
 }
 
-func depProblem(s *Service, msg string) Problem {
-	line, col := locateFile(s.File, "depends_on")
+// depProblem places a problem of s's depends_on at the entry dep, or at the
+// key when dep is "" or cannot be found.
+func depProblem(s *Service, dep, msg string) Problem {
+	data, _ := os.ReadFile(s.File)
+	text := string(data)
+	line, col := locate(text, "depends_on")
+	if dep != "" {
+		line, col = locateEntry(text, line, col, dep)
+	}
 	return Problem{File: s.File, Line: line, Col: col, Key: "depends_on", Msg: msg}
 }
 
-func locateFile(file, key string) (int, int) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return 1, 1
+// locateEntry finds the quoted string entry of an array whose key is at
+// line:col, and returns its position, or line:col when it is not there.
+func locateEntry(text string, line, col int, entry string) (int, int) {
+	off := offsetOf(text, line, col)
+	if off < 0 {
+		return line, col
 	}
-	return locate(string(data), key)
+	rest := text[off:]
+	end := strings.IndexByte(rest, ']')
+	if end < 0 {
+		end = len(rest)
+	}
+	for _, q := range []string{`"` + entry + `"`, "'" + entry + "'"} {
+		if i := strings.Index(rest[:end], q); i >= 0 {
+			return lineCol(text, off+i)
+		}
+	}
+	return line, col
+}
+
+// offsetOf turns a 1-based line:col into a byte offset of text, or -1.
+func offsetOf(text string, line, col int) int {
+	off := 0
+	for l := 1; l < line; l++ {
+		i := strings.IndexByte(text[off:], '\n')
+		if i < 0 {
+			return -1
+		}
+		off += i + 1
+	}
+	if off+col-1 > len(text) {
+		return -1
+	}
+	return off + col - 1
+}
+
+// lineCol turns a byte offset of text into a 1-based line and column.
+func lineCol(text string, off int) (int, int) {
+	return 1 + strings.Count(text[:off], "\n"), off - strings.LastIndexByte(text[:off], '\n')
 }
 
 // cycles returns the dependency cycles among services (each once).

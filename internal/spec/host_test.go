@@ -85,12 +85,12 @@ func TestLoadHost(t *testing.T) {
 	nameErr := `directory name: service name "Bad Name" must be a-z 0-9 - _ . starting with a letter or digit`
 	want := map[string][]string{
 		"api-broken": {broken + `:3:1: restart.policy: "sometimes" is not one of always, on-failure, never`},
-		"www-front":  {needsBroken + `:4:1: depends_on: unknown or broken service "api-broken"`},
-		"www-admin":  {needsFront + `:1:1: depends_on: unknown or broken service "www-front"`},
-		"api-lonely": {unknown + `:2:3: depends_on: unknown or broken service "service-nope"`},
+		"www-front":  {needsBroken + `:4:29: depends_on: service "api-broken" did not load (see its own problems)`},
+		"www-admin":  {needsFront + `:1:15: depends_on: service "www-front" did not load (see its own problems)`},
+		"api-lonely": {unknown + `:2:17: depends_on: unknown service "service-nope" (no var/www/service-nope/service.toml)`},
 		"api-a":      {cycleA + `:2:1: depends_on: dependency cycle: api-a -> api-b -> api-a`},
 		"api-b":      {cycleB + `:3:1: depends_on: dependency cycle: api-a -> api-b -> api-a`},
-		"api-c":      {needsCycle + `:1:1: depends_on: unknown or broken service "api-a"`},
+		"api-c":      {needsCycle + `:1:15: depends_on: service "api-a" did not load (see its own problems)`},
 		"Bad Name":   {badDir + ": " + nameErr},
 		"api-syntax": {syntax + `:1:12: command: unexpected EOF; expected value`},
 	}
@@ -133,14 +133,15 @@ func TestLoadHostLongCycle(t *testing.T) {
 		t.Errorf("Names() = %q", got)
 	}
 	for name, want := range map[string]string{
-		"a": `depends_on: unknown or broken service "b"`,
-		"b": "depends_on: dependency cycle: b -> c -> d -> b",
-		"c": "depends_on: dependency cycle: b -> c -> d -> b",
-		"d": "depends_on: dependency cycle: b -> c -> d -> b",
+		// A dependent at the entry it cannot have, a cycle at the key.
+		"a": `:2:15: depends_on: service "b" did not load (see its own problems)`,
+		"b": ":2:1: depends_on: dependency cycle: b -> c -> d -> b",
+		"c": ":2:1: depends_on: dependency cycle: b -> c -> d -> b",
+		"d": ":2:1: depends_on: dependency cycle: b -> c -> d -> b",
 	} {
 		ps := h.Problems[name]
-		if len(ps) != 1 || !strings.HasSuffix(ps[0].String(), ":2:1: "+want) {
-			t.Errorf("%s: got %v, want ...:2:1: %s", name, ps, want)
+		if len(ps) != 1 || !strings.HasSuffix(ps[0].String(), want) {
+			t.Errorf("%s: got %v, want ...%s", name, ps, want)
 		}
 	}
 }
@@ -206,5 +207,34 @@ func TestLoadHostPaths(t *testing.T) {
 	want := escape + `:3:1: env_file: path "../../../../etc/shadow" leaves the root`
 	if ps := h.Problems["api-escape"]; len(ps) != 1 || ps[0].String() != want {
 		t.Errorf("got %v\nwant %s", ps, want)
+	}
+}
+
+// An unknown dependency on a host with no cycle at all (the tests above
+// always had one, which hid that the check ran only after a cycle): one
+// problem at the entry, with a suggestion, and the chain behind it goes too.
+func TestLoadHostUnknownDependencyWithoutCycle(t *testing.T) {
+	root := t.TempDir()
+	const run = "command = [\"/bin/true\"]\n"
+	writeService(t, root, "service-db", run)
+	ghost := writeService(t, root, "www-app", run+"depends_on = [\"service-db\", \"ghost\"]\n")
+	typo := writeService(t, root, "www-typo", run+"depends_on = [\n  \"service-bd\",\n]\n")
+	writeService(t, root, "www-behind", run+"depends_on = [\"www-app\"]\n")
+	h, err := LoadHost(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Names(); !reflect.DeepEqual(got, []string{"service-db"}) {
+		t.Errorf("Names() = %q, want only service-db", got)
+	}
+	got := problemStrings(h)
+	for name, want := range map[string]string{
+		"www-app":    ghost + `:2:29: depends_on: unknown service "ghost" (no var/www/ghost/service.toml)`,
+		"www-typo":   typo + `:3:3: depends_on: unknown service "service-bd" (no var/www/service-bd/service.toml); did you mean "service-db"?`,
+		"www-behind": `depends_on: service "www-app" did not load (see its own problems)`,
+	} {
+		if len(got[name]) != 1 || !strings.HasSuffix(got[name][0], want) {
+			t.Errorf("%s: got %q, want one problem ending %q", name, got[name], want)
+		}
 	}
 }
