@@ -416,6 +416,21 @@ func TestRemove(t *testing.T) {
 	if !strings.Contains(out, "stopped service-gone") {
 		t.Errorf("remove:\n%s", out)
 	}
+	// It says what it removed: each link, and each directory only as the
+	// empty one the overlay had made (issue 15: "removed <root>/etc" read
+	// as if it had taken the directory's contents).
+	for _, want := range []string{
+		"removed link " + filepath.Join(h.root, "etc/gone/gone.conf") + "\n",
+		"removed link " + filepath.Join(h.root, "etc/jobs.d/service-gone") + "\n",
+		"removed empty directory " + filepath.Join(h.root, "etc/gone") + " (the overlay made it)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("remove does not say %q:\n%s", want, out)
+		}
+	}
+	if regexp.MustCompile(`(?m)^removed ` + regexp.QuoteMeta(filepath.Join(h.root, "etc"))).MatchString(out) {
+		t.Errorf("remove says \"removed <root>/etc...\" without what it was:\n%s", out)
+	}
 	if _, ok := h.status()["service-gone"]; ok {
 		t.Error("the daemon still knows service-gone")
 	}

@@ -198,6 +198,7 @@ func deployCommand(g *globals) *cobra.Command {
 			if dryRun {
 				return h.DeployDryRun(os.Stdout, name, version, o)
 			}
+			h.Progress = os.Stderr // state changes and check failures while it waits
 			_, err = h.Deploy(cmd.Context(), control.NewClient(g.sock()), name, version, o)
 			return err
 		},
@@ -228,6 +229,7 @@ func rollbackCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			h.Progress = os.Stderr
 			_, err = h.Rollback(cmd.Context(), control.NewClient(g.sock()), args[0], o)
 			return err
 		},

@@ -52,7 +52,7 @@ type RolledBackError struct {
 
 func (e *RolledBackError) Error() string {
 	if e.Up {
-		return fmt.Sprintf("deploy of %s %s failed; rolled back to %s", e.Name, e.Failed, e.Back)
+		return fmt.Sprintf("deploy of %s %s failed (%v); rolled back to %s", e.Name, e.Failed, e.Cause, e.Back)
 	}
 	return fmt.Sprintf("deploy of %s %s failed (%v); rolled back to %s, which did not come up either: %v", e.Name, e.Failed, e.Cause, e.Back, e.BackErr)
 }
@@ -437,9 +437,9 @@ func (h *Host) startAndWait(ctx context.Context, d Daemon, name string, timeout 
 		action, act = "start", d.Start
 	}
 	h.say("%s %s through the daemon; waiting up to %v for it to come up", action, name, timeout)
-	wctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
-	defer cancel()
-	return act(wctx, []string{name}, control.ActOptions{Wait: true, Timeout: timeout})
+	return h.follow(ctx, d, name, timeout, func(wctx context.Context) error {
+		return act(wctx, []string{name}, control.ActOptions{Wait: true, Timeout: timeout})
+	})
 }
 
 // Rollback makes the release deployed before the current one current

@@ -38,6 +38,9 @@ type Host struct {
 	Root string    // absolute; "/" on a real host
 	Home string    // the operator's home for ~/service ~/log ~/db ~/image ~/script; "" for none
 	Out  io.Writer // progress, one line per step
+	// Progress gets what a deploy sees while it waits for a service (state
+	// changes, check failures); nil: Out.
+	Progress io.Writer
 	// IsRoot says whether users may be created and files chowned; it
 	// defaults to os.Geteuid() == 0 and tests turn it off.
 	IsRoot bool

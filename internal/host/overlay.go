@@ -498,8 +498,12 @@ func (h *Host) ApplyOverlay(p *Plan, force bool) (err error) {
 			crashAt("overlay-placed")
 		case "remove":
 			if op.Why == "" {
-				if err := h.root.Remove(op.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				err := h.root.Remove(op.Path)
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return err
+				}
+				if err == nil {
+					h.say("removed %s %s", placedWhat(op.Kind), h.Path(op.Path))
 				}
 			}
 			delete(keep, op.Path)
@@ -564,7 +568,9 @@ func (h *Host) pruneDirs(dirs []string, keep map[string]Placed) []string {
 		if !needed {
 			err := h.root.Remove(d)
 			if err == nil {
-				h.say("removed %s", h.Path(d))
+				// Say it was empty and ours: "removed <root>/etc" alone
+				// reads as if the overlay had removed what was in it.
+				h.say("removed empty directory %s (the overlay made it)", h.Path(d))
 			}
 			if err == nil || errors.Is(err, fs.ErrNotExist) {
 				continue // gone: removed by the other service that shared it
@@ -574,6 +580,14 @@ func (h *Host) pruneDirs(dirs []string, keep map[string]Placed) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// placedWhat names what the overlay placed at a path, for messages.
+func placedWhat(kind string) string {
+	if kind == "copy" {
+		return "copy"
+	}
+	return "link"
 }
 
 func slicesDelete(es []Placed, p string) []Placed {
@@ -605,7 +619,7 @@ func (h *Host) RemoveOverlay(name string) error {
 			if err := h.root.Remove(e.Path); err != nil {
 				return err
 			}
-			h.say("removed %s", h.Path(e.Path))
+			h.say("removed %s %s", placedWhat(e.Kind), h.Path(e.Path))
 		}
 	}
 	h.pruneDirs(m.Dirs, nil)

@@ -125,6 +125,10 @@ type service struct {
 	// explained: lastExit says why the daemon stopped this run (a failed
 	// check), which its exit status ("signal TERM") would hide.
 	explained bool
+	// release is where var/www/<name> pointed at the last start (""
+	// for a plain directory), once released is set: see newRelease.
+	release  string
+	released bool
 }
 
 func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
@@ -350,6 +354,7 @@ func (s *service) begin() {
 		return
 	}
 	s.depsC = nil
+	s.newRelease()
 	now := time.Now()
 	s.starts = append(s.starts, now)
 	s.startedAt = now
@@ -598,9 +603,23 @@ func (s *service) publish() {
 	}
 	s.snap.Autostart = s.spec.Autostart
 	s.snapSpec = s.spec
+	s.snap.LastExit = ""
 	if s.lastExit != (proc.Exit{}) {
 		s.snap.LastExit = s.lastExit.String()
 	}
+}
+
+// newRelease forgets the restarts, the last exit and the crash history
+// when the service starts from another release than last time (a deploy
+// or a rollback switched var/www/<name>): they belong to the release that
+// made them, and after a rollback the failed release's would read as the
+// old one's. One readlink per start.
+func (s *service) newRelease() {
+	rel, _ := os.Readlink(s.spec.Dir)
+	if s.released && rel != s.release {
+		s.restarts, s.lastExit, s.failures, s.starts = 0, proc.Exit{}, 0, nil
+	}
+	s.release, s.released = rel, true
 }
 
 func (s *service) specSnapshot() *spec.Service {
