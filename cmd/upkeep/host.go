@@ -88,6 +88,9 @@ func imageCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
 		Short: "Manage service images in ~/image",
+		// Runnable, so that `image` alone or `image foo` is a usage
+		// error (exit 2) rather than cobra's help and exit 0.
+		RunE: func(cmd *cobra.Command, args []string) error { return subcommandError(cmd, args) },
 	}
 	var o host.AddOptions
 	var maxSize string

@@ -34,6 +34,7 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
+	err = explain(cmd, err) // usage.go: unknown commands, did you mean
 	fmt.Fprintln(os.Stderr, "upkeep: "+err.Error())
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -58,7 +59,7 @@ func rootCommand() *cobra.Command {
 			return nil
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(flagError)
 	defRoot := os.Getenv("UPKEEP_ROOT")
 	if defRoot == "" {
 		defRoot = "/"

@@ -237,7 +237,14 @@ func (c *Client) Events(ctx context.Context, service string, follow bool, fn fun
 	for {
 		var e api.Event
 		if err := dec.Decode(&e); err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case follow:
+				// A followed stream ends only with the daemon: cut off
+				// mid-chunk (unexpected EOF, a reset) or closed.
+				return fmt.Errorf("%w (%v)", ErrDaemonStopped, err)
+			case errors.Is(err, io.EOF):
 				return nil
 			}
 			return err
@@ -245,3 +252,7 @@ func (c *Client) Events(ctx context.Context, service string, follow bool, fn fun
 		fn(e)
 	}
 }
+
+// ErrDaemonStopped: a followed event stream ended because the daemon
+// stopped (or closed it).
+var ErrDaemonStopped = errors.New("daemon stopped")

@@ -216,6 +216,9 @@ type host struct {
 	sock string
 	d    *supervise.Daemon
 	srv  *Server
+	// shut stops the server and the daemon before the test ends (and
+	// again, harmlessly, at cleanup).
+	shut func()
 }
 
 func newHost(t *testing.T) *host {
@@ -272,11 +275,12 @@ func (h *host) start(o Options) {
 	go func() { defer close(ran); d.Run(ctx) }()
 	go func() { defer close(served); srv.Serve(ctx) }()
 	h.d, h.srv = d, srv
-	h.t.Cleanup(func() {
+	h.shut = func() {
 		cancel()
 		<-served
 		<-ran
-	})
+	}
+	h.t.Cleanup(h.shut)
 }
 
 func (h *host) status(name string) api.Status {

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"upkeep/internal/control"
+	"upkeep/internal/spec"
+)
+
+// The operator's words for what cobra and pflag say in theirs: every bad
+// usage is one line and exit status 2, with a "did you mean" where a near
+// name exists.
+
+var (
+	unknownCommandRE = regexp.MustCompile(`^unknown command "([^"]*)" for "([^"]*)"`)
+	invalidFlagRE    = regexp.MustCompile(`^invalid argument "(.*)" for "(?:-(\w), )?--([\w-]+)" flag: `)
+	unknownFlagRE    = regexp.MustCompile(`^unknown flag: --([\w-]+)`)
+	unknownServiceRE = regexp.MustCompile(`unknown service "([^"]+)"`)
+)
+
+// explain rewrites the error of a command line that went wrong before any
+// command ran (an unknown command), and adds a suggestion to an unknown
+// service name. root is the command tree that ran.
+func explain(root *cobra.Command, err error) error {
+	if m := unknownCommandRE.FindStringSubmatch(err.Error()); m != nil {
+		parent := root
+		if c, _, ferr := root.Find(strings.Fields(m[2])[1:]); ferr == nil {
+			parent = c
+		}
+		msg := fmt.Sprintf("unknown command %q", m[1])
+		if parent != root {
+			msg = fmt.Sprintf("%s: unknown command %q", parent.Name(), m[1])
+		}
+		if s := parent.SuggestionsFor(m[1]); len(s) > 0 {
+			return usageError{fmt.Errorf("%s; did you mean %q?", msg, s[0])}
+		}
+		return usageError{fmt.Errorf("%s (%s --help lists them)", msg, parent.CommandPath())}
+	}
+	if errors.Is(err, control.ErrUnknown) {
+		if m := unknownServiceRE.FindStringSubmatch(err.Error()); m != nil {
+			if alt := spec.Suggest(m[1], serviceNames(root)); alt != "" {
+				return fmt.Errorf("%w; did you mean %q?", err, alt)
+			}
+		}
+	}
+	return err
+}
+
+// serviceNames lists the services defined under the --root that ran: the
+// directories of var/www holding a service.toml.
+func serviceNames(root *cobra.Command) []string {
+	f := root.PersistentFlags().Lookup("root")
+	if f == nil {
+		return nil
+	}
+	entries, _ := os.ReadDir(filepath.Join(f.Value.String(), spec.WWW))
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(f.Value.String(), spec.WWW, e.Name(), spec.FileName)); err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// flagError is the root's flag error function: pflag's messages
+// ("strconv.ParseInt: parsing \"abc\": invalid syntax") in the operator's
+// words, as usage errors.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	if m := invalidFlagRE.FindStringSubmatch(msg); m != nil {
+		name := "--" + m[3]
+		if m[2] != "" {
+			name = "-" + m[2]
+		}
+		what := "not valid"
+		if f := cmd.Flags().Lookup(m[3]); f != nil {
+			what = expected(f)
+		}
+		return usageError{fmt.Errorf("invalid value %q for %s: %s", m[1], name, what)}
+	}
+	if m := unknownFlagRE.FindStringSubmatch(msg); m != nil {
+		var names []string
+		cmd.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+		cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+		if alt := spec.Suggest(m[1], names); alt != "" {
+			return usageError{fmt.Errorf("%s: unknown flag --%s; did you mean --%s?", cmd.Name(), m[1], alt)}
+		}
+		return usageError{fmt.Errorf("%s: unknown flag --%s", cmd.Name(), m[1])}
+	}
+	return usageError{fmt.Errorf("%s: %s", cmd.Name(), msg)}
+}
+
+// expected says what a flag's value must be, by its type.
+func expected(f *pflag.Flag) string {
+	switch t := f.Value.Type(); t {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "not a number"
+	case "float32", "float64":
+		return "not a number"
+	case "duration":
+		return `not a duration such as "500ms", "5s" or "1m"`
+	case "bool":
+		return "not true or false"
+	default:
+		return "not a valid " + t
+	}
+}
+
+// subcommandError is the error of a command that only holds subcommands,
+// called without one (or with one it does not have).
+func subcommandError(cmd *cobra.Command, args []string) error {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	want := strings.Join(names, " or ")
+	if len(args) == 0 {
+		return usageError{fmt.Errorf("%s: want a subcommand: %s", cmd.Name(), want)}
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		return usageError{fmt.Errorf("%s: unknown command %q; did you mean %q?", cmd.Name(), args[0], s[0])}
+	}
+	return usageError{fmt.Errorf("%s: unknown command %q (want %s)", cmd.Name(), args[0], want)}
+}

@@ -1,0 +1,43 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"upkeep/internal/api"
+)
+
+// A followed stream whose daemon stops ends with ErrDaemonStopped (the CLI
+// says "daemon stopped" and exits 0), not with the decoder's "unexpected
+// EOF"; a stream that is not followed ends with nil.
+func TestFollowedEventsEndWithDaemonStopped(t *testing.T) {
+	h := newHost(t)
+	h.service("www-ok", sleeper)
+	h.start(Options{Access: self()})
+	eventually(t, 5*time.Second, "www-ok running", func() bool { return h.status("www-ok").State == api.Running })
+	c := NewClient(h.sock)
+	if err := c.Events(context.Background(), "www-ok", false, func(api.Event) {}); err != nil {
+		t.Errorf("events without follow: %v", err)
+	}
+	got := make(chan api.Event, 100)
+	ended := make(chan error, 1)
+	go func() { ended <- c.Events(context.Background(), "www-ok", true, func(e api.Event) { got <- e }) }()
+	select {
+	case <-got: // the backlog: the stream is open
+	case err := <-ended:
+		t.Fatalf("stream ended before the daemon stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no backlog")
+	}
+	h.shut()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, ErrDaemonStopped) {
+			t.Errorf("followed stream ended with %v, want ErrDaemonStopped", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the followed stream did not end with the daemon")
+	}
+}
