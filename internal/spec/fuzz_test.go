@@ -16,6 +16,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`command = ["/bin/true"]`))
 	f.Add([]byte("command = [\"/bin/true\"]\n[test]\ncommand = [\"curl\", \"-fsS\", \"http://127.0.0.1:8080/ok\"]\ntimeout = \"5s\"\n"))
 	f.Add([]byte("script = \"exec srv\"\n[test]\nscript = \"\"\"\ncurl -fsS http://127.0.0.1/ok\n\"\"\"\ncommand = [\"\"]\ntimeout = \"-1s\"\n"))
+	// Values of the wrong type, several to a file (types.go reads past
+	// each), in tables, arrays of tables and inline tables.
+	f.Add([]byte("command = \"/bin/sleep 100\"\nready_after = 5\nuser = 1000\nenv = { A = 1, B = \"x\" }\n[restart]\nlimit = \"5\"\n[[check]]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = 3\n[[check]]\ncycles = true\n"))
+	f.Add([]byte("command = [\"x\", 1]\nrestart = 5\nstop = { timeout = 5 }\ncheck = [{ type = 1 }, 2]\n[log]\nrotate = \"7\"\n[[log.file]]\npath = 3\n"))
+	f.Add([]byte("command = [\"x\"]\ndepends_on = \"a b\"\ngroups = [1]\n[limits]\nnofile = [1]\n[test]\ntimeout = 1.5\n"))
 	const (
 		root = "/srv/root"
 		dir  = root + "/var/www/api-fuzz"
@@ -39,7 +44,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for i := 1; i < len(ps); i++ {
-			if ps[i].Line < ps[i-1].Line {
+			if ps[i].Line < ps[i-1].Line || ps[i].Line == ps[i-1].Line && ps[i].Col < ps[i-1].Col {
 				t.Errorf("problems out of line order: %v", ps)
 			}
 		}

@@ -36,7 +36,7 @@ func TestSectionRoundTrip(t *testing.T) {
 func TestLogSectionProblems(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
 		{"[log]\nwhen = \"fortnightly\"", `:3:1: log.when: "fortnightly" is not one of hourly, daily, weekly, monthly, yearly, never`},
-		{"[log]\nsize = \"12Q\"", `:3:9: log.size: want a size like "200M", got "12Q"`},
+		{"[log]\nsize = \"12Q\"", `:3:8: log.size: want a size like "200M", got "12Q"`},
 		{"[log]\nsize = -1", `:3:8: log.size: want a size like "200M", got "-1"`},
 		{"[log]\nsize = \"1M\"\nmaxsize = \"2M\"", ":4:1: log.maxsize: is the same setting as size; set only one"},
 		{"[log]\nrotate = -2", ":3:1: log.rotate: must be -1 (keep all), 0 (keep none) or a count"},

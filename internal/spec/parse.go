@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,9 +74,21 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 		}
 		ps = append(ps, Problem{File: file, Line: line, Col: col, Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
+	var typed Problems // values of the wrong type, left out of s
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&s)
 	if err != nil {
-		return nil, Problems{decodeProblem(file, text, err)}
+		// One value of the wrong type must not hide the file's other
+		// problems: find them all, leave them out, and read the rest.
+		var pruned []byte
+		var ok bool
+		if pruned, typed, ok = retype(file, text); !ok {
+			return nil, append(typed, decodeProblem(file, text, err))
+		}
+		s = Defaults()
+		if md, err = toml.NewDecoder(bytes.NewReader(pruned)).Decode(&s); err != nil {
+			return nil, sortProblems(append(typed, decodeProblem(file, text, err)))
+		}
+		data = pruned
 	}
 	logFiles := false
 	for _, k := range md.Undecoded() {
@@ -82,7 +96,11 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 			logFiles = true // decodeLogFiles's
 			continue
 		}
-		add(k.String(), "unknown key")
+		msg := "unknown key"
+		if alt := Suggest(k[len(k)-1], knownKeys(k[:len(k)-1])); alt != "" {
+			msg += fmt.Sprintf("; did you mean %q?", alt)
+		}
+		add(k.String(), "%s", msg)
 	}
 	// The decoder silently skips a value that is not a table where a map
 	// belongs (env = "A=1"), while a table, even {}, always makes the map.
@@ -96,11 +114,57 @@ func Parse(root, dir string, data []byte) (*Service, Problems) {
 	if logFiles { // a second decode only for the files that declare some
 		s.LogFiles = decodeLogFiles(root, data, s.Log, func(key, format string, args ...any) { add("log."+key, format, args...) })
 	}
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+	if len(typed) > 0 {
+		// A key that was set, but wrongly, is not missing as well:
+		// "command is required" would only repeat its type problem.
+		bad := map[string]bool{}
+		for _, p := range typed {
+			bad[p.Key] = true
+		}
+		ps = slices.DeleteFunc(ps, func(p Problem) bool { return bad[p.Key] })
+		ps = append(ps, typed...)
+	}
+	ps = sortProblems(ps)
 	if len(ps.Errors()) > 0 {
 		return nil, ps
 	}
 	return &s, ps
+}
+
+// sortProblems orders problems by where they are, as a compiler lists them.
+func sortProblems(ps Problems) Problems {
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].Line != ps[j].Line {
+			return ps[i].Line < ps[j].Line
+		}
+		return ps[i].Col < ps[j].Col
+	})
+	return ps
+}
+
+// retype is Parse's second reading of a file the decoder refused: the
+// problem of every value of the wrong type (types.go), each at its value,
+// and the file without those values, to be decoded and validated as usual.
+// ok is false when the refusal was not a type problem (a syntax error),
+// which leaves the decoder's own error as the one problem.
+func retype(file, text string) (pruned []byte, ps Problems, ok bool) {
+	var raw map[string]any
+	if _, err := toml.Decode(text, &raw); err != nil {
+		return nil, nil, false
+	}
+	typeProblems(reflect.TypeFor[Service](), raw, "", func(key, msg string) {
+		line, col := locate(text, key)
+		line, col = valuePos(text, line, col)
+		ps = append(ps, Problem{File: file, Line: line, Col: col, Key: key, Msg: msg})
+	})
+	if len(ps) == 0 {
+		return nil, nil, false
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(raw); err != nil {
+		return nil, ps, false
+	}
+	return buf.Bytes(), ps, true
 }
 
 // Validate applies Parse's rules to a definition built in memory, as an

@@ -377,7 +377,7 @@ func TestParseProblems(t *testing.T) {
 		{"name differs from the directory", "\nname = \"api-other\"\n" + cmd, []string{
 			`2:1: name: "api-other" differs from the directory's name "api-app"`}},
 		{"unknown top-level key", cmd + "\ncomand = [\"x\"]", []string{
-			`3:1: comand: unknown key`}},
+			`3:1: comand: unknown key; did you mean "command"?`}},
 		{"unknown key in a table", cmd + "[restart]\npolicy = \"always\"\n  retries = 3", []string{
 			`4:3: restart.retries: unknown key`}},
 		{"unknown key in an inline table", cmd + `stop = { signal = "TERM", grace = "5s" }`, []string{
@@ -474,20 +474,20 @@ func TestParseTypeMismatch(t *testing.T) {
 		body string
 		want string
 	}{
-		{"duration as a number", "command = [\"x\"]\n[stop]\ntimeout = 5", `3:11: stop.timeout: ` + notDuration + `"5"`},
-		{"duration without a unit", "command = [\"x\"]\n[stop]\ntimeout = \"5\"", `3:12: stop.timeout: ` + notDuration + `"5"`},
-		{"duration in an inline table", "command = [\"x\"]\nrestart = { backoff = \"soon\" }", `2:13: restart.backoff: ` + notDuration + `"soon"`},
-		{"negative duration", "command = [\"x\"]\nready_after = \"-1s\"", `2:16: ready_after: negative duration "-1s"`},
-		{"command as a string", "version = \"1\"\ncommand = \"node server.js\"", `2:1: command: incompatible types: TOML value has type string; destination has type slice`},
-		{"number in command", "command = [\"x\", 1]", `1:1: command: incompatible types: TOML value has type int64; destination has type string`},
-		{"autostart as a string", "command = [\"x\"]\nautostart = \"yes\"", `2:1: autostart: incompatible types: TOML value has type string; destination has type boolean`},
-		{"limit as a string", "command = [\"x\"]\n[restart]\nlimit = \"5\"", `3:1: restart.limit: incompatible types: TOML value has type string; destination has type integer`},
-		{"depends_on as a string", "command = [\"x\"]\ndepends_on = \"service-db\"", `2:1: depends_on: incompatible types: TOML value has type string; destination has type slice`},
-		{"env value as a number", "command = [\"x\"]\nenv = { PORT = 8080 }", `2:1: env.PORT: incompatible types: TOML value has type int64; destination has type string`},
+		{"duration as a number", "command = [\"x\"]\n[stop]\ntimeout = 5", `3:11: stop.timeout: must be a duration string such as "5s", not the number 5`},
+		{"duration without a unit", "command = [\"x\"]\n[stop]\ntimeout = \"5\"", `3:11: stop.timeout: ` + notDuration + `"5"`},
+		{"duration in an inline table", "command = [\"x\"]\nrestart = { backoff = \"soon\" }", `2:11: restart.backoff: ` + notDuration + `"soon"`},
+		{"negative duration", "command = [\"x\"]\nready_after = \"-1s\"", `2:15: ready_after: negative duration "-1s"`},
+		{"command as a string", "version = \"1\"\ncommand = \"node server.js\"", `2:11: command: must be a list of strings, e.g. ["node", "server.js"]`},
+		{"number in command", "command = [\"x\", 1]", `1:11: command: must be a list of strings; element 2 is the number 1`},
+		{"autostart as a string", "command = [\"x\"]\nautostart = \"yes\"", `2:13: autostart: must be true or false, not the string "yes"`},
+		{"limit as a string", "command = [\"x\"]\n[restart]\nlimit = \"5\"", `3:9: restart.limit: must be a whole number, not the string "5"`},
+		{"depends_on as a string", "command = [\"x\"]\ndepends_on = \"service-db\"", `2:14: depends_on: must be a list of strings, e.g. ["service-db"]`},
+		{"env value as a number", "command = [\"x\"]\nenv = { PORT = 8080 }", `2:7: env.PORT: must be a string, not the number 8080`},
 		{"env as a string", "command = [\"x\"]\nenv = \"A=1\"", `2:1: env: must be a table, such as { NAME = "value" }`},
 		{"env as an array", "command = [\"x\"]\n\nenv = [\"A=1\"]", `3:1: env: must be a table, such as { NAME = "value" }`},
 		{"env as a number", "command = [\"x\"]\nenv = 5", `2:1: env: must be a table, such as { NAME = "value" }`},
-		{"restart as a number", "command = [\"x\"]\nrestart = 5", `2:1: restart: type mismatch for spec.Restart: expected table but found int64`},
+		{"restart as a number", "command = [\"x\"]\nrestart = 5", `2:11: restart: must be a table ([restart]), not the number 5`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
