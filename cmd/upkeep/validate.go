@@ -27,7 +27,13 @@ func validateCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			accounts, err := spec.LoadAccounts(g.root)
+			if err != nil {
+				return err
+			}
 			for _, s := range svcs {
+				// user, group, groups: a start would fail on a missing one.
+				problems = append(problems, accounts.Check(s)...)
 				// The rule deploy and image add apply; --strict makes its
 				// warning an error here too.
 				if warn, err := cfg.CheckName(s.Name); err != nil {
