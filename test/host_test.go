@@ -281,7 +281,12 @@ func TestDeployRollbackThroughDaemon(t *testing.T) {
 	// timeout, and 2.0.0 comes back with its overlay.
 	start := time.Now()
 	out, stderr, code := h.up("deploy", "www-app@3.0.0", "--timeout", "2s")
-	if code != 1 || !strings.Contains(stderr, "deploy of www-app 3.0.0 failed; rolled back to 2.0.0") || strings.Count(stderr, "\n") != 1 {
+	// The error is the last line of stderr, with the reason; the lines
+	// before it are the progress of the wait (issue 15: no more silence and
+	// "context deadline exceeded").
+	lastLine := stderr[strings.LastIndex(strings.TrimSuffix(stderr, "\n"), "\n")+1:]
+	if code != 1 || !regexp.MustCompile(`^upkeep: deploy of www-app 3.0.0 failed \(www-app did not come up within 2s \(still starting; last check failure: tcp-1: .*connection refused\)\); rolled back to 2.0.0\n$`).MatchString(lastLine) ||
+		!strings.Contains(stderr, "www-app: check tcp-1 failed: ") || strings.Contains(stderr, "deadline exceeded") {
 		t.Fatalf("deploy 3.0.0: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 	}
 	t.Logf("a failing deploy and its rollback took %v", time.Since(start))

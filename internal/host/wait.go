@@ -116,10 +116,10 @@ func (w *watch) event(e api.Event) {
 		}
 		w.say("%s", line)
 		switch e.State {
-		case api.Fatal.String():
-			reason = fmt.Sprintf("%s is fatal: %s", w.name, e.Message)
-		case api.Exited.String():
-			reason = fmt.Sprintf("%s exited: %s", w.name, e.Message)
+		case api.Fatal.String(), api.Exited.String():
+			// As the daemon's own wait says it ("www-x: fatal (exit 3):
+			// ..."), whichever of the two is first.
+			reason = fmt.Sprintf("%s: %s: %s", w.name, e.State, e.Message)
 		}
 	case "check":
 		w.say("check %s %s", e.Check, e.Message)

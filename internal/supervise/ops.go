@@ -234,12 +234,24 @@ func (d *Daemon) lookup(names []string) ([]*service, error) {
 // by the caller's goroutine, never by the services' loops.
 func (d *Daemon) Status(names []string) ([]api.Status, error) {
 	var svcs []*service
+	var broken []api.Status // named services whose definition did not load
 	if len(names) == 0 {
 		svcs = d.all()
 	} else {
-		var err error
-		if svcs, err = d.lookup(names); err != nil {
-			return nil, err
+		for _, n := range names {
+			sv, err := d.get(n)
+			if err == nil {
+				svcs = append(svcs, sv)
+				continue
+			}
+			d.mu.Lock()
+			ps, ok := d.problems[n]
+			d.mu.Unlock()
+			if !ok {
+				return nil, err
+			}
+			// Stopped, and why: status NAME says it as status does.
+			broken = append(broken, api.Status{Name: n, State: api.Stopped, Error: ps.Error()})
 		}
 	}
 	out := make([]api.Status, len(svcs))
@@ -262,6 +274,7 @@ func (d *Daemon) Status(names []string) ([]api.Status, error) {
 		})
 	}
 	wg.Wait()
+	out = append(out, broken...)
 	if len(names) == 0 {
 		d.mu.Lock()
 		for name, ps := range d.problems {
