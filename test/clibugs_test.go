@@ -118,6 +118,12 @@ func TestDefinitionErrorsInOperatorsWords(t *testing.T) {
 			t.Errorf("upkeep %s: exit %d, %q", strings.Join(args, " "), code, stderr)
 		}
 	}
+	// Commands that read the host rather than ask the daemon suggest too.
+	for _, args := range [][]string{{"logs", "www-helo"}, {"rollback", "www-helo"}, {"export", "systemd", "www-helo", "--out", t.TempDir()}} {
+		if _, stderr, code := h.cli(args...); code != 1 || !strings.HasSuffix(stderr, "; did you mean \"www-hello\"?\n") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("upkeep %s: exit %d, %q", strings.Join(args, " "), code, stderr)
+		}
+	}
 }
 
 // events -f ends with "daemon stopped" and exit 0 when the daemon stops;

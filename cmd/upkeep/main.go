@@ -30,11 +30,11 @@ func main() {
 func run(args []string) int {
 	cmd := rootCommand()
 	cmd.SetArgs(args)
-	err := cmd.Execute()
+	ran, err := cmd.ExecuteC()
 	if err == nil {
 		return 0
 	}
-	err = explain(cmd, err) // usage.go: unknown commands, did you mean
+	err = suggestName(cmd, ran, explain(cmd, err)) // usage.go: unknown commands, did you mean
 	fmt.Fprintln(os.Stderr, "upkeep: "+err.Error())
 	var ue usageError
 	if errors.As(err, &ue) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -50,6 +51,28 @@ func explain(root *cobra.Command, err error) error {
 			if alt := spec.Suggest(m[1], serviceNames(root)); alt != "" {
 				return fmt.Errorf("%w; did you mean %q?", err, alt)
 			}
+		}
+	}
+	return err
+}
+
+// suggestName adds a "did you mean" to the failure of a command that was
+// given a service name the root does not have (logs, deploy, rollback,
+// export, … which read the host rather than ask the daemon), when the
+// error names it and a defined service is near.
+func suggestName(root, ran *cobra.Command, err error) error {
+	var ue usageError
+	if ran == nil || errors.As(err, &ue) || strings.Contains(err.Error(), "did you mean") {
+		return err
+	}
+	names := serviceNames(root)
+	for _, a := range ran.Flags().Args() {
+		name, _, _ := strings.Cut(a, "@") // deploy NAME@VERSION
+		if spec.CheckName(name) != nil || !strings.Contains(err.Error(), name) || slices.Contains(names, name) {
+			continue
+		}
+		if alt := spec.Suggest(name, names); alt != "" {
+			return fmt.Errorf("%w; did you mean %q?", err, alt)
 		}
 	}
 	return err
@@ -100,6 +123,9 @@ func flagError(cmd *cobra.Command, err error) error {
 			return usageError{fmt.Errorf("%s: unknown flag --%s; did you mean --%s?", cmd.Name(), m[1], alt)}
 		}
 		return usageError{fmt.Errorf("%s: unknown flag --%s", cmd.Name(), m[1])}
+	}
+	if cmd == cmd.Root() {
+		return usageError{err} // "upkeep: " is said once
 	}
 	return usageError{fmt.Errorf("%s: %s", cmd.Name(), msg)}
 }
