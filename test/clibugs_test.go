@@ -40,6 +40,10 @@ func TestUnknownDependency(t *testing.T) {
 	if instances(h.root, "/bin/sleep", "1001") != 0 {
 		t.Error("www-app runs despite its unknown dependency")
 	}
+	if _, stderr, code := h.cli("start", "www-app"); code != 1 || strings.Count(stderr, "\n") != 1 ||
+		!strings.Contains(stderr, "www-app: definition is broken, so it is kept stopped: "+want) {
+		t.Errorf("start www-app: exit %d, %q", code, stderr)
+	}
 	// A typo, found at reload: named, with the one it was meant to be.
 	h.write("www-typo", "command = [\"/bin/sleep\", \"1002\"]\ndepends_on = [\"service-bd\"]\n")
 	out, stderr, code = h.cli("reload")

@@ -76,6 +76,15 @@ func (h *Host) follow(ctx context.Context, d Daemon, name string, timeout time.D
 	}
 	cancel()
 	wg.Wait()
+	if err != nil {
+		// The daemon's answer can beat its last event to us: say where
+		// the service ended up if the stream did not.
+		sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+		if st, serr := f.Status(sctx, []string{name}); serr == nil && len(st) == 1 {
+			w.final(st[0])
+		}
+		scancel()
+	}
 	if err != nil && time.Since(since) >= timeout {
 		// The daemon's own words end in "context deadline exceeded".
 		err = fmt.Errorf("%s did not come up within %v (%s)", name, timeout, w.last())
@@ -158,6 +167,24 @@ func (w *watch) status(st api.Status) {
 		}
 		w.check = c.Name + ": " + c.Last.Message
 		w.say("check %s failed: %s%s", c.Name, c.Last.Message, grace)
+	}
+}
+
+// final prints the state the service is in when the wait failed, unless
+// it was the last one printed.
+func (w *watch) final(st api.Status) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s := st.State.String(); s != w.state {
+		line := "now " + s
+		if st.LastExit != "" {
+			line += " (" + st.LastExit + ")"
+		}
+		if st.Detail != "" {
+			line += ": " + st.Detail
+		}
+		w.say("%s", line)
+		w.state = s
 	}
 }
 

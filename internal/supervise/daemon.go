@@ -267,7 +267,8 @@ func (d *Daemon) get(name string) (*service, error) {
 		return sv, nil
 	}
 	if ps, ok := d.problems[name]; ok {
-		return nil, fmt.Errorf("%s: definition is broken:\n%s", name, ps.Error())
+		// One line, as every CLI error is: the problems joined.
+		return nil, fmt.Errorf("%s: definition is broken, so it is kept stopped: %s", name, strings.ReplaceAll(ps.Error(), "\n", "; "))
 	}
 	return nil, fmt.Errorf("%w %q", api.ErrUnknown, name)
 }
