@@ -41,8 +41,8 @@ func explain(root *cobra.Command, err error) error {
 		if parent != root {
 			msg = fmt.Sprintf("%s: unknown command %q", parent.Name(), m[1])
 		}
-		if s := parent.SuggestionsFor(m[1]); len(s) > 0 {
-			return usageError{fmt.Errorf("%s; did you mean %q?", msg, s[0])}
+		if s := suggestCommand(parent, m[1]); s != "" {
+			return usageError{fmt.Errorf("%s; did you mean %q?", msg, s)}
 		}
 		return usageError{fmt.Errorf("%s (%s --help lists them)", msg, parent.CommandPath())}
 	}
@@ -159,8 +159,28 @@ func subcommandError(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return usageError{fmt.Errorf("%s: want a subcommand: %s", cmd.Name(), want)}
 	}
-	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-		return usageError{fmt.Errorf("%s: unknown command %q; did you mean %q?", cmd.Name(), args[0], s[0])}
+	if s := suggestCommand(cmd, args[0]); s != "" {
+		return usageError{fmt.Errorf("%s: unknown command %q; did you mean %q?", cmd.Name(), args[0], s)}
 	}
 	return usageError{fmt.Errorf("%s: unknown command %q (want %s)", cmd.Name(), args[0], want)}
+}
+
+// suggestCommand is the subcommand of parent nearest to word: within two
+// edits (the rule keys and service names follow), else one it prefixes
+// (cobra's own suggestion).
+func suggestCommand(parent *cobra.Command, word string) string {
+	var names []string
+	for _, c := range parent.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+			names = append(names, c.Aliases...)
+		}
+	}
+	if s := spec.Suggest(word, names); s != "" {
+		return s
+	}
+	if s := parent.SuggestionsFor(word); len(s) > 0 {
+		return s[0]
+	}
+	return ""
 }

@@ -19,6 +19,9 @@ func TestSuggest(t *testing.T) {
 			t.Errorf("Suggest(%q) = %q, want %q", tc.word, got, tc.want)
 		}
 	}
+	if got := Suggest("stauts", []string{"start", "status", "stop"}); got != "status" {
+		t.Errorf("a swap: %q", got)
+	}
 	if got := Suggest("www-helo", []string{"api-app", "www-hello", "www-help"}); got != "www-hello" {
 		t.Errorf("service name: %q", got)
 	}
@@ -29,7 +32,8 @@ func TestDistance(t *testing.T) {
 		a, b string
 		want int
 	}{
-		{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"abc", "abc", 0}, {"abc", "acb", 2}, {"flaw", "lawn", 2},
+		{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"abc", "abc", 0}, {"abc", "acb", 1}, {"flaw", "lawn", 2},
+		{"stauts", "status", 1}, {"stauts", "start", 2}, {"ca", "abc", 3}, // optimal string alignment: no edit twice
 	} {
 		if got := distance(tc.a, tc.b, 10); got != tc.want {
 			t.Errorf("distance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
