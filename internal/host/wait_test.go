@@ -22,7 +22,9 @@ type daemonFake struct {
 	status api.Status
 }
 
-func (d *daemonFake) Reload(context.Context) (api.ReloadResult, error) { return api.ReloadResult{}, nil }
+func (d *daemonFake) Reload(context.Context) (api.ReloadResult, error) {
+	return api.ReloadResult{}, nil
+}
 func (d *daemonFake) Start(context.Context, []string, control.ActOptions) error {
 	return nil
 }
