@@ -46,3 +46,25 @@ func TestDistance(t *testing.T) {
 		t.Errorf("limited distance = %d, want the limit 2", got)
 	}
 }
+
+// The distance is a metric on what it measures: zero only for equal
+// strings, symmetric, never more than the longer length, and the limit
+// caps it without changing smaller values.
+func FuzzDistance(f *testing.F) {
+	for _, s := range [][2]string{{"stauts", "status"}, {"", "x"}, {"kitten", "sitting"}, {"ab", "ba"}, {"www-helo", "www-hello"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if len(a) > 64 || len(b) > 64 {
+			return // names and keys are short; the table is quadratic
+		}
+		limit := max(len(a), len(b)) + 1
+		d := distance(a, b, limit)
+		if (d == 0) != (a == b) || d != distance(b, a, limit) || d > max(len(a), len(b)) {
+			t.Fatalf("distance(%q, %q) = %d, reversed %d", a, b, d, distance(b, a, limit))
+		}
+		if c := distance(a, b, 2); c != min(d, 2) {
+			t.Fatalf("distance(%q, %q) limited to 2 = %d, want %d", a, b, c, min(d, 2))
+		}
+	})
+}
