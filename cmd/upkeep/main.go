@@ -34,6 +34,10 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es) // an answer (status, is-active), not an error to print
+	}
 	fmt.Fprintln(os.Stderr, "upkeep: "+err.Error())
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -83,7 +87,11 @@ func rootCommand() *cobra.Command {
 		logsCommand(g), logrotateCommand(g), rotateCommand(g),
 		importCommand(g), exportCommand(g),
 		testCommand(g),
+		isActiveCommand(g), isFailedCommand(g), manCommand(),
 	)
+	root.Version = version()
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	addCompletions(root, g)
 	return root
 }
 
