@@ -115,7 +115,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("var/log/%s: %q, want %q in it", file, got, want)
 		}
 	}
-	if !strings.HasSuffix(out, "stopping the daemon: api-worker first, then www-hello (it depends on it)\n") {
+	if !strings.HasSuffix(out, "stopping the daemon: api-worker first (it depends on www-hello), then www-hello and service-ticker\n") {
 		t.Errorf("the demo did not end with the daemon's stop:\n%s", out)
 	}
 

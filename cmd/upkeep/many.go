@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"sort"
@@ -295,4 +297,23 @@ func (p *progress) end() {
 	}
 	close(p.stop)
 	<-p.done
+}
+
+// createRoot makes a missing --root for provision, as docker makes a bind
+// mount's missing source and systemd a StateDirectory: the root is
+// upkeep's to lay out. Its parent must exist (a typo two levels up is
+// refused), and a missing --home is not created: that is the operator's.
+func createRoot(root string, dryRun bool) error {
+	if _, err := os.Stat(root); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if dryRun {
+		fmt.Printf("mkdir -m 0755 %s   # the root\n", root)
+		return nil
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return fmt.Errorf("create the root: %w", err)
+	}
+	fmt.Printf("created the root %s\n", root)
+	return nil
 }

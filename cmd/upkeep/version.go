@@ -12,6 +12,10 @@ import (
 // from the build info ("(devel)" for a build from a checkout).
 var buildVersion string
 
+// buildCommit is the commit, for builds the go command could not stamp
+// (the Makefile sets it from git; a "-dirty" suffix marks a dirty tree).
+var buildCommit string
+
 // version is what `upkeep --version` prints after the name: the version,
 // the commit and whether the tree was dirty (from the build's VCS stamp:
 // go build in a git checkout, unless -buildvcs=false), and the Go release
@@ -34,6 +38,9 @@ func version() string {
 				dirty = s.Value == "true"
 			}
 		}
+	}
+	if c, ok := strings.CutSuffix(buildCommit, "-dirty"); buildCommit != "" && commit == "unknown" {
+		commit, dirty = c, ok
 	}
 	if v == "" {
 		v = "(devel)"
