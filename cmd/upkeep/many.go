@@ -201,7 +201,7 @@ func failed(s api.Status) bool {
 	case api.Fatal, api.Backoff:
 		return true
 	case api.Exited:
-		return s.LastExit != "" && s.LastExit != "exit status 0"
+		return s.LastExit != "" && s.LastExit != "exit 0"
 	case api.Stopped:
 		return s.Error != ""
 	}
