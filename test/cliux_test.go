@@ -154,6 +154,14 @@ func TestManyAtOnce(t *testing.T) {
 		t.Errorf("restart 'www-?': pids %v, were %v; want www-a and www-b restarted, api-c left alone", st, old)
 	}
 
+	// A stop of a dependency stops its dependents first, and says so.
+	out, stderr, code = h.cli("stop", "www-b")
+	if code != 0 || out != "www-a: stopped\nwww-b: stopped\n" {
+		t.Errorf("stop www-b: exit %d %q %q; want www-a (which depends on it) stopped first", code, out, stderr)
+	}
+	if _, stderr, code := h.cli("start", "-q", "www-a"); code != 0 {
+		t.Fatalf("start www-a: %d %s", code, stderr)
+	}
 	out, stderr, code = h.cli("stop", "--all")
 	if code != 0 {
 		t.Fatalf("stop --all: exit %d %s", code, stderr)

@@ -228,9 +228,20 @@ func actionCommand(g *globals, action, short string) *cobra.Command {
 			if !quiet {
 				// One line per service, in the order the daemon acted:
 				// what it depends on first, or for stop its dependents.
-				if st, serr := c.Status(cmd.Context(), dependencyOrder(g.root, names, action == "stop")); serr == nil {
+				// A stop stops the dependents too: they get their line.
+				shown := names
+				if action == "stop" {
+					shown = withDependents(g.root, names)
+				}
+				if st, serr := c.Status(cmd.Context(), nil); serr == nil {
+					byName := map[string]api.Status{}
 					for _, s := range st {
-						fmt.Println(doneLine(s))
+						byName[s.Name] = s
+					}
+					for _, n := range dependencyOrder(g.root, shown, action == "stop") {
+						if s, ok := byName[n]; ok {
+							fmt.Println(doneLine(s))
+						}
 					}
 				}
 			}

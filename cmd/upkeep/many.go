@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -154,6 +155,29 @@ func dependencyOrder(root string, names []string, reverse bool) []string {
 	if reverse {
 		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out
+}
+
+// withDependents is names and, transitively, the services under root
+// that depend on them: what a stop of names stops.
+func withDependents(root string, names []string) []string {
+	h, err := spec.LoadHost(root)
+	if err != nil {
+		return names
+	}
+	out := append([]string(nil), names...)
+	seen := map[string]bool{}
+	for _, n := range names {
+		seen[n] = true
+	}
+	for i := 0; i < len(out); i++ {
+		for _, n := range h.Names() {
+			if !seen[n] && slices.Contains(h.Services[n].DependsOn, out[i]) {
+				seen[n] = true
+				out = append(out, n)
+			}
 		}
 	}
 	return out
