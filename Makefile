@@ -22,9 +22,12 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -buildvcs=true -ldflags "-X main.buildVersion=$(VERSION) -X main.buildCommit=$(COMMIT)" -o upkeep ./cmd/upkeep
 
-man: build
+# A build of its own: the __man command (cobra/doc) is only in -tags man builds.
+man:
 	rm -rf man && mkdir -p man
-	./upkeep __man man
+	CGO_ENABLED=0 $(GO) build -tags man -o man/upkeep-man ./cmd/upkeep
+	man/upkeep-man __man man
+	rm man/upkeep-man
 
 completion: build
 	mkdir -p completion

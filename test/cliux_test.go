@@ -336,7 +336,7 @@ func TestColour(t *testing.T) {
 func TestVersion(t *testing.T) {
 	h := newHost(t)
 	out, stderr, code := h.cli("--version")
-	if code != 0 || !regexp.MustCompile(`^upkeep \S+ \(commit \S+, (dirty, )?go1\.\S+, linux/\w+\)\n$`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`^upkeep version \S+ \(commit \S+, (dirty, )?go1\.\S+, linux/\w+\)\n$`).MatchString(out) {
 		t.Errorf("--version: exit %d %q %q", code, out, stderr)
 	}
 	if !strings.Contains(out, runtime.Version()+",") {
@@ -350,7 +350,7 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
 	b, err := exec.Command(exe, "--version").Output()
-	if want := "upkeep 1.2.3 (commit 0123456789ab, dirty, " + runtime.Version() + ", linux/" + runtime.GOARCH + ")\n"; err != nil || string(b) != want {
+	if want := "upkeep version 1.2.3 (commit 0123456789ab, dirty, " + runtime.Version() + ", linux/" + runtime.GOARCH + ")\n"; err != nil || string(b) != want {
 		t.Errorf("release build --version: %v %q, want %q", err, b, want)
 	}
 }
@@ -426,7 +426,14 @@ func TestCompletion(t *testing.T) {
 func TestHelpAndManGolden(t *testing.T) {
 	env := []string{"HOME=/home/operator", "SOURCE_DATE_EPOCH=0", "PATH=" + os.Getenv("PATH")}
 	dir := t.TempDir()
-	man := exec.Command(bin, "__man", dir)
+	// __man is in -tags man builds only (make man).
+	manBin := filepath.Join(t.TempDir(), "upkeep-man")
+	build := exec.Command("go", "build", "-tags", "man", "-o", manBin, "../cmd/upkeep")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags man: %v\n%s", err, b)
+	}
+	man := exec.Command(manBin, "__man", dir)
 	man.Env = env
 	if out, err := man.CombinedOutput(); err != nil {
 		t.Fatalf("__man: %v\n%s", err, out)

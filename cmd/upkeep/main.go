@@ -13,6 +13,9 @@ import (
 	"upkeep/internal/paths"
 )
 
+// extraCommands are the commands of optional build tags (man: __man).
+var extraCommands []func() *cobra.Command
+
 // usageError marks errors in how upkeep was called (exit status 2).
 type usageError struct{ error }
 
@@ -87,10 +90,15 @@ func rootCommand() *cobra.Command {
 		logsCommand(g), logrotateCommand(g), rotateCommand(g),
 		importCommand(g), exportCommand(g),
 		testCommand(g),
-		isActiveCommand(g), isFailedCommand(g), manCommand(),
+		isActiveCommand(g), isFailedCommand(g),
 	)
+	for _, c := range extraCommands {
+		root.AddCommand(c())
+	}
+	// "upkeep version 1.2.3 (commit ..., go1.26)". Not SetVersionTemplate:
+	// a template links text/template, whose reflection keeps every method
+	// of every type in the binary (3 MB more).
 	root.Version = version()
-	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	addCompletions(root, g)
 	return root
 }

@@ -1,3 +1,5 @@
+//go:build man
+
 package main
 
 import (
@@ -6,6 +8,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 )
+
+// Built only with -tags man (make man does): cobra/doc brings a markdown
+// renderer and a YAML encoder, a megabyte the daemon has no use for.
+func init() { extraCommands = append(extraCommands, manCommand) }
 
 // manCommand writes the man pages, upkeep.1 and one upkeep-CMD.1 per
 // command, generated from the commands themselves (make man runs it), so
