@@ -200,6 +200,17 @@ func actionCommand(g *globals, action, short string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   action + " NAME|PATTERN... | " + action + " --all",
 		Short: short,
+		Long: short + `.
+
+Names, shell patterns matched against the services' names ('www-*', quoted
+so the shell leaves them alone; one that matches nothing is an error) or
+--all. The daemon acts in dependency order: a start starts what a service
+depends on first, a stop stops what depends on it first.
+
+When done, one line per service: "www-hello: running (pid 123)",
+"www-hello: stopped". While waiting, a progress line (a stop timeout
+counting down to its SIGKILL) is drawn on stderr when it is a terminal.
+-q prints nothing but errors.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if all && len(args) > 0 {
 				return usageError{fmt.Errorf("%s: NAME or --all, not both", action)}
