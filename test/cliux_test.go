@@ -385,6 +385,9 @@ func TestCompletion(t *testing.T) {
 	if got := complete("stop", "www-hello", ""); !slices.Equal(got, []string{"api-app", "service-db"}) {
 		t.Errorf("stop www-hello offers %q: a name already given again", got)
 	}
+	if got := complete("validate", ""); !slices.Equal(got, services) {
+		t.Errorf("validate offers %q", got)
+	}
 	if got := complete("signal", ""); !slices.Equal(got, services) {
 		t.Errorf("signal offers %q for its first argument", got)
 	}

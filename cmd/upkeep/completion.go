@@ -38,11 +38,16 @@ func addCompletions(root *cobra.Command, g *globals) {
 				return without(serviceNames(g.root), args), cobra.ShellCompDirectiveNoFileComp
 			}
 		case slices.Contains(serviceArgsFirst, name):
+			// validate and test take a path as well as a name: files too.
+			dir := cobra.ShellCompDirectiveNoFileComp
+			if name == "validate" || name == "test" {
+				dir = cobra.ShellCompDirectiveDefault
+			}
 			c.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 				if len(args) > 0 {
 					return nil, cobra.ShellCompDirectiveDefault
 				}
-				return serviceNames(g.root), cobra.ShellCompDirectiveNoFileComp
+				return serviceNames(g.root), dir
 			}
 		case name == "signal":
 			c.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
