@@ -97,7 +97,7 @@ func TestControlPolicyBroken(t *testing.T) {
 	os.WriteFile(p, []byte("[control]\ngroup = \"ops\nread_group = 5\n"), 0o644)
 	h.write("www-a", "command = [\"/bin/sleep\", \"1000\"]\n")
 	h.daemon()
-	h.eventually(10*time.Second, "the daemon answers", func() bool { _, _, code := h.cli("status"); return code == 0 })
+	h.eventually(10*time.Second, "the daemon answers", func() bool { _, _, code := h.cli("status"); return answeredCode(code) })
 	log, _ := os.ReadFile(filepath.Join(h.root, "var/log/upkeep.log"))
 	if !strings.Contains(string(log), p+":2:") || !strings.Contains(string(log), "only root and the daemon's own user may use the control socket") {
 		t.Errorf("the event log does not report the broken policy with its position:\n%s", log)

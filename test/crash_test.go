@@ -80,7 +80,7 @@ func (h *host) daemonAt(step string) *exec.Cmd {
 	// Answering, not just a socket file: a dead daemon leaves its file.
 	h.eventually(10*time.Second, "the daemon to answer", func() bool {
 		_, _, code := h.cli("status")
-		return code == 0
+		return answeredCode(code)
 	})
 	return cmd
 }

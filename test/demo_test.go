@@ -100,8 +100,13 @@ func TestDemo(t *testing.T) {
 	if pid, restarts, _ := row(second, "www-hello"); pid == oldPid || restarts < 1 {
 		t.Errorf("www-hello after the crash: pid %d (was %d), %d restarts; want a new pid and a restart counted", pid, oldPid, restarts)
 	}
-	if checks := sectionWithPrefix(sections, "upkeep status www-hello"); !regexp.MustCompile(`www-hello\s+\S+\s+http\s+ok`).MatchString(checks) {
+	checks := sectionWithPrefix(sections, "upkeep status www-hello")
+	if !regexp.MustCompile(`www-hello\s+\S+\s+http\s+ok`).MatchString(checks) {
 		t.Errorf("www-hello's check:\n%s", checks)
+	}
+	// The service's own row first, as status NAME prints it.
+	if row := regexp.MustCompile(`(?m)^NAME\s+STATE.*\nwww-hello\s+running\s`).FindStringIndex(checks); row == nil || row[0] > strings.Index(checks, "SERVICE") {
+		t.Errorf("status www-hello: no service row before its checks:\n%s", checks)
 	}
 	if ev := section("upkeep events"); !strings.Contains(ev, "starting -> running") || !regexp.MustCompile(`www-hello\s+running -> `).MatchString(ev) {
 		t.Errorf("events show no start and no crash of www-hello:\n%s", ev)
@@ -115,7 +120,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("var/log/%s: %q, want %q in it", file, got, want)
 		}
 	}
-	if !strings.HasSuffix(out, "stopping the daemon: api-worker first, then www-hello (it depends on it)\n") {
+	if !strings.HasSuffix(out, "stopping the daemon: api-worker first (it depends on www-hello), then www-hello and service-ticker\n") {
 		t.Errorf("the demo did not end with the daemon's stop:\n%s", out)
 	}
 

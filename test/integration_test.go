@@ -194,7 +194,7 @@ func (h *host) cli(args ...string) (string, string, int) {
 
 func (h *host) status() map[string]status {
 	out, _, code := h.cli("status", "--json")
-	if code != 0 {
+	if !answeredCode(code) {
 		return nil
 	}
 	var list []status

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -27,16 +28,26 @@ func checkNames(names []string) error {
 }
 
 func statusCommand(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, all bool
 	cmd := &cobra.Command{
-		Use:   "status [NAME...]",
-		Short: "Show the state of services",
+		Use:   "status [NAME|PATTERN...]",
+		Short: "Show the state of services (exit 3 when one is not in its wanted state)",
+		Long: `upkeep status shows the state of the named services, of those matching a
+shell pattern ('www-*'), or with none named (or --all) of every service.
+
+Exit status: 0 when each service shown is in its wanted state (running, or
+stopped on purpose), 3 when one is not (starting, stopping, backoff, exited,
+fatal, or stopped with a broken definition), as systemctl is-active; 1 when
+the daemon could not answer or a name is unknown, 2 for bad usage.`,
+		Args: func(cmd *cobra.Command, args []string) error { return checkSelectors(args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkNames(args); err != nil {
+			c := control.NewClient(g.sock())
+			names, err := selection(cmd.Context(), c, args, all)
+			if err != nil {
 				return err
 			}
 			if asJSON {
-				raw, err := control.NewClient(g.sock()).StatusJSON(cmd.Context(), args)
+				raw, err := c.StatusJSON(cmd.Context(), names)
 				if err != nil {
 					return err
 				}
@@ -44,24 +55,110 @@ func statusCommand(g *globals) *cobra.Command {
 				if err := json.Indent(&out, raw, "", "  "); err != nil {
 					return err
 				}
-				_, err = os.Stdout.Write(out.Bytes())
-				return err
+				if _, err = os.Stdout.Write(out.Bytes()); err != nil {
+					return err
+				}
+				var st []api.Status
+				if err := json.Unmarshal(raw, &st); err != nil {
+					return err
+				}
+				return statusExit(st)
 			}
-			st, err := control.NewClient(g.sock()).Status(cmd.Context(), args)
+			st, err := c.Status(cmd.Context(), names)
 			if err != nil {
 				return err
 			}
 			printStatus(st)
 			printChecks(st)
-			return nil
+			return statusExit(st)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	cmd.Flags().BoolVar(&all, "all", false, "every service (the same as naming none)")
 	return cmd
 }
 
+// statusExit is status's answer: nil when every service of st is in its
+// wanted state, exit status 3 otherwise.
+func statusExit(st []api.Status) error {
+	for _, s := range st {
+		if !wanted(s) {
+			return notWanted
+		}
+	}
+	return nil
+}
+
+// stateCommand is is-active and is-failed: one state word per name on
+// stdout, and the exit status scripts branch on.
+func stateCommand(g *globals, use, short string, yes func(api.Status) bool, allMust bool) *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   use + " NAME|PATTERN...",
+		Short: short,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("%s: missing service name", use)}
+			}
+			return checkSelectors(args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := control.NewClient(g.sock())
+			names, err := selection(cmd.Context(), c, args, false)
+			if err != nil {
+				return err
+			}
+			// All of them, so an unknown name is answered "unknown" as
+			// systemctl answers "inactive", not refused.
+			st, err := c.Status(cmd.Context(), nil)
+			if err != nil {
+				return err
+			}
+			byName := map[string]api.Status{}
+			for _, s := range st {
+				byName[s.Name] = s
+			}
+			some, every := false, true
+			for _, n := range names {
+				s, ok := byName[n]
+				word := "unknown"
+				if ok {
+					word = s.State.String()
+				}
+				if !quiet {
+					fmt.Println(word)
+				}
+				y := ok && yes(s)
+				some = some || y
+				every = every && y
+			}
+			if (allMust && every) || (!allMust && some) {
+				return nil
+			}
+			if allMust {
+				return notWanted
+			}
+			return exitStatus(1)
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing; only the exit status answers")
+	return cmd
+}
+
+func isActiveCommand(g *globals) *cobra.Command {
+	cmd := stateCommand(g, "is-active", "Print each service's state; exit 0 when all are running, 3 otherwise",
+		func(s api.Status) bool { return s.State == api.Running }, true)
+	return cmd
+}
+
+func isFailedCommand(g *globals) *cobra.Command {
+	return stateCommand(g, "is-failed", "Print each service's state; exit 0 when one has failed (fatal, backoff, exited non-zero, broken), 1 otherwise",
+		failed, false)
+}
+
 func printStatus(st []api.Status) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	var table bytes.Buffer
+	w := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tCPU\tRSS")
 	for _, s := range st {
 		pid, up, cpu, rss := "-", "-", "-", "-"
@@ -82,6 +179,11 @@ func printStatus(st []api.Status) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, state, pid, up, s.Restarts, last, cpu, rss)
 	}
 	w.Flush()
+	b := table.Bytes()
+	if colourStdout() {
+		b = colourTable(b, st)
+	}
+	os.Stdout.Write(b)
 	for _, s := range st {
 		if s.LogError != "" || s.DroppedBytes > 0 {
 			fmt.Fprintf(os.Stdout, "\n%s: log output dropped: %d bytes (%s)\n", s.Name, s.DroppedBytes, s.LogError)
@@ -93,25 +195,74 @@ func printStatus(st []api.Status) {
 }
 
 func actionCommand(g *globals, action, short string) *cobra.Command {
-	var noWait bool
+	var noWait, all, quiet bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   action + " NAME...",
+		Use:   action + " NAME|PATTERN... | " + action + " --all",
 		Short: short,
-		Args:  minArgs(1, "service name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkNames(args); err != nil {
-				return err
+		Long: short + `.
+
+Names, shell patterns matched against the services' names ('www-*', quoted
+so the shell leaves them alone; one that matches nothing is an error) or
+--all. The daemon acts in dependency order: a start starts what a service
+depends on first, a stop stops what depends on it first.
+
+When done, one line per service: "www-hello: running (pid 123)",
+"www-hello: stopped". While waiting, a progress line (a stop timeout
+counting down to its SIGKILL) is drawn on stderr when it is a terminal.
+-q prints nothing but errors.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if all && len(args) > 0 {
+				return usageError{fmt.Errorf("%s: NAME or --all, not both", action)}
 			}
+			if !all && len(args) == 0 {
+				return usageError{fmt.Errorf("%s: missing service name (or --all)", action)}
+			}
+			return checkSelectors(args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+5*time.Second)
 			defer cancel()
 			c := control.NewClient(g.sock())
+			names, err := selection(ctx, c, args, all)
+			if err != nil {
+				return err
+			}
 			act := map[string]func(context.Context, []string, control.ActOptions) error{"start": c.Start, "stop": c.Stop, "restart": c.Restart}[action]
-			return act(ctx, args, control.ActOptions{Wait: !noWait, Timeout: timeout})
+			var tty io.Writer
+			if !quiet && !noWait {
+				tty = stderrTTY()
+			}
+			p := startProgress(tty, c, g.root, names)
+			err = act(ctx, names, control.ActOptions{Wait: !noWait, Timeout: timeout})
+			p.end()
+			if !quiet {
+				// One line per service, in the order the daemon acted:
+				// what it depends on first, or for stop its dependents.
+				// A stop stops the dependents too: they get their line.
+				shown := names
+				if action == "stop" {
+					shown = withDependents(g.root, names)
+				}
+				if st, serr := c.Status(cmd.Context(), nil); serr == nil {
+					byName := map[string]api.Status{}
+					for _, s := range st {
+						byName[s.Name] = s
+					}
+					for _, n := range dependencyOrder(g.root, shown, action == "stop") {
+						if s, ok := byName[n]; ok {
+							fmt.Println(doneLine(s))
+						}
+					}
+				}
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the daemon has the request")
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the services")
+	cmd.Flags().BoolVar(&all, "all", false, "every service of the host")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -83,7 +84,8 @@ func runDemo(ctx context.Context, keep bool) error {
 	_ = waitRunning(c, all, 5*time.Second)
 	show(c, "$ upkeep status")
 	if st, err := c.Status(ctx, []string{"www-hello"}); err == nil {
-		fmt.Println("$ upkeep status www-hello   # its HTTP check")
+		fmt.Println("$ upkeep status www-hello   # its row, then its HTTP check")
+		printStatus(st)
 		printChecks(st)
 		fmt.Println()
 	}
@@ -95,14 +97,29 @@ func runDemo(ctx context.Context, keep bool) error {
 		fmt.Printf("$ cat %s\n%s\n", rel, strings.TrimSpace(string(b)))
 	}
 	if keep {
-		fmt.Printf("\nkeeping the demo host up; in another terminal try:\n  upkeep --root %s status\n  upkeep --root %s restart www-hello\nCtrl-C stops every service and removes the host.\n", root, root)
+		up := keepCommand(exe)
+		fmt.Printf("\nkeeping the demo host up; in another terminal try:\n  %s --root %s status\n  %s --root %s restart www-hello\nCtrl-C stops every service and removes the host.\n", up, root, up, root)
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig
 	}
-	fmt.Println("\nstopping the daemon: api-worker first, then www-hello (it depends on it)")
+	fmt.Println("\nstopping the daemon: api-worker first (it depends on www-hello), then www-hello and service-ticker")
 	cancel()
 	return <-done
+}
+
+// keepCommand is how the operator runs this upkeep from another terminal:
+// a binary that go run built lives in a go-build directory it removes on
+// exit, so the hint names go run itself (from the checkout, where the demo
+// was started); an installed binary is named by its path.
+func keepCommand(exe string) string {
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/upkeep"
+	}
+	if p, err := exec.LookPath("upkeep"); err == nil && p == exe {
+		return "upkeep"
+	}
+	return exe
 }
 
 func waitRunning(c *control.Client, names []string, limit time.Duration) error {

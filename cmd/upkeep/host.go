@@ -31,6 +31,9 @@ func provisionCommand(g *globals) *cobra.Command {
 		Short: "Create the host's layout (var/www, var/log, var/db, ~/service ~/log ~/db ~/image ~/script) and keep the symlinks in sync",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := createRoot(g.root, dryRun); err != nil {
+				return err
+			}
 			h, err := g.changingHost(cmd.Context(), dryRun)
 			if err != nil {
 				return err

@@ -13,6 +13,9 @@ import (
 	"upkeep/internal/paths"
 )
 
+// extraCommands are the commands of optional build tags (man: __man).
+var extraCommands []func() *cobra.Command
+
 // usageError marks errors in how upkeep was called (exit status 2).
 type usageError struct{ error }
 
@@ -33,6 +36,10 @@ func run(args []string) int {
 	ran, err := cmd.ExecuteC()
 	if err == nil {
 		return 0
+	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es) // an answer (status, is-active), not an error to print
 	}
 	err = suggestName(cmd, ran, explain(cmd, err)) // usage.go: unknown commands, did you mean
 	fmt.Fprintln(os.Stderr, "upkeep: "+err.Error())
@@ -84,7 +91,16 @@ func rootCommand() *cobra.Command {
 		logsCommand(g), logrotateCommand(g), rotateCommand(g),
 		importCommand(g), exportCommand(g),
 		testCommand(g),
+		isActiveCommand(g), isFailedCommand(g),
 	)
+	for _, c := range extraCommands {
+		root.AddCommand(c())
+	}
+	// "upkeep version 1.2.3 (commit ..., go1.26)". Not SetVersionTemplate:
+	// a template links text/template, whose reflection keeps every method
+	// of every type in the binary (3 MB more).
+	root.Version = version()
+	addCompletions(root, g)
 	return root
 }
 

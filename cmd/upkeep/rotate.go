@@ -15,7 +15,7 @@ import (
 func rotateCommand(g *globals) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "rotate NAME... | rotate --all",
+		Use:   "rotate NAME|PATTERN... | rotate --all",
 		Short: "Rotate services' logs now, as logrotate -f does",
 		Long: `upkeep rotate NAME rotates every log of the service now, through the daemon:
 NAME.log, NAME.error.log and the files it writes itself ([[log.file]]), each
@@ -32,10 +32,17 @@ line and is reported as pending.`,
 			if !all && len(args) == 0 {
 				return usageError{errors.New("rotate: missing NAME (or --all)")}
 			}
-			return checkNames(args)
+			return checkSelectors(args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := control.NewClient(g.sock()).Rotate(cmd.Context(), args, all)
+			c := control.NewClient(g.sock())
+			if anyPattern(args) {
+				var err error
+				if args, err = selection(cmd.Context(), c, args, false); err != nil {
+					return err
+				}
+			}
+			res, err := c.Rotate(cmd.Context(), args, all)
 			if err != nil {
 				return err
 			}

@@ -3,11 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -48,7 +45,7 @@ func explain(root *cobra.Command, err error) error {
 	}
 	if errors.Is(err, control.ErrUnknown) {
 		if m := unknownServiceRE.FindStringSubmatch(err.Error()); m != nil {
-			if alt := spec.Suggest(m[1], serviceNames(root)); alt != "" {
+			if alt := spec.Suggest(m[1], serviceNames(rootFlag(root))); alt != "" {
 				return fmt.Errorf("%w; did you mean %q?", err, alt)
 			}
 		}
@@ -65,7 +62,7 @@ func suggestName(root, ran *cobra.Command, err error) error {
 	if ran == nil || errors.As(err, &ue) || strings.Contains(err.Error(), "did you mean") {
 		return err
 	}
-	names := serviceNames(root)
+	names := serviceNames(rootFlag(root))
 	for _, a := range ran.Flags().Args() {
 		name, _, _ := strings.Cut(a, "@") // deploy NAME@VERSION
 		if spec.CheckName(name) != nil || !strings.Contains(err.Error(), name) || slices.Contains(names, name) {
@@ -78,25 +75,12 @@ func suggestName(root, ran *cobra.Command, err error) error {
 	return err
 }
 
-// serviceNames lists the services defined under the --root that ran: the
-// directories of var/www holding a service.toml.
-func serviceNames(root *cobra.Command) []string {
-	f := root.PersistentFlags().Lookup("root")
-	if f == nil {
-		return nil
+// rootFlag is the --root the command line gave (or its default).
+func rootFlag(root *cobra.Command) string {
+	if f := root.PersistentFlags().Lookup("root"); f != nil {
+		return f.Value.String()
 	}
-	entries, _ := os.ReadDir(filepath.Join(f.Value.String(), spec.WWW))
-	var names []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(f.Value.String(), spec.WWW, e.Name(), spec.FileName)); err == nil {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	return names
+	return ""
 }
 
 // flagError is the root's flag error function: pflag's messages

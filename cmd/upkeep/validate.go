@@ -9,14 +9,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"upkeep/internal/host"
+	"upkeep/internal/paths"
 	"upkeep/internal/spec"
 )
 
 func validateCommand(g *globals) *cobra.Command {
 	var print, strict bool
 	cmd := &cobra.Command{
-		Use:   "validate [PATH]",
-		Short: "Check service definitions without a daemon (PATH: a service directory or its service.toml)",
+		Use:   "validate [NAME|PATH]",
+		Short: "Check service definitions without a daemon (NAME: a service of the root; PATH: a service directory or its service.toml)",
 		Args:  maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			svcs, problems, err := loadForValidate(g.root, args)
@@ -86,6 +87,14 @@ func loadForValidate(root string, args []string) ([]*spec.Service, spec.Problems
 	dir, err := filepath.Abs(args[0])
 	if err != nil {
 		return nil, nil, err
+	}
+	// A service's name as well as a path: the path wins when both exist
+	// (./www-blog in the current directory is what the operator typed).
+	if _, serr := os.Stat(dir); serr != nil && spec.CheckName(args[0]) == nil {
+		dir = paths.Service(root, args[0])
+		if _, err := os.Stat(dir); err != nil {
+			return nil, nil, usageError{fmt.Errorf("validate: %s is neither a path nor a service under %s", args[0], filepath.Dir(dir))}
+		}
 	}
 	if filepath.Base(dir) == spec.FileName {
 		dir = filepath.Dir(dir)

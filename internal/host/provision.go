@@ -59,7 +59,7 @@ func (h *Host) Check() ([]Finding, error) {
 	homeUID, homeGID := -1, -1
 	if h.Home != "" {
 		if fi, err := os.Stat(h.Home); err != nil {
-			add(Finding{Path: h.Home, What: "the operator's home does not exist", Fix: "mkdir -p " + quote(h.Home)})
+			add(Finding{Path: h.Home, What: "the operator's home (--home) does not exist; provision does not create it", Fix: "mkdir -p " + quote(h.Home)})
 			return out, nil
 		} else if st, ok := fi.Sys().(*syscall.Stat_t); ok && h.IsRoot {
 			homeUID, homeGID = int(st.Uid), int(st.Gid)
