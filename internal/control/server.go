@@ -192,6 +192,9 @@ func Handler(b Backend) http.Handler {
 		return b.Reload(ctx)
 	}))
 	mux.Handle("POST /v1/rotate", action("rotate", rotate(b)))
+	if lb, ok := b.(Logs); ok {
+		mux.HandleFunc("GET /v1/logs", logsHandler(lb))
+	}
 	return mux
 }
 
