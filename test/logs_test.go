@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,5 +263,115 @@ func TestLogsGovernedBySocketGroups(t *testing.T) {
 	// Read directly, the files' permissions decide.
 	if out, errOut, code := as(watcher, "logs", "www-a", "--direct"); code != 1 || out != "" || !strings.Contains(errOut, "permission denied") {
 		t.Errorf("logs --direct as a watcher: exit %d, %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestEventsFlags: events takes a service name, -n, --since and --json.
+func TestEventsFlags(t *testing.T) {
+	h := newHost(t)
+	h.write("www-a", "command = [\"/bin/sleep\", \"1000\"]\nready_after = \"0s\"\n")
+	h.write("www-b", "command = [\"/bin/sleep\", \"1000\"]\nready_after = \"0s\"\n")
+	h.daemon()
+	h.eventually(10*time.Second, "running", h.allRunning("www-a", "www-b"))
+	for range 2 {
+		if _, errOut, code := h.cli("restart", "www-b"); code != 0 {
+			t.Fatalf("restart: %s", errOut)
+		}
+	}
+	events := func(args ...string) []map[string]any {
+		t.Helper()
+		out, errOut, code := h.cli(append([]string{"events", "--json"}, args...)...)
+		if code != 0 {
+			t.Fatalf("events %v: exit %d, %s", args, code, errOut)
+		}
+		var es []map[string]any
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if l == "" {
+				continue
+			}
+			var e map[string]any
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatalf("events %v: %q: %v", args, l, err)
+			}
+			es = append(es, e)
+		}
+		return es
+	}
+	all := events()
+	if len(all) < 6 {
+		t.Fatalf("%d events: %v", len(all), all)
+	}
+	if last := events("-n", "2"); len(last) != 2 || fmt.Sprint(last) != fmt.Sprint(all[len(all)-2:]) {
+		t.Errorf("-n 2: %v, want the last two of %v", last, all)
+	}
+	for _, e := range events("www-a") {
+		if e["service"] != "www-a" {
+			t.Errorf("events www-a: %v", e)
+		}
+	}
+	mid := all[len(all)/2]["time"].(string)
+	since := events("--since", mid)
+	if len(since) == 0 || len(since) >= len(all) {
+		t.Errorf("--since %s: %d of %d events", mid, len(since), len(all))
+	}
+	for _, e := range since {
+		if e["time"].(string) < mid {
+			t.Errorf("--since %s: %v", mid, e)
+		}
+	}
+	if es := events("--since", "0s"); len(es) != 0 {
+		t.Errorf("--since 0s: %v", es)
+	}
+	for _, args := range [][]string{{"events", "-n", "abc"}, {"events", "--since", "soon"}, {"events", "-n", "-5"}} {
+		if _, errOut, code := h.cli(args...); code != 2 || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("upkeep %v: exit %d, %q; want 2", args, code, errOut)
+		}
+	}
+}
+
+// TestLogsStalledReader: a client that asks the socket for a service's
+// logs and stops reading holds neither the capture, which goes on writing
+// the files, nor the daemon's memory.
+func TestLogsStalledReader(t *testing.T) {
+	h := newHost(t)
+	h.write("www-flood", `script = "while :; do seq 1 20000; sleep 0.01; done"
+ready_after = "0s"
+`)
+	d := h.daemon()
+	h.eventually(10*time.Second, "running", h.allRunning("www-flood"))
+	c, err := net.Dial("unix", filepath.Join(h.root, "run/upkeep/upkeep.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /v1/logs?names=www-flood&n=-1&follow=1 HTTP/1.1\r\nHost: upkeep\r\n\r\n")
+	logPath := filepath.Join(h.root, "var/log/www-flood.log")
+	size := func() int64 {
+		fi, err := os.Stat(logPath)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	rss := func() int64 {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Process.Pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+				var kb int64
+				fmt.Sscan(f[1], &kb)
+				return kb << 10
+			}
+		}
+		return 0
+	}
+	// The reader's socket fills once the daemon has sent what the kernel
+	// buffers; from then on its handler waits in a write.
+	start, rss0 := size(), rss()
+	h.eventually(30*time.Second, "8 MB more captured while the reader stalls", func() bool { return size() > start+8<<20 })
+	if grew := rss() - rss0; grew > 32<<20 {
+		t.Errorf("the daemon's RSS grew by %d MB with a stalled log reader", grew>>20)
+	}
+	if out, _, code := h.cli("status", "www-flood"); code != 0 || !strings.Contains(out, "running") {
+		t.Errorf("status while a reader stalls: exit %d\n%s", code, out)
 	}
 }

@@ -13,13 +13,16 @@ import (
 
 	"upkeep/internal/api"
 	"upkeep/internal/control"
+	"upkeep/internal/logread"
 )
 
 func eventsCommand(g *globals) *cobra.Command {
 	var follow, asJSON bool
+	var n int
+	var since string
 	cmd := &cobra.Command{
 		Use:   "events [NAME]",
-		Short: "Show recent events (state changes, check failures); -f follows",
+		Short: "Show recent events (state changes, check failures), of one service or all; -n, --since; -f follows",
 		Args:  maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkNames(args); err != nil {
@@ -29,9 +32,20 @@ func eventsCommand(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
+			q := control.EventQuery{Service: name, N: n, Follow: follow}
+			if n < -1 {
+				return usageError{fmt.Errorf("events: -n: want a number of events, or -1 for all, got %d", n)}
+			}
+			if since != "" {
+				t, err := logread.ParseTime(since, time.Now())
+				if err != nil {
+					return usageError{fmt.Errorf("events: --since: %w", err)}
+				}
+				q.Since = t
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return control.NewClient(g.sock()).Events(ctx, name, follow, func(e api.Event) {
+			return control.NewClient(g.sock()).EventsOf(ctx, q, func(e api.Event) {
 				if asJSON {
 					b, _ := jsonLine(e)
 					os.Stdout.Write(b)
@@ -43,6 +57,8 @@ func eventsCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing events as they happen")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines")
+	cmd.Flags().IntVarP(&n, "lines", "n", -1, "only the last N events of the history (-1: all the daemon keeps)")
+	cmd.Flags().StringVar(&since, "since", "", "only events since TIME (as logs --since: RFC 3339, a local time, or a duration before now: 10m)")
 	return cmd
 }
 

@@ -237,7 +237,7 @@ func streamEvents(w http.ResponseWriter, r *http.Request, b Backend, service str
 	_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	enc := json.NewEncoder(w)
 	var last time.Time
-	for _, e := range b.Events(service) {
+	for _, e := range recent(b.Events(service), r.URL.Query()) {
 		_ = enc.Encode(e)
 		last = e.Time
 	}
