@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 		os.Exit(captureMain())
 	case "filewriter":
 		os.Exit(fileWriter())
+	case "history":
+		os.Exit(historyMain())
 	}
 	os.Exit(m.Run())
 }
