@@ -22,9 +22,9 @@
 # Everything runs in a temp dir (removed at exit); nothing is installed: without logrotate the
 # copytruncate comparison is skipped.
 #
-# BEFORE=REV (a git revision, e.g. main): the capture benchmark of REV's internal/logsink too, the two
+# Both may be given, for one run of both (BEFORE first). BEFORE=REV (a git revision, e.g. main): the capture benchmark of REV's internal/logsink too, the two
 # builds alternated PAIRS (3) times with ROUNDS=1 each, LOST_LINES and PACED_LINES cut to 1 (only the
-# throughput is compared); for the time index's cost. READ=1: instead, the reading benchmark: a history
+# throughput is compared); for the time index's cost. READ=1: the reading benchmark: a history
 # of HIST_BYTES (1 GiB) captured through Sinks with size rotation every HIST_ROTATE_MB (100) MiB
 # (compressed but the newest, with their time indexes), then REPS (5) timings each, medians, of
 # `upkeep logs NAME -n 100` read directly, the same through a daemon's socket, `-n 100 --grep`, and
@@ -44,6 +44,30 @@ mkdir "$T/data"
 cd "$REPO"
 go test -c -o "$T/logsink.test" ./internal/logsink
 med() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+if [ -n "${BEFORE:-}" ]; then
+	mkdir "$T/before"
+	git -C "$REPO" archive "$BEFORE" | tar -x -C "$T/before"
+	(cd "$T/before" && go test -c -o "$T/before.test" ./internal/logsink)
+	for i in $(seq "${PAIRS:-3}"); do
+		for which in before after; do
+			bin=$T/logsink.test
+			[ $which = before ] && bin=$T/before.test
+			echo "== pair $i: $which"
+			UPKEEP_LOGS_BENCH=1 DIR="$T/data" ROUNDS=1 LOST_LINES=1 PACED_LINES=1 "$bin" -test.run '^TestLogsBench$' -test.v -test.timeout 20m 2>&1 |
+				grep -E '^\| (shell|captured)|^moved|^peak|round 1' | tee -a "$OUT/logs-$which.txt"
+		done
+	done
+	# The write path alone, in the process (no disk wait in the figure but the page cache's).
+	for i in $(seq "${PAIRS:-3}"); do
+		for which in before after; do
+			bin=$T/logsink.test
+			[ $which = before ] && bin=$T/before.test
+			(cd "$T/data" && "$bin" -test.run '^$' -test.bench '^Benchmark(Write|Drain|WriteLine)$' -test.benchtime 2s 2>&1) |
+				grep -E '^Benchmark' | sed "s/^/$which: /" | tee -a "$OUT/logs-$which.txt"
+		done
+	done
+	[ "${READ:-0}" = 1 ] || exit 0
+fi
 if [ "${READ:-0}" = 1 ]; then
 	CGO_ENABLED=0 go build -o "$T/upkeep" ./cmd/upkeep
 	R="$T/root"
@@ -87,22 +111,18 @@ if [ "${READ:-0}" = 1 ]; then
 		for _ in $(seq 100); do "$T/upkeep" --root "$R" status >/dev/null 2>&1 && break; sleep 0.1; done
 		timeit "upkeep logs www-hist -n 100 (through the daemon's socket)" "$T/upkeep" --root "$R" logs www-hist -n 100
 		kill -TERM $dpid; wait $dpid || true
+		jr=/lib/systemd/systemd-journal-remote
+		if [ -x "$jr" ] && command -v journalctl >/dev/null; then
+			# The same lines as a journal: journald's export format into
+			# systemd-journal-remote, then journalctl --file.
+			lines=$((HIST_BYTES / 61))
+			awk -v n="$lines" 'BEGIN { t = 1796000000000000; x = sprintf("%48s", ""); gsub(/ /, "x", x)
+				for (i = 0; i < n; i++) printf "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\nSYSLOG_IDENTIFIER=www-hist\nMESSAGE=%010d %s|\n\n", t + i, i + 1, i, x }' |
+				"$jr" -o "$T/hist.journal" - 2>/dev/null || true
+			echo "journal: $(du -sh "$T"/hist*.journal | tr '\n' ' ')" >&2
+			timeit "journalctl --file (same lines, $(ls "$T"/hist*.journal | wc -l) files) -n 100" sh -c "journalctl --no-pager -n 100 --file '$T/hist*.journal'"
+		fi
 	} | tee -a "$OUT/logs-read.txt"
-	exit 0
-fi
-if [ -n "${BEFORE:-}" ]; then
-	mkdir "$T/before"
-	git -C "$REPO" archive "$BEFORE" | tar -x -C "$T/before"
-	(cd "$T/before" && go test -c -o "$T/before.test" ./internal/logsink)
-	for i in $(seq "${PAIRS:-3}"); do
-		for which in before after; do
-			bin=$T/logsink.test
-			[ $which = before ] && bin=$T/before.test
-			echo "== pair $i: $which"
-			UPKEEP_LOGS_BENCH=1 DIR="$T/data" ROUNDS=1 LOST_LINES=1 PACED_LINES=1 "$bin" -test.run '^TestLogsBench$' -test.v -test.timeout 20m 2>&1 |
-				grep -E '^\| (shell|captured)|^moved|^peak|round 1' | tee -a "$OUT/logs-$which.txt"
-		done
-	done
 	exit 0
 fi
 {

@@ -290,3 +290,18 @@ func FuzzMarks(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkWriteLine is a chatty service's path: one line a write, each
+// deciding whether it needs a mark (one a millisecond).
+func BenchmarkWriteLine(b *testing.B) {
+	s, err := OpenWith(filepath.Join(b.TempDir(), "app.log"), spec.Log{When: spec.Untimed, Size: 64 << 20, Rotate: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	line := appendLine(nil, 42)
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		s.Write(line)
+	}
+}
