@@ -28,7 +28,8 @@
 # of HIST_BYTES (1 GiB) captured through Sinks with size rotation every HIST_ROTATE_MB (100) MiB
 # (compressed but the newest, with their time indexes), then REPS (5) timings each, medians, of
 # `upkeep logs NAME -n 100` read directly, the same through a daemon's socket, `-n 100 --grep`, and
-# `tail -n 100` of the live file and of the newest rotated one (journalctl: see docs/benchmarks.md).
+# `tail -n 100` of the live file, and, when systemd-journal-remote is installed, `journalctl --file -n 100`
+# over a journal of JOURNAL_LINES (4,000,000) such lines, about 1 GB of journal files.
 
 set -euo pipefail
 if [ -z "${UPKEEP_BENCH_INNER:-}" ]; then
@@ -104,8 +105,8 @@ if [ "${READ:-0}" = 1 ]; then
 		timeit "upkeep logs -n 100 --direct (no name: every service)" "$T/upkeep" --root "$R" logs -n 100 --direct
 		timeit "upkeep logs www-hist --stderr -n 100 --direct (the sparse stream)" "$T/upkeep" --root "$R" logs www-hist --stderr -n 100 --direct
 		timeit "upkeep logs www-hist --stdout -n 100 --grep '^00000000' --direct (matches only the oldest lines: reads the whole history, .gz too)" "$T/upkeep" --root "$R" logs www-hist --stdout -n 100 --grep '^00000000' --direct
-		timeit "grep -m 100 '^00000000' over zcat of every file, oldest first" sh -c "for f in \$(ls -r $R/var/log/www-hist.log.*.gz); do zcat \$f; done | grep -m 100 '^00000000'"
-		timeit "zcat of the oldest .gz | tail -n 100" sh -c "zcat \$(ls $R/var/log/www-hist.log.*.gz | sort -t. -k3 -n | tail -1) | tail -n 100"
+		timeit "zcat of every .gz | grep -m 100 '^00000000'" sh -c "for f in \$(ls -r $R/var/log/www-hist.log.*.gz); do zcat \$f; done | grep -m 100 '^00000000'"
+		timeit "zcat of one 100 MiB .gz | tail -n 100" sh -c "zcat \$(ls $R/var/log/www-hist.log.*.gz | sort -t. -k3 -n | tail -1) | tail -n 100"
 		"$T/upkeep" --root "$R" daemon -q &
 		dpid=$!
 		for _ in $(seq 100); do "$T/upkeep" --root "$R" status >/dev/null 2>&1 && break; sleep 0.1; done
@@ -115,7 +116,10 @@ if [ "${READ:-0}" = 1 ]; then
 		if [ -x "$jr" ] && command -v journalctl >/dev/null; then
 			# The same lines as a journal: journald's export format into
 			# systemd-journal-remote, then journalctl --file.
-			lines=$((HIST_BYTES / 61))
+			# A journal entry of one such line takes about 260 bytes on disk
+			# (fields, hashes, entry arrays): JOURNAL_LINES (4,000,000)
+			# make a journal of about the history's size on disk, 1 GB.
+			lines=${JOURNAL_LINES:-4000000}
 			awk -v n="$lines" 'BEGIN { t = 1796000000000000; x = sprintf("%48s", ""); gsub(/ /, "x", x)
 				for (i = 0; i < n; i++) printf "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\nSYSLOG_IDENTIFIER=www-hist\nMESSAGE=%010d %s|\n\n", t + i, i + 1, i, x }' |
 				"$jr" -o "$T/hist.journal" - 2>/dev/null || true
