@@ -492,7 +492,7 @@ func TestLogDiskFull(t *testing.T) {
 			}
 		}
 	}
-	out, errOut, code := h.cli("logs", "service-writer", "-n", "-1")
+	out, errOut, code := h.cli("logs", "service-writer", "--stdout", "-n", "-1")
 	if code != 0 {
 		t.Fatalf("logs: exit %d: %s", code, errOut)
 	}

@@ -113,7 +113,7 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	// Group members must reach the socket: the run directory is
 	// traversable by all (it holds pid files, which are public anyway).
 	_ = os.Chmod(filepath.Join(root, paths.RunDir), 0o755)
-	go func() { _ = control.Serve(ctx, l, d, control.Options{Access: acc, Log: log}) }()
+	go func() { _ = control.Serve(ctx, l, logsBackend{d, root}, control.Options{Access: acc, Log: log}) }()
 	if metricsAddr != "" {
 		m := metrics.New(d)
 		d.SetObserver(m)

@@ -13,13 +13,16 @@ import (
 
 	"upkeep/internal/api"
 	"upkeep/internal/control"
+	"upkeep/internal/logread"
 )
 
 func eventsCommand(g *globals) *cobra.Command {
 	var follow, asJSON, retry bool
+	var n int
+	var since string
 	cmd := &cobra.Command{
 		Use:   "events [NAME]",
-		Short: "Show recent events (state changes, check failures); -f follows",
+		Short: "Show recent events (state changes, check failures), of one service or all; -n, --since; -f follows",
 		Args:  maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkNames(args); err != nil {
@@ -28,6 +31,17 @@ func eventsCommand(g *globals) *cobra.Command {
 			name := ""
 			if len(args) == 1 {
 				name = args[0]
+			}
+			q := control.EventQuery{Service: name, N: n, Follow: follow}
+			if n < -1 {
+				return usageError{fmt.Errorf("events: -n: want a number of events, or -1 for all, got %d", n)}
+			}
+			if since != "" {
+				t, err := logread.ParseTime(since, time.Now())
+				if err != nil {
+					return usageError{fmt.Errorf("events: --since: %w", err)}
+				}
+				q.Since = t
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -42,12 +56,14 @@ func eventsCommand(g *globals) *cobra.Command {
 			if retry && !follow {
 				return usageError{fmt.Errorf("events: --retry needs -f")}
 			}
-			return followEvents(ctx, control.NewClient(g.sock()), name, follow, retry, print)
+			return followEvents(ctx, control.NewClient(g.sock()), q, retry, print)
 		},
 	}
 	cmd.Flags().BoolVar(&retry, "retry", false, "with -f: when the daemon stops, wait for it and follow again")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing events as they happen")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines")
+	cmd.Flags().IntVarP(&n, "lines", "n", -1, "only the last N events of the history (-1: all the daemon keeps)")
+	cmd.Flags().StringVar(&since, "since", "", "only events since TIME (as logs --since: RFC 3339, a local time, or a duration before now: 10m)")
 	return cmd
 }
 

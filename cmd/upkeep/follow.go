@@ -11,15 +11,15 @@ import (
 	"upkeep/internal/control"
 )
 
-// followEvents prints the events of name (all when ""), following them
-// with follow. A followed stream ends when the daemon stops: that is said
+// followEvents prints the events q asks for (of q.Service, all when
+// ""), following them with q.Follow. A followed stream ends when the daemon stops: that is said
 // on stderr and is no error (exit 0), as `journalctl -f` ends quietly;
 // with retry it waits for a daemon and follows again, without printing
 // twice what the new daemon's backlog repeats.
-func followEvents(ctx context.Context, c *control.Client, name string, follow, retry bool, print func(api.Event)) error {
+func followEvents(ctx context.Context, c *control.Client, q control.EventQuery, retry bool, print func(api.Event)) error {
 	var last, cutoff time.Time // the newest event printed; what a reconnect skips
 	for {
-		err := c.Events(ctx, name, follow, func(e api.Event) {
+		err := c.EventsOf(ctx, q, func(e api.Event) {
 			if !e.Time.After(cutoff) {
 				return // printed before the reconnect
 			}

@@ -2,17 +2,23 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/api"
+	"upkeep/internal/control"
+	"upkeep/internal/logread"
 	"upkeep/internal/logsink"
 	"upkeep/internal/paths"
 	"upkeep/internal/spec"
@@ -20,113 +26,193 @@ import (
 
 func logsCommand(g *globals) *cobra.Command {
 	var (
-		follow, stderr, all bool
-		n                   int
-		since               time.Duration
-		file                string
+		follow, stderr, stdout, both, direct bool
+		n                                    int
+		since, until, grep, output, file     string
 	)
 	cmd := &cobra.Command{
-		Use:   "logs NAME",
-		Short: "Show a service's output from <root>/var/log, history (.gz too) included; -f follows across rotations",
-		Long: `Show the last lines of a service's captured stdout (<root>/var/log/NAME.log),
-reaching back into its rotated files, compressed ones too, when -n asks for
-more than the live file holds. No daemon is needed: the files are read
-directly. -f keeps printing lines as they are written, across rotations.
---since keeps lines from files written since then, leaving out lines that
-start with an older timestamp; -n then defaults to all of them. --file shows
-one of the files the service writes itself ([[log.file]]) the same way.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if err := minArgs(1, "NAME")(cmd, args); err != nil {
-				return err
-			}
-			return maxArgs(1)(cmd, args)
-		},
+		Use:   "logs [NAME...]",
+		Short: "Show services' stdout and stderr interleaved, with capture times; no NAME: all services; -f follows",
+		Long: `Show the last lines of services' captured output, stdout (<root>/var/log/NAME.log)
+and stderr (NAME.error.log) interleaved in the order they were written, each line
+with its capture time and its stream, reaching back into rotated files,
+compressed ones too. With no NAME, every service's lines are merged, as
+journalctl does. -f keeps printing lines as they are written, across rotations.
+
+When the daemon runs, the lines come through its control socket, so its groups
+decide who may read them (the read group may); otherwise the files are read
+directly and their permissions decide, which is said once on stderr.
+
+--since and --until take RFC 3339 ("2026-12-03T18:00:00Z"), a local time
+("2026-12-03 18:00"), a duration before now ("10m", "2d"), today, yesterday;
+-n then defaults to all the lines in the range. --grep keeps the lines that
+match an RE2 expression. -o short (default), json (one object a line) or cat
+(the text only). --file shows one of the files a service writes itself
+([[log.file]]), read directly.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := args[0]
 			if err := checkNames(args); err != nil {
 				return err
 			}
-			if stderr && all || file != "" && (stderr || all) {
-				return usageError{errors.New("logs: --stderr, --all and --file exclude each other")}
+			if file != "" {
+				if stderr || stdout || both {
+					return usageError{errors.New("logs: --file shows one file; --stderr, --stdout and --all are for the captured output")}
+				}
+				if len(args) != 1 {
+					return usageError{errors.New("logs: --file needs exactly one NAME")}
+				}
+				return ownFile(cmd, g, args[0], file, n, follow)
 			}
-			if since < 0 {
-				return usageError{errors.New("logs: --since must be positive")}
+			if stderr && stdout {
+				return usageError{errors.New("logs: --stderr and --stdout exclude each other; both streams is the default")}
 			}
-			if !cmd.Flags().Changed("lines") && since > 0 {
-				n = -1
+			format, ok := logFormats[output]
+			if !ok {
+				return usageError{fmt.Errorf("logs: -o: want short, json or cat, got %q", output)}
 			}
-			var from time.Time
-			if since > 0 {
-				from = time.Now().Add(-since)
-			}
-			streams := []struct{ path, prefix string }{{paths.Log(g.root, name), ""}}
+			q := api.LogQuery{Names: args, N: n, Grep: grep, Follow: follow}
 			switch {
 			case stderr:
-				streams[0].path = paths.ErrorLog(g.root, name)
-			case all:
-				streams[0].prefix = "out: "
-				streams = append(streams, struct{ path, prefix string }{paths.ErrorLog(g.root, name), "err: "})
+				q.Stream = logread.Err
+			case stdout:
+				q.Stream = logread.Out
 			}
-			var cfg spec.Log
-			if file != "" {
-				lf, err := declaredFile(g.root, name, file)
+			if n < -1 {
+				return usageError{fmt.Errorf("logs: -n: want a number of lines, or -1 for all, got %d", n)}
+			}
+			now := time.Now()
+			for _, t := range []struct {
+				flag, val string
+				to        *time.Time
+			}{{"--since", since, &q.Since}, {"--until", until, &q.Until}} {
+				if t.val == "" {
+					continue
+				}
+				tm, err := logread.ParseTime(t.val, now)
 				if err != nil {
+					return usageError{fmt.Errorf("logs: %s: %w", t.flag, err)}
+				}
+				if t.flag == "--until" && tm.Nanosecond()%int(time.Millisecond) == 0 {
+					// A time as the lines show it, to the millisecond:
+					// the lines of that millisecond are until it too.
+					tm = tm.Add(time.Millisecond - 1)
+				}
+				*t.to = tm
+			}
+			if grep != "" {
+				if _, err := regexp.Compile(grep); err != nil {
+					return usageError{fmt.Errorf("logs: --grep: %w", err)}
+				}
+			}
+			if !cmd.Flags().Changed("lines") && (!q.Since.IsZero() || !q.Until.IsZero()) {
+				q.N = -1
+			}
+			_ = both // the default now: kept so that scripts with --all still work
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			out := bufio.NewWriterSize(os.Stdout, 64<<10)
+			defer out.Flush()
+			var buf []byte
+			emit := func(l api.LogLine) error {
+				buf = format(buf[:0], l)
+				if _, err := out.Write(buf); err != nil {
 					return err
 				}
-				streams[0].path, cfg = lf.Abs, lf.Log
-			} else {
-				cfg = logSettings(g.root, name)
-			}
-			out := newLineOut()
-			defer out.flush()
-			var followers []*logsink.Follower
-			found := false
-			for _, st := range streams {
-				fl, err := logsink.Tail(st.path, cfg, n, from, out.printer(st.prefix))
-				if err != nil {
-					return fmt.Errorf("logs %s: %w", name, err)
-				}
-				defer fl.Close()
-				if !follow {
-					if err := fl.Rest(out.printer(st.prefix)); err != nil {
-						return fmt.Errorf("logs %s: %w", name, err)
-					}
-				}
-				followers = append(followers, fl)
-				if _, err := os.Stat(st.path); err == nil || out.lines > 0 {
-					found = true
-				}
-			}
-			if !follow {
-				if !found {
-					return fmt.Errorf("logs %s: no %s under %s", name, filepath.Base(streams[0].path), filepath.Dir(streams[0].path))
+				if follow && out.Buffered() > 0 {
+					return out.Flush()
 				}
 				return nil
 			}
-			out.flush()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			go out.flushEvery(ctx.Done(), 100*time.Millisecond)
-			var wg sync.WaitGroup
-			errs := make([]error, len(followers))
-			for i, fl := range followers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					errs[i] = fl.Follow(ctx, out.printer(streams[i].prefix))
-				}()
+			if !direct {
+				err := control.NewClient(g.sock()).Logs(ctx, q, emit)
+				if !errors.Is(err, control.ErrNoDaemon) {
+					if err != nil {
+						return fmt.Errorf("logs: %w", err)
+					}
+					return nil
+				}
+				fmt.Fprintf(os.Stderr, "upkeep: logs: no daemon answers on %s; reading the files under %s directly\n", g.sock(), filepath.Join(g.root, paths.LogDir))
 			}
-			wg.Wait()
-			return errors.Join(errs...)
+			if err := logread.Read(ctx, g.root, q, emit); err != nil {
+				return fmt.Errorf("logs: %w", err)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing lines as they are written, across rotations")
 	cmd.Flags().IntVarP(&n, "lines", "n", 10, "how many of the last lines to show (-1: all)")
-	cmd.Flags().BoolVar(&stderr, "stderr", false, "show NAME.error.log (the service's stderr) instead")
-	cmd.Flags().BoolVar(&all, "all", false, "show stdout and stderr, each line prefixed out: or err:")
-	cmd.Flags().DurationVar(&since, "since", 0, "only lines written in the last DURATION (e.g. 10m, 2h)")
+	cmd.Flags().StringVar(&since, "since", "", "only lines captured since TIME (RFC 3339, \"2026-12-03 18:00\", or a duration before now: 10m, 2d)")
+	cmd.Flags().StringVar(&until, "until", "", "only lines captured until TIME (as --since)")
+	cmd.Flags().StringVar(&grep, "grep", "", "only lines that match REGEX (RE2)")
+	cmd.Flags().StringVarP(&output, "output", "o", "short", "short (time service[stream]: line), json (an object a line) or cat (the line only)")
+	cmd.Flags().BoolVar(&stderr, "stderr", false, "only the service's stderr (NAME.error.log)")
+	cmd.Flags().BoolVar(&stdout, "stdout", false, "only the service's stdout (NAME.log)")
+	cmd.Flags().BoolVar(&both, "all", false, "stdout and stderr (the default)")
+	cmd.Flags().MarkHidden("all")
+	cmd.Flags().BoolVar(&direct, "direct", false, "read the files directly even when the daemon runs (file permissions decide)")
 	cmd.Flags().StringVar(&file, "file", "", "show PATH, a file the service writes itself ([[log.file]] in its service.toml), instead")
 	return cmd
+}
+
+// logFormats append one line in each -o format.
+var logFormats = map[string]func([]byte, api.LogLine) []byte{
+	"short": func(b []byte, l api.LogLine) []byte {
+		b = l.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+		b = append(b, ' ')
+		b = append(b, l.Service...)
+		b = append(b, '[')
+		b = append(b, l.Stream...)
+		b = append(b, "]: "...)
+		b = append(b, l.Line...)
+		return append(b, '\n')
+	},
+	"json": func(b []byte, l api.LogLine) []byte {
+		j, _ := json.Marshal(l)
+		return append(append(b, j...), '\n')
+	},
+	"cat": func(b []byte, l api.LogLine) []byte {
+		return append(append(b, l.Line...), '\n')
+	},
+}
+
+// ownFile shows a file the service writes itself ([[log.file]]): read
+// directly, as it always was; the daemon does not capture it.
+func ownFile(cmd *cobra.Command, g *globals, name, file string, n int, follow bool) error {
+	lf, err := declaredFile(g.root, name, file)
+	if err != nil {
+		return err
+	}
+	out := newLineOut()
+	defer out.flush()
+	fl, err := logsink.Tail(lf.Abs, lf.Log, n, time.Time{}, out.printer(""))
+	if err != nil {
+		return fmt.Errorf("logs %s: %w", name, err)
+	}
+	defer fl.Close()
+	if !follow {
+		if err := fl.Rest(out.printer("")); err != nil {
+			return fmt.Errorf("logs %s: %w", name, err)
+		}
+		if _, err := os.Stat(lf.Abs); err != nil && out.lines == 0 {
+			return fmt.Errorf("logs %s: no %s", name, lf.Abs)
+		}
+		return nil
+	}
+	out.flush()
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go out.flushEvery(ctx.Done(), 100*time.Millisecond)
+	return fl.Follow(ctx, out.printer(""))
+}
+
+// logsBackend is the daemon's control backend with the logs served from
+// the files under root (control.Logs), through logread.
+type logsBackend struct {
+	control.Backend
+	root string
+}
+
+func (b logsBackend) Logs(ctx context.Context, q api.LogQuery, emit func(api.LogLine) error) error {
+	return logread.Read(ctx, b.root, q, emit)
 }
 
 // declaredFile is the [[log.file]] of service name that p names

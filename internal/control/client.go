@@ -228,7 +228,12 @@ func (c *Client) Events(ctx context.Context, service string, follow bool, fn fun
 	if follow {
 		q.Set("follow", "1")
 	}
-	resp, err := c.open(ctx, http.MethodGet, "/v1/events?"+q.Encode(), nil)
+	return c.events(ctx, http.MethodGet, "/v1/events?"+q.Encode(), follow, fn)
+}
+
+// events reads the event stream of a request: see Events.
+func (c *Client) events(ctx context.Context, method, path string, follow bool, fn func(api.Event)) error {
+	resp, err := c.open(ctx, method, path, nil)
 	if err != nil {
 		return err
 	}

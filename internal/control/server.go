@@ -192,6 +192,9 @@ func Handler(b Backend) http.Handler {
 		return b.Reload(ctx)
 	}))
 	mux.Handle("POST /v1/rotate", action("rotate", rotate(b)))
+	if lb, ok := b.(Logs); ok {
+		mux.HandleFunc("GET /v1/logs", logsHandler(lb))
+	}
 	return mux
 }
 
@@ -234,7 +237,7 @@ func streamEvents(w http.ResponseWriter, r *http.Request, b Backend, service str
 	_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	enc := json.NewEncoder(w)
 	var last time.Time
-	for _, e := range b.Events(service) {
+	for _, e := range recent(b.Events(service), r.URL.Query()) {
 		_ = enc.Encode(e)
 		last = e.Time
 	}

@@ -612,6 +612,7 @@ func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOption
 			}
 		}
 	}
+	h.removeLogIndexes(name)
 	return nil
 }
 

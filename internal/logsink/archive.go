@@ -344,6 +344,14 @@ func (a *archive) sweep() {
 	if len(gone) > 0 {
 		idle(func() { removeAll(gone) })
 	}
+	defer func() {
+		// Under mu, so that no rotation renames a file between the
+		// listing and the look at the live file.
+		a.mu.Lock()
+		files, _, _ := a.list()
+		a.pruneIndexes(files)
+		a.mu.Unlock()
+	}()
 	if !a.cfg.Compress {
 		return
 	}
@@ -382,7 +390,11 @@ func (a *archive) compress(r rotated) error {
 	if err != nil {
 		return fmt.Errorf("compress %s: %w", r.path, err)
 	}
-	idle(func() { err = gzipTo(tmp, f, fi) })
+	comment := ""
+	if n := newestIndex(indexDir(a.dir), a.base, r.id.ino); n != "" {
+		comment = gzComment + n // the index follows the file into its .gz (index.go)
+	}
+	idle(func() { err = gzipTo(tmp, f, fi, comment) })
 	crash.Point("log-compressing") // the temp file written, neither synced nor renamed
 	if err == nil {
 		err = tmp.Sync()
@@ -444,10 +456,11 @@ func (a *archive) whereIs(r rotated) string {
 	}
 }
 
-func gzipTo(w io.Writer, r io.Reader, fi fs.FileInfo) error {
+func gzipTo(w io.Writer, r io.Reader, fi fs.FileInfo, comment string) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	zw := gzip.NewWriter(bw)
 	zw.ModTime = fi.ModTime()
+	zw.Comment = comment
 	if _, err := io.Copy(zw, r); err != nil {
 		return err
 	}

@@ -154,6 +154,7 @@ func (s *Sink) spliceFrom(d *drainer, fd int) (n int, err error, ok bool) {
 		}
 	}
 	off := s.end()
+	s.mark(now, off)
 	var moved int64
 	for {
 		moved, err = unix.Splice(fd, nil, s.fd, &off, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)

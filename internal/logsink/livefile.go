@@ -74,6 +74,7 @@ func (s *Sink) endsLine() bool {
 func (s *Sink) closeFile() {
 	s.f.Close()
 	s.f, s.fd = nil, -1
+	s.closeIndex()
 	s.release()
 }
 

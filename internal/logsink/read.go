@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ type piece struct {
 	gz   bool
 	mod  time.Time
 	id   fileID
+	// marks is the file's time index, read when first needed.
+	marks  []mark
+	marked bool
 }
 
 // snapshot opens the files of the log at path, newest first (the live file
@@ -104,14 +108,30 @@ func snapshotOnce(a *archive, path string) ([]piece, bool, error) {
 	return out, stable, nil
 }
 
+// Line is one line of a log as read back, without its newline.
+type Line struct {
+	// Time is when the daemon captured the line, from the log's time
+	// index (index.go), when Exact; otherwise the time the line starts
+	// with, if any (see lineTime), or else the file's modification
+	// time: the latest the line can have been written.
+	Time  time.Time
+	Exact bool
+	Text  []byte
+}
+
 // Tail calls line with the last n lines of the log at path (n < 0: all of
 // them), reaching back into its rotated files, compressed ones too, when
 // the live file holds fewer. A non-zero since leaves out the files last
-// written before it and the lines that start with a time before it
-// (RFC 3339, "2006-01-02 15:04:05", slog's time=… or {"time":…}); lines
-// without a time are kept. The Follower it returns continues right after
-// the last line of the live file that Tail saw.
+// written before it and the lines whose time (Line.Time) is before it.
+// The Follower it returns continues right after the last line of the live
+// file that Tail saw.
 func Tail(path string, cfg spec.Log, n int, since time.Time, line func([]byte)) (*Follower, error) {
+	return TailLines(path, cfg, n, since, nil, func(l Line) { line(l.Text) })
+}
+
+// TailLines is Tail with each line's time; keep, when not nil, chooses
+// the lines that count (a --grep, an --until) among the last n.
+func TailLines(path string, cfg spec.Log, n int, since time.Time, keep func(Line) bool, line func(Line)) (*Follower, error) {
 	pieces, err := snapshot(path, cfg)
 	if err != nil {
 		return nil, err
@@ -126,6 +146,8 @@ func Tail(path string, cfg spec.Log, n int, since time.Time, line func([]byte)) 
 		fl.rest = p.size
 		p.size = lineEnd(p.f, p.size)
 		fl.f, fl.off, fl.id = p.f, p.size, p.id
+		fl.marks = p.loadMarks(path)
+		fl.fmod = p.mod
 	}
 	defer func() {
 		for _, p := range pieces {
@@ -134,21 +156,20 @@ func Tail(path string, cfg spec.Log, n int, since time.Time, line func([]byte)) 
 			}
 		}
 	}()
-	keep := func(l []byte) bool {
-		if since.IsZero() {
-			return true
+	ok := func(l Line) bool {
+		if !since.IsZero() && l.Time.Before(since) {
+			return false
 		}
-		t, ok := lineTime(l)
-		return !ok || !t.Before(since)
+		return keep == nil || keep(l)
 	}
 	if n < 0 {
 		for i := len(pieces) - 1; i >= 0; i-- {
-			p := pieces[i]
+			p := &pieces[i]
 			if !since.IsZero() && p.mod.Before(since) {
 				continue
 			}
-			if err := eachLine(p, func(l []byte) {
-				if keep(l) {
+			if err := eachLine(path, p, func(l Line) {
+				if ok(l) {
 					line(l)
 				}
 			}); err != nil {
@@ -158,16 +179,17 @@ func Tail(path string, cfg spec.Log, n int, since time.Time, line func([]byte)) 
 		return fl, nil
 	}
 	// Newest first, as many lines from each file as are still wanted.
-	var chunks [][][]byte
+	var chunks [][]Line
 	need := n
 	if fl.rest > fl.off {
 		need-- // the line held back is one of the n
 	}
-	for _, p := range pieces {
+	for i := range pieces {
+		p := &pieces[i]
 		if need <= 0 || (!since.IsZero() && p.mod.Before(since)) {
 			break
 		}
-		ls, err := lastLines(p, need, keep)
+		ls, err := lastLines(path, p, need, ok)
 		if err != nil {
 			return fl, err
 		}
@@ -180,6 +202,29 @@ func Tail(path string, cfg spec.Log, n int, since time.Time, line func([]byte)) 
 		}
 	}
 	return fl, nil
+}
+
+// loadMarks reads p's index once.
+func (p *piece) loadMarks(logPath string) []mark {
+	if !p.marked {
+		p.marks, p.marked = marksOf(logPath, p), true
+	}
+	return p.marks
+}
+
+// stamp makes the Line for the line l that starts at off of a file with
+// the marks ms, last written at mod.
+func stamp(ms []mark, mod time.Time, off int64, l []byte) Line {
+	if t, ok := timeAt(ms, off); ok {
+		return Line{Time: t, Exact: true, Text: l}
+	}
+	if t, ok := lineTime(l); ok {
+		return Line{Time: t, Text: l}
+	}
+	if len(ms) > 0 && ms[0].Time.Before(mod) {
+		mod = ms[0].Time // before the index began: no later than its first mark
+	}
+	return Line{Time: mod, Text: l}
 }
 
 // lineEnd is where the last line of f that ends with a newline ends,
@@ -208,15 +253,15 @@ func lineEnd(f *os.File, size int64) int64 {
 // first. A plain file is read backwards from its end, so `-n 10` of a
 // large live file costs one block; a compressed one has to be read
 // through, keeping the last lines in a ring.
-func lastLines(p piece, need int, keep func([]byte) bool) ([][]byte, error) {
+func lastLines(logPath string, p *piece, need int, keep func(Line) bool) ([]Line, error) {
 	if p.gz {
-		ring := make([][]byte, 0, min(need, 4096))
+		ring := make([]Line, 0, min(need, 4096))
 		start := 0
-		err := eachLine(p, func(l []byte) {
+		err := eachLine(logPath, p, func(l Line) {
 			if !keep(l) {
 				return
 			}
-			l = bytes.Clone(l)
+			l.Text = bytes.Clone(l.Text)
 			if len(ring) < need {
 				ring = append(ring, l)
 				return
@@ -226,8 +271,9 @@ func lastLines(p piece, need int, keep func([]byte) bool) ([][]byte, error) {
 		})
 		return append(ring[start:], ring[:start]...), err
 	}
+	ms := p.loadMarks(logPath)
 	const block = 64 << 10
-	var out [][]byte // newest first
+	var out []Line // newest first
 	pos := p.size
 	if pos > 0 {
 		last := make([]byte, 1)
@@ -253,15 +299,17 @@ func lastLines(p piece, need int, keep func([]byte) bool) ([][]byte, error) {
 				tail = buf
 				break
 			}
-			if l := buf[i+1:]; keep(l) {
+			if l := stamp(ms, p.mod, start+int64(i)+1, buf[i+1:]); keep(l) {
 				out = append(out, l)
 			}
 			buf = buf[:i]
 		}
 		pos = start
 	}
-	if pos == 0 && len(out) < need && tail != nil && keep(tail) {
-		out = append(out, tail) // the file's first line
+	if pos == 0 && len(out) < need && tail != nil {
+		if l := stamp(ms, p.mod, 0, tail); keep(l) {
+			out = append(out, l) // the file's first line
+		}
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
@@ -271,12 +319,13 @@ func lastLines(p piece, need int, keep func([]byte) bool) ([][]byte, error) {
 
 // eachLine calls line for every line of p, without its newline (a last
 // line without one too). The live file is read up to the size it had when
-// opened: what comes later is the Follower's.
-func eachLine(p piece, line func([]byte)) error {
+// opened: what comes later is the Follower's. The Text is valid only
+// during the call.
+func eachLine(logPath string, p *piece, line func(Line)) error {
+	ms := p.loadMarks(logPath)
 	var r io.Reader = io.NewSectionReader(p.f, 0, p.size)
 	if p.gz {
-		p.f.Seek(0, io.SeekStart)
-		zr, err := gzip.NewReader(bufio.NewReaderSize(p.f, 64<<10))
+		zr, err := gzip.NewReader(bufio.NewReaderSize(io.NewSectionReader(p.f, 0, p.size), 64<<10))
 		if err != nil {
 			return err
 		}
@@ -284,6 +333,7 @@ func eachLine(p piece, line func([]byte)) error {
 		r = zr
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
+	var off int64
 	for {
 		l, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -296,7 +346,8 @@ func eachLine(p piece, line func([]byte)) error {
 			l = long
 		}
 		if len(l) > 0 {
-			line(bytes.TrimSuffix(l, []byte("\n")))
+			line(stamp(ms, p.mod, off, bytes.TrimSuffix(l, []byte("\n"))))
+			off += int64(len(l))
 		}
 		if err == io.EOF {
 			return nil
@@ -352,19 +403,30 @@ type Follower struct {
 	id      fileID    // of f, or of the last rotated file read whole
 	mod     time.Time // its time once read to the end (compression keeps it)
 	partial []byte
+	pstart  int64 // the offset partial starts at
+
+	marks []mark    // f's index as far as read
+	fmod  time.Time // f's time when Tail opened it
+	idx   *os.File  // f's index, read on as it grows
+	idxAt int64
 }
 
 // Rest calls line with the live file's last line as Tail saw it, when it
 // did not end with a newline yet, for a caller that does not follow: Tail
 // leaves such a line to the Follower, which prints it once it is whole.
 func (fl *Follower) Rest(line func([]byte)) error {
+	return fl.RestLines(func(l Line) { line(l.Text) })
+}
+
+// RestLines is Rest with the line's time.
+func (fl *Follower) RestLines(line func(Line)) error {
 	if fl.f == nil || fl.rest <= fl.off {
 		return nil
 	}
 	b := make([]byte, fl.rest-fl.off)
 	n, err := fl.f.ReadAt(b, fl.off)
 	if n > 0 {
-		line(b[:n])
+		line(stamp(fl.marks, fl.fmod, fl.off, b[:n]))
 	}
 	if err == io.EOF {
 		err = nil
@@ -378,6 +440,14 @@ func (fl *Follower) Close() {
 		fl.f.Close()
 		fl.f = nil
 	}
+	fl.closeIndex()
+}
+
+func (fl *Follower) closeIndex() {
+	if fl.idx != nil {
+		fl.idx.Close()
+	}
+	fl.idx, fl.idxAt = nil, 0
 }
 
 // Follow calls line with every line appended to the log until ctx ends.
@@ -386,6 +456,11 @@ func (fl *Follower) Close() {
 // rotated after it, if any came and went meanwhile, then the new live
 // file from its start: no line written during a rotation is missed.
 func (fl *Follower) Follow(ctx context.Context, line func([]byte)) error {
+	return fl.FollowLines(ctx, func(l Line) { line(l.Text) })
+}
+
+// FollowLines is Follow with each line's time.
+func (fl *Follower) FollowLines(ctx context.Context, line func(Line)) error {
 	buf := make([]byte, 64<<10)
 	for {
 		got, err := fl.read(buf, line)
@@ -429,30 +504,60 @@ func (fl *Follower) Follow(ctx context.Context, line func([]byte)) error {
 	}
 }
 
+// moreMarks reads what the sink has added to f's index: it writes a
+// mark before the bytes it stands for, so the marks read after the bytes
+// cover them.
+func (fl *Follower) moreMarks() {
+	if fl.idx == nil {
+		dir, base := indexDir(filepath.Dir(fl.path)), filepath.Base(fl.path)
+		name := newestIndex(dir, base, fl.id.ino)
+		if name == "" {
+			return
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return
+		}
+		fl.idx, fl.idxAt = f, int64(len(fl.marks))*markSize
+	}
+	before := len(fl.marks)
+	fl.marks = appendMarks(fl.marks, io.NewSectionReader(fl.idx, fl.idxAt, 1<<62))
+	fl.idxAt += int64(len(fl.marks)-before) * markSize
+}
+
 // read hands over the complete lines from the offset to the end of the
 // file, keeping a last incomplete one for later.
-func (fl *Follower) read(buf []byte, line func([]byte)) (bool, error) {
+func (fl *Follower) read(buf []byte, line func(Line)) (bool, error) {
 	if fl.f == nil {
 		return false, nil
 	}
 	got := false
 	for {
 		n, err := fl.f.ReadAt(buf, fl.off)
+		if n > 0 {
+			fl.moreMarks()
+		}
+		at := fl.off
 		fl.off += int64(n)
 		data := buf[:n]
+		now := time.Now()
 		for len(data) > 0 {
 			i := bytes.IndexByte(data, '\n')
 			if i < 0 {
+				if len(fl.partial) == 0 {
+					fl.pstart = at
+				}
 				fl.partial = append(fl.partial, data...)
 				break
 			}
 			if len(fl.partial) > 0 {
-				line(append(fl.partial, data[:i]...))
+				line(stamp(fl.marks, now, fl.pstart, append(fl.partial, data[:i]...)))
 				fl.partial = fl.partial[:0]
 			} else {
-				line(data[:i])
+				line(stamp(fl.marks, now, at, data[:i]))
 			}
 			data = data[i+1:]
+			at += int64(i + 1)
 			got = true
 		}
 		if err == io.EOF || n == 0 {
@@ -464,9 +569,9 @@ func (fl *Follower) read(buf []byte, line func([]byte)) (bool, error) {
 	}
 }
 
-func (fl *Follower) flush(line func([]byte)) {
+func (fl *Follower) flush(line func(Line)) {
 	if len(fl.partial) > 0 {
-		line(fl.partial)
+		line(stamp(fl.marks, time.Now(), fl.pstart, fl.partial))
 		fl.partial = fl.partial[:0]
 	}
 }
@@ -476,7 +581,7 @@ func (fl *Follower) flush(line func([]byte)) {
 // between two looks. The file just finished is found by its identity, or,
 // compressed meanwhile, by its time, which compression keeps; if it is
 // gone altogether (retention), only the live file is left to go to.
-func (fl *Follower) catchUp(line func([]byte)) error {
+func (fl *Follower) catchUp(line func(Line)) error {
 	pieces, err := snapshot(fl.path, fl.cfg)
 	if err != nil {
 		return err
@@ -500,11 +605,12 @@ func (fl *Follower) catchUp(line func([]byte)) error {
 		}
 	}
 	for j := at - 1; j >= first; j-- {
-		if err := eachLine(pieces[j], line); err != nil {
+		if err := eachLine(fl.path, &pieces[j], line); err != nil {
 			return err
 		}
 		fl.id, fl.mod = pieces[j].id, pieces[j].mod
 	}
+	fl.marks = nil
 	if first == 1 {
 		fl.f, fl.id, fl.off, fl.mod = pieces[0].f, pieces[0].id, 0, time.Time{}
 	}

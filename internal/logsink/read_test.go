@@ -104,10 +104,13 @@ func TestTailReachesIntoCompressedHistory(t *testing.T) {
 func TestTailSince(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
-	s := openTest(t, path, spec.Log{When: spec.Untimed, Rotate: 3}, nil)
 	base := time.Date(2024, 5, 1, 10, 0, 0, 0, time.Local)
+	var clock fakeClock // capture times as the lines say, for the index
+	clock.set(base)
+	s := openTest(t, path, spec.Log{When: spec.Untimed, Rotate: 3}, clock.tweak())
 	for i := range 6 {
 		at := base.Add(time.Duration(i) * time.Minute)
+		clock.set(at)
 		switch i % 3 {
 		case 0:
 			fmt.Fprintf(s, "%s line %d\n", at.Format(time.RFC3339Nano), i)
@@ -120,6 +123,7 @@ func TestTailSince(t *testing.T) {
 			s.Rotate()
 		}
 	}
+	clock.set(base.Add(6 * time.Minute))
 	fmt.Fprintln(s, "no time here")
 	var c collector
 	fl, err := Tail(path, spec.Log{When: spec.Untimed, Rotate: 3}, -1, base.Add(3*time.Minute), c.add)

@@ -91,6 +91,7 @@ type Sink struct {
 	lineOwner       // guarded by mu
 	rotationTimer   // guarded by mu
 	pendingRotation // guarded by mu
+	index           // guarded by mu: the live file's time index (index.go)
 }
 
 // tuning is how often a sink looks, retries and waits, and its clock:
@@ -288,7 +289,9 @@ func (s *Sink) put(d *drainer, p []byte) {
 // append writes p at the end of the file and keeps track of who is inside
 // a line; false when the write failed (p is dropped).
 func (s *Sink) append(d *drainer, now time.Time, p []byte) bool {
-	n, err := pwrite(s.fd, p, s.end())
+	off := s.end()
+	s.mark(now, off)
+	n, err := pwrite(s.fd, p, off)
 	s.size += int64(n)
 	if err != nil {
 		s.writeFailed(d, now, err, n, p)
@@ -421,6 +424,7 @@ func (s *Sink) Close() error {
 	}
 	err := s.f.Close()
 	s.f, s.fd = nil, -1
+	s.closeIndex()
 	s.release()
 	return err
 }
