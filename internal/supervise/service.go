@@ -65,6 +65,7 @@ const (
 	reqSignal
 	reqUpdate
 	reqRemove
+	reqKill // a hurried shutdown: SIGKILL now to a service that is stopping
 )
 
 type request struct {
@@ -125,6 +126,9 @@ type service struct {
 	// explained: lastExit says why the daemon stopped this run (a failed
 	// check), which its exit status ("signal TERM") would hide.
 	explained bool
+	// killed: the last stop ended in SIGKILL (its timeout, or a hurried
+	// shutdown); read by the shutdown under mu (wasKilled).
+	killed bool
 }
 
 func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
@@ -192,6 +196,10 @@ func (s *service) request(r request) error {
 		s.handle(event{kind: evUpdate, spec: r.spec})
 	case reqRemove:
 		s.handle(event{kind: evRemove})
+	case reqKill:
+		if s.state == api.Stopping {
+			s.kill()
+		}
 	}
 	return nil
 }
@@ -436,6 +444,9 @@ func (s *service) terminate(then after) {
 	s.depsC = nil
 	s.deadline = time.Time{}
 	s.set(api.Stopping, "")
+	s.mu.Lock()
+	s.killed = false
+	s.mu.Unlock()
 	sig, _ := spec.ParseSignal(s.spec.Stop.Signal)
 	if s.active() && len(s.spec.StopCommand) > 0 {
 		if _, err := s.spawn(s.spec.StopCommand); err != nil {
@@ -456,7 +467,16 @@ func (s *service) kill() {
 	if s.cg != nil {
 		s.cg.Kill()
 	}
+	s.mu.Lock()
+	s.killed = true
+	s.mu.Unlock()
 	s.startPoll()
+}
+
+func (s *service) wasKilled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.killed
 }
 
 // settle finishes a stop once the main process and its group are gone, and
