@@ -175,7 +175,8 @@ func (h *Host) checkService(name string, users map[string]bool, homeUID, homeGID
 		switch err := h.checkDataMount(name); {
 		case errors.As(err, &me):
 			add(Finding{Path: dbPath, What: fmt.Sprintf("not on a mount of its own (db_mount = true in the service.toml of %s): on %s", name, me.On),
-				Fix: "mount DEVICE " + quote(dbPath) + "  # or one volume on " + quote(h.Path(DBDir)) + "; then add it to /etc/fstab"})
+				Fix: "mount DEVICE " + quote(dbPath) + "  # then add it to /etc/fstab; or one volume on " + quote(h.Path(DBDir)) +
+					"; or mount a volume at /mnt/DISK, mkdir /mnt/DISK/" + name + " and run: upkeep provision --db " + name + "=/mnt/DISK/" + name})
 		case err != nil:
 			add(Finding{Path: dbPath, What: err.Error(), Fix: "see " + mountsFile})
 		}
@@ -199,6 +200,19 @@ func (h *Host) checkService(name string, users map[string]bool, homeUID, homeGID
 		}})
 	case err != nil:
 		add(Finding{Path: dbPath, What: err.Error(), Fix: "see " + quote(dbPath)})
+	case isType(st, unix.S_IFLNK):
+		// A link to a data volume (provision --db): its target is the
+		// data directory, owned by the service's user like any other.
+		target, _ := db.Readlink(name)
+		fi, err := os.Stat(dbPath)
+		if err != nil || !fi.IsDir() {
+			add(Finding{Path: dbPath, What: fmt.Sprintf("dangling symlink (-> %s)", target), Fix: "mount the volume of " + quote(target) + " (and mkdir " + quote(target) + ")"})
+			break
+		}
+		if t, ok := fi.Sys().(*syscall.Stat_t); ok && uid >= 0 && (int(t.Uid) != uid || (gid >= 0 && int(t.Gid) != gid)) {
+			add(Finding{Path: dbPath, What: fmt.Sprintf("data volume %s owned by %d:%d, want %d:%d (user of %s)", target, t.Uid, t.Gid, uid, gid, name),
+				Fix: fmt.Sprintf("chown %d:%d %s", uid, gid, quote(target)), root: true, fix: func() error { return os.Chown(target, uid, gid) }})
+		}
 	case !isType(st, unix.S_IFDIR):
 		add(Finding{Path: dbPath, What: "not a directory", Fix: "mv " + quote(dbPath) + " " + quote(dbPath+".old") + " && upkeep provision"})
 	default:
