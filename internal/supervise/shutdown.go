@@ -50,6 +50,7 @@ func (d *Daemon) stopAll(names []string) error {
 	for _, n := range d.withDependents(names) {
 		pending[n] = true
 	}
+	d.log.Info("stopping all services", "services", len(pending))
 	sent := map[string]time.Time{}
 	var killed []string
 	slowest, slowTook := "", time.Duration(0)
