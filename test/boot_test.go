@@ -143,3 +143,39 @@ func TestWatchdogForAnotherPidIsIgnored(t *testing.T) {
 		t.Errorf("daemon: %v", err)
 	}
 }
+
+// The CLI of provision --boot and --db, through the built binary.
+func TestProvisionBootAndDBFlags(t *testing.T) {
+	h := newHostHome(t)
+	writeTree(t, h.root, map[string]string{"run/systemd/system/.keep": ""})
+	out := h.must("provision", "--boot", "--dry-run")
+	if !strings.Contains(out, "# would write "+filepath.Join(h.root, "etc/systemd/system/upkeep.service")) ||
+		!strings.Contains(out, "ExecStart="+bin+" --root "+h.root+" daemon\n") {
+		t.Errorf("provision --boot --dry-run:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "etc/systemd")); err == nil {
+		t.Error("the dry run wrote etc/systemd")
+	}
+	if out, _, _ := h.up("doctor"); !strings.Contains(out, "warning: "+filepath.Join(h.root, "etc/systemd/system/upkeep.service")+": no boot file") {
+		t.Errorf("doctor without a boot file:\n%s", out)
+	}
+	h.must("provision", "--boot=systemd")
+	if got, _ := os.Readlink(filepath.Join(h.root, "etc/systemd/system/multi-user.target.wants/upkeep.service")); got != "/etc/systemd/system/upkeep.service" {
+		t.Errorf("not enabled: %q", got)
+	}
+	if out, _, code := h.up("doctor"); code != 0 || strings.Contains(out, "boot file") {
+		t.Errorf("doctor after provision --boot: exit %d\n%s", code, out)
+	}
+	if _, stderr, code := h.up("provision", "--boot=upstart"); code != 2 || !strings.Contains(stderr, "want auto, systemd, sysv, openrc or none") {
+		t.Errorf("--boot=upstart: exit %d %q", code, stderr)
+	}
+	vol := t.TempDir()
+	h.write("service-pg", "command = [\"/bin/true\"]\n")
+	h.must("provision", "--db", "service-pg="+vol)
+	if got, _ := os.Readlink(filepath.Join(h.root, "var/db/service-pg")); got != vol {
+		t.Errorf("var/db/service-pg -> %q, want %s", got, vol)
+	}
+	if _, stderr, code := h.up("provision", "--db", "service-pg"); code != 2 || !strings.Contains(stderr, "want NAME=PATH") {
+		t.Errorf("--db without =: exit %d %q", code, stderr)
+	}
+}
