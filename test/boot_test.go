@@ -179,3 +179,37 @@ func TestProvisionBootAndDBFlags(t *testing.T) {
 		t.Errorf("--db without =: exit %d %q", code, stderr)
 	}
 }
+
+// The sysvinit script provision writes starts and stops a real daemon.
+func TestSysvScriptStartsAndStopsTheDaemon(t *testing.T) {
+	h := newHostHome(t)
+	stopped := filepath.Join(h.root, "stopped")
+	h.write("www-app", "autostart = true\nscript = \"trap 'echo app > "+stopped+"; exit 0' TERM; sleep 1000 & wait\"\n")
+	h.must("provision", "--boot=sysv")
+	script := filepath.Join(h.root, "etc/init.d/upkeep")
+	run := func(verb string) (string, int) {
+		cmd := exec.Command("sh", script, verb)
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	if out, code := run("start"); code != 0 {
+		t.Fatalf("start: exit %d\n%s", code, out)
+	}
+	t.Cleanup(func() { run("stop") })
+	h.eventually(10*time.Second, "www-app running", h.allRunning("www-app"))
+	if out, code := run("status"); code != 0 || !strings.Contains(out, "is running") {
+		t.Errorf("status: exit %d %q", code, out)
+	}
+	if out, code := run("start"); code != 0 || !strings.Contains(out, "already running") {
+		t.Errorf("second start: exit %d %q", code, out)
+	}
+	if out, code := run("stop"); code != 0 {
+		t.Fatalf("stop: exit %d\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(stopped); string(b) != "app\n" {
+		t.Errorf("www-app was not stopped by the daemon: %q", b)
+	}
+	if out, code := run("status"); code != 3 {
+		t.Errorf("status after stop: exit %d %q, want 3", code, out)
+	}
+}

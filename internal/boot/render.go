@@ -76,7 +76,7 @@ func Render(init Init, o Options) (*File, error) {
 		return nil, fmt.Errorf("no boot file for init %q", init)
 	}
 	var b bytes.Buffer
-	if err := template.Must(template.New(string(init)).Funcs(template.FuncMap{"q": shellQuote}).Parse(tmpl)).Execute(&b, data); err != nil {
+	if err := template.Must(template.New(string(init)).Funcs(template.FuncMap{"q": shellQuote, "comm": comm}).Parse(tmpl)).Execute(&b, data); err != nil {
 		return nil, err
 	}
 	f.Data = Seal(b.Bytes())
@@ -119,6 +119,16 @@ func strip(lines []string) string {
 		}
 	}
 	return b.String()
+}
+
+// comm is the name /proc/PID/comm gives a process of binary: its base
+// name, cut to the kernel's 15 bytes.
+func comm(binary string) string {
+	b := binary[strings.LastIndexByte(binary, '/')+1:]
+	if len(b) > 15 {
+		b = b[:15]
+	}
+	return b
 }
 
 func shellQuote(s string) string {
@@ -175,11 +185,12 @@ const sysvTmpl = `#!/bin/sh
 DAEMON={{q .Binary}}
 ROOT={{q .Root}}
 LOCK="$ROOT/run/upkeep/upkeep.lock"
+COMM={{q (comm .Binary)}}
 STOP_TIMEOUT={{.StopSec}}
 
 pid() {
 	p=$(cat "$LOCK" 2>/dev/null) || return 1
-	[ -n "$p" ] && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = upkeep ] && echo "$p"
+	[ -n "$p" ] && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = "$COMM" ] && echo "$p"
 }
 
 case "$1" in
