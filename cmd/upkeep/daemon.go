@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/boot"
 	"upkeep/internal/control"
 	"upkeep/internal/host"
 	"upkeep/internal/logsink"
@@ -95,8 +96,30 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
+	// Read (and unset, so services do not inherit it) before anything
+	// starts a service.
+	notifier, err := boot.FromEnv()
+	if err != nil {
+		log.Warn("sd_notify", "err", err.Error())
+	}
+	defer notifier.Close()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The first SIGTERM/SIGINT ends ctx: an ordered shutdown. The second
+	// hurries it (SIGKILL to what is left), as systemd's and docker's
+	// operators expect of a second Ctrl-C or `docker stop` after a kill.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	go func() {
+		<-sigs
+		<-sigs
+		d.Hurry()
+	}()
+	go func() {
+		<-ctx.Done()
+		_ = notifier.Send("STOPPING=1\nSTATUS=stopping services")
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -127,6 +150,8 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 		log.Info("metrics", "url", "http://"+ml.Addr().String()+"/metrics")
 	}
 	log.Info("daemon started", "root", root, "pid", os.Getpid())
+	go boot.Report(ctx, notifier, d)
+	go boot.KeepAlive(ctx, notifier, func() bool { _, err := d.Status(nil); return err == nil })
 	err = d.Run(ctx)
 	os.Remove(paths.Socket(root))
 	log.Info("daemon stopped")

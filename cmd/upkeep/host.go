@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"upkeep/internal/boot"
 	"upkeep/internal/control"
 	"upkeep/internal/host"
 	"upkeep/internal/spec"
@@ -25,7 +27,9 @@ func (g *globals) host() (*host.Host, error) {
 }
 
 func provisionCommand(g *globals) *cobra.Command {
-	var dryRun bool
+	var dryRun, force bool
+	var bootInit string
+	var dbs []string
 	cmd := &cobra.Command{
 		Use:   "provision",
 		Short: "Create the host's layout (var/www, var/log, var/db, ~/service ~/log ~/db ~/image ~/script) and keep the symlinks in sync",
@@ -38,18 +42,40 @@ func provisionCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var init boot.Init
+			if cmd.Flags().Changed("boot") {
+				if init, err = boot.ParseInit(bootInit); err != nil {
+					return usageError{err}
+				}
+			}
+			if err := provisionDBs(h, dbs, dryRun); err != nil {
+				return err
+			}
 			res, err := h.Provision(dryRun)
 			if err != nil {
 				return err
 			}
 			res.Format(os.Stdout, os.Stderr, dryRun)
+			if init != "" {
+				bin, err := selfPath()
+				if err != nil {
+					return err
+				}
+				if err := h.InstallBoot(host.BootOptions{Init: init, Binary: bin, Force: force, DryRun: dryRun}, os.Stdout); err != nil {
+					return err
+				}
+			}
 			if n := len(res.Skipped) + len(res.Left); n > 0 {
 				return fmt.Errorf("%d problem(s) left; see upkeep doctor", n)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be done (user creation included) and change nothing")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be done (user creation included, and the boot file) and change nothing")
+	cmd.Flags().StringVar(&bootInit, "boot", "", "install what starts upkeep daemon at boot: auto (detect the init), systemd, sysv, openrc or none")
+	cmd.Flags().Lookup("boot").NoOptDefVal = string(boot.Auto)
+	cmd.Flags().BoolVar(&force, "force", false, "with --boot: replace a boot file that was changed by hand")
+	cmd.Flags().StringArrayVar(&dbs, "db", nil, "NAME=PATH: make var/db/NAME a symlink to PATH, a separate mount (repeatable)")
 	return cmd
 }
 
@@ -66,6 +92,16 @@ func doctorCommand(g *globals) *cobra.Command {
 			fs, err := h.Check()
 			if err != nil {
 				return err
+			}
+			if bin, err := selfPath(); err == nil {
+				bootFs, warn, err := h.CheckBoot(bin)
+				if err != nil {
+					return err
+				}
+				fs = append(fs, bootFs...)
+				if warn != "" {
+					fmt.Printf("warning: %s\n", warn)
+				}
 			}
 			for _, f := range fs {
 				fmt.Printf("%s\n  fix: %s\n", f, f.Fix)
@@ -330,4 +366,30 @@ func removeCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&o.Force, "force", false, "also remove a var/www/NAME directory that upkeep did not deploy")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", host.DefaultTimeout, "how long the service has to stop")
 	return cmd
+}
+
+// selfPath is this binary's real path, for the boot file's ExecStart.
+func selfPath() (string, error) {
+	p, err := os.Executable()
+	if err == nil {
+		p, err = filepath.EvalSymlinks(p)
+	}
+	if err != nil {
+		return "", fmt.Errorf("the upkeep binary's path: %w", err)
+	}
+	return p, nil
+}
+
+// provisionDBs lays the var/db symlinks that --db NAME=PATH asks for.
+func provisionDBs(h *host.Host, dbs []string, dryRun bool) error {
+	for _, a := range dbs {
+		name, target, ok := strings.Cut(a, "=")
+		if !ok || name == "" || target == "" {
+			return usageError{fmt.Errorf("--db %s: want NAME=PATH", a)}
+		}
+		if err := h.LinkDB(name, target, dryRun); err != nil {
+			return err
+		}
+	}
+	return nil
 }

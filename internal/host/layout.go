@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"upkeep/internal/accounts"
 	"upkeep/internal/paths"
 	"upkeep/internal/policy"
 	"upkeep/internal/spec"
@@ -48,6 +49,10 @@ type Host struct {
 	root, home tree
 	cfg        *Config
 	pol        *policy.Policy
+	acct       *accounts.DB // the root's account files, read by Check (accounts.go)
+	// madeLogs: log files this Provision made before their service's user
+	// existed; the next pass chowns them.
+	madeLogs map[string]bool
 }
 
 // New returns the host at root with the operator's home (may be "").

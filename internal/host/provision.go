@@ -7,9 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path"
-	"strconv"
 	"strings"
 	"syscall"
 	"upkeep/internal/paths"
@@ -47,6 +45,7 @@ func (h *Host) Check() ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.acct = nil // the account files are read afresh: a pass may have added to them
 	var out []Finding
 	add := func(f Finding) { out = append(out, f) }
 	for _, d := range layoutDirs {
@@ -168,6 +167,9 @@ func (h *Host) checkService(name string, users map[string]bool, homeUID, homeGID
 	if s != nil && s.User != "" {
 		uid, gid = h.checkUser(name, s.User, s.Group, users, add)
 	}
+	if s != nil {
+		h.checkGroups(name, s, users, add)
+	}
 	db := tree{h.Path(DBDir)}
 	dbPath := h.Path(dbRel(name))
 	if s != nil && s.DBMount {
@@ -175,7 +177,8 @@ func (h *Host) checkService(name string, users map[string]bool, homeUID, homeGID
 		switch err := h.checkDataMount(name); {
 		case errors.As(err, &me):
 			add(Finding{Path: dbPath, What: fmt.Sprintf("not on a mount of its own (db_mount = true in the service.toml of %s): on %s", name, me.On),
-				Fix: "mount DEVICE " + quote(dbPath) + "  # or one volume on " + quote(h.Path(DBDir)) + "; then add it to /etc/fstab"})
+				Fix: "mount DEVICE " + quote(dbPath) + "  # or one volume on " + quote(h.Path(DBDir)) + "; then add it to /etc/fstab" +
+					"; or, with a volume mounted elsewhere: mkdir /mnt/DISK/" + name + " && upkeep provision --db " + name + "=/mnt/DISK/" + name})
 		case err != nil:
 			add(Finding{Path: dbPath, What: err.Error(), Fix: "see " + mountsFile})
 		}
@@ -199,6 +202,19 @@ func (h *Host) checkService(name string, users map[string]bool, homeUID, homeGID
 		}})
 	case err != nil:
 		add(Finding{Path: dbPath, What: err.Error(), Fix: "see " + quote(dbPath)})
+	case isType(st, unix.S_IFLNK):
+		// A link to a data volume (provision --db): its target is the
+		// data directory, owned by the service's user like any other.
+		target, _ := db.Readlink(name)
+		fi, err := os.Stat(dbPath)
+		if err != nil || !fi.IsDir() {
+			add(Finding{Path: dbPath, What: fmt.Sprintf("dangling symlink (-> %s)", target), Fix: "mount the volume of " + quote(target) + " (and mkdir " + quote(target) + ")"})
+			break
+		}
+		if t, ok := fi.Sys().(*syscall.Stat_t); ok && uid >= 0 && (int(t.Uid) != uid || (gid >= 0 && int(t.Gid) != gid)) {
+			add(Finding{Path: dbPath, What: fmt.Sprintf("data volume %s owned by %d:%d, want %d:%d (user of %s)", target, t.Uid, t.Gid, uid, gid, name),
+				Fix: fmt.Sprintf("chown %d:%d %s", uid, gid, quote(target)), root: true, fix: func() error { return os.Chown(target, uid, gid) }})
+		}
 	case !isType(st, unix.S_IFDIR):
 		add(Finding{Path: dbPath, What: "not a directory", Fix: "mv " + quote(dbPath) + " " + quote(dbPath+".old") + " && upkeep provision"})
 	default:
@@ -218,7 +234,24 @@ func (h *Host) checkService(name string, users map[string]bool, homeUID, homeGID
 			add(Finding{Path: p, What: "missing log file of " + name, Fix: "install -m 0640 /dev/null " + quote(p), fix: func() error {
 				// O_EXCL, never a rename over: the daemon may have just
 				// opened the file, and would go on writing to a lost inode.
-				return h.root.Create(rel, 0o640)
+				if err := h.root.Create(rel, 0o640); err != nil {
+					return err
+				}
+				// The service's user may read its own logs. Only a file
+				// provision makes is chowned: the daemon's rotation
+				// decides for the files it makes.
+				if uid >= 0 && h.IsRoot {
+					return h.root.Chown(rel, uid, gid)
+				}
+				if h.madeLogs != nil {
+					h.madeLogs[rel] = true // its user is made in this run: chowned in the next pass
+				}
+				return nil
+			}})
+		} else if h.madeLogs[rel] && uid >= 0 && h.IsRoot {
+			add(Finding{Path: p, What: "log file of " + name + " not yet owned by its user", Fix: fmt.Sprintf("chown %d:%d %s", uid, gid, quote(p)), root: true, fix: func() error {
+				delete(h.madeLogs, rel)
+				return h.root.Chown(rel, uid, gid)
 			}})
 		}
 	}
@@ -318,48 +351,6 @@ func (h *Host) checkStale(names []string, add func(Finding)) {
 	}
 }
 
-// checkUser looks up a service's user and group and, when missing, finds
-// how to create them (useradd --system). Users are the host's own: they
-// are not relative to --root, because the daemon looks them up on the host.
-func (h *Host) checkUser(name, uname, gname string, seen map[string]bool, add func(Finding)) (int, int) {
-	uid, gid := -1, -1
-	if n, err := strconv.Atoi(uname); err == nil {
-		uid = n
-	} else if u, err := user.Lookup(uname); err == nil {
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-	}
-	if gname != "" {
-		if n, err := strconv.Atoi(gname); err == nil {
-			gid = n
-		} else if g, err := user.LookupGroup(gname); err == nil {
-			gid, _ = strconv.Atoi(g.Gid)
-		} else if !seen["group:"+gname] {
-			seen["group:"+gname] = true
-			argv := []string{"groupadd", "--system", gname}
-			add(Finding{Path: "group " + gname, What: "does not exist (group of " + name + ")", Fix: strings.Join(argv, " "), root: true, fix: func() error { return runCommand(argv) }})
-		}
-	}
-	if uid >= 0 || seen["user:"+uname] {
-		return uid, gid
-	}
-	seen["user:"+uname] = true
-	argv := []string{"useradd", "--system", "--no-create-home", "--home-dir", h.Path(dbRel(name)), "--shell", nologin()}
-	switch {
-	case gname != "":
-		argv = append(argv, "--gid", gname)
-	default:
-		if _, err := user.LookupGroup(uname); err == nil {
-			argv = append(argv, "--gid", uname)
-		} else {
-			argv = append(argv, "--user-group")
-		}
-	}
-	argv = append(argv, uname)
-	add(Finding{Path: "user " + uname, What: "does not exist (user of " + name + ")", Fix: strings.Join(argv, " "), root: true, fix: func() error { return runCommand(argv) }})
-	return uid, gid
-}
-
 // runCommand runs a provisioning command (useradd, groupadd); tests replace it.
 var runCommand = func(argv []string) error {
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
@@ -408,6 +399,8 @@ func (h *Host) Provision(dryRun bool) (*ProvisionResult, error) {
 		defer unlock()
 	}
 	res := &ProvisionResult{}
+	h.madeLogs = map[string]bool{}
+	defer func() { h.madeLogs = nil }()
 	// Two passes: the directories made in the first (var/db, ~/log) let
 	// the second see what belongs inside them.
 	for pass := 0; pass < 2; pass++ {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +50,11 @@ type Daemon struct {
 	changes chan change
 	owned   chan struct{}
 	closed  bool
+	// shutdownErr is what the shutdown reports (ShutdownError), for Run.
+	shutdownErr error
+	// shuttingDown and hurried: a second signal (Hurry) kills what the
+	// shutdown has not stopped yet.
+	shuttingDown, hurried atomic.Bool
 
 	// life ends at shutdown; it bounds the work the daemon does for a
 	// caller that did not wait (stop --no-wait), counted in background.
@@ -192,7 +198,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go d.sample(ctx.Done())
 	<-ctx.Done()
 	d.shutdown()
-	return nil
+	return d.shutdownErr
 }
 
 // settle hands the memory of a burst of work (parsing every definition,
@@ -235,7 +241,7 @@ func (d *Daemon) closeAll() {
 		names = append(names, n)
 	}
 	d.mu.Unlock()
-	d.stopOrdered(context.Background(), names)
+	d.shutdownErr = d.stopAll(names)
 	for _, sv := range d.all() {
 		_ = sv.send(request{kind: reqRemove})
 		<-sv.done

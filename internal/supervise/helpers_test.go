@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -27,6 +28,9 @@ type host struct {
 	d     *Daemon
 	stop  context.CancelFunc
 	done  chan struct{}
+	// runErr is what Run returned; a ShutdownError (a service killed at
+	// the end of the test) is left to the tests that look for it.
+	runErr error
 }
 
 func newHost(t *testing.T) *host {
@@ -73,7 +77,8 @@ func (h *host) start() {
 	h.d, h.stop, h.done = d, cancel, make(chan struct{})
 	go func() {
 		defer close(h.done)
-		if err := d.Run(ctx); err != nil {
+		h.runErr = d.Run(ctx)
+		if err := h.runErr; err != nil && !errors.As(err, new(*ShutdownError)) {
 			h.t.Error(err)
 		}
 	}()

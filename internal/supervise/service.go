@@ -65,6 +65,7 @@ const (
 	reqSignal
 	reqUpdate
 	reqRemove
+	reqKill // a hurried shutdown: SIGKILL now to a service that is stopping
 )
 
 type request struct {
@@ -129,6 +130,9 @@ type service struct {
 	// for a plain directory), once released is set: see newRelease.
 	release  string
 	released bool
+	// killed: the last stop ended in SIGKILL (its timeout, or a hurried
+	// shutdown); read by the shutdown under mu (wasKilled).
+	killed bool
 }
 
 func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
@@ -196,6 +200,10 @@ func (s *service) request(r request) error {
 		s.handle(event{kind: evUpdate, spec: r.spec})
 	case reqRemove:
 		s.handle(event{kind: evRemove})
+	case reqKill:
+		if s.state == api.Stopping {
+			s.kill()
+		}
 	}
 	return nil
 }
@@ -441,6 +449,9 @@ func (s *service) terminate(then after) {
 	s.depsC = nil
 	s.deadline = time.Time{}
 	s.set(api.Stopping, "")
+	s.mu.Lock()
+	s.killed = false
+	s.mu.Unlock()
 	sig, _ := spec.ParseSignal(s.spec.Stop.Signal)
 	if s.active() && len(s.spec.StopCommand) > 0 {
 		if _, err := s.spawn(s.spec.StopCommand); err != nil {
@@ -461,7 +472,16 @@ func (s *service) kill() {
 	if s.cg != nil {
 		s.cg.Kill()
 	}
+	s.mu.Lock()
+	s.killed = true
+	s.mu.Unlock()
 	s.startPoll()
+}
+
+func (s *service) wasKilled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.killed
 }
 
 // settle finishes a stop once the main process and its group are gone, and
