@@ -16,6 +16,10 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`command = ["/bin/true"]`))
 	f.Add([]byte("command = [\"/bin/true\"]\n[test]\ncommand = [\"curl\", \"-fsS\", \"http://127.0.0.1:8080/ok\"]\ntimeout = \"5s\"\n"))
 	f.Add([]byte("script = \"exec srv\"\n[test]\nscript = \"\"\"\ncurl -fsS http://127.0.0.1/ok\n\"\"\"\ncommand = [\"\"]\ntimeout = \"-1s\"\n"))
+	f.Add([]byte("command = [\"x\"]\nready = \"notify\"\nwatchdog = \"30s\"\nready_timeout = \"5s\"\n"))
+	f.Add([]byte("command = [\"x\"]\nready = \"fd:3\"\n"))
+	f.Add([]byte("command = [\"x\"]\nready = 'log:^ready (\\d+)$'\n"))
+	f.Add([]byte("command = [\"x\"]\nready = \"log:[\"\nwatchdog = \"1s\"\n"))
 	const (
 		root = "/srv/root"
 		dir  = root + "/var/www/api-fuzz"

@@ -83,9 +83,10 @@ func TestDefaults(t *testing.T) {
 	// The documented defaults (docs/service.toml.md); a change here is a
 	// change of the file format.
 	want := Service{
-		Directory:  ".",
-		Autostart:  true,
-		ReadyAfter: Duration(time.Second),
+		Directory:    ".",
+		Autostart:    true,
+		ReadyAfter:   Duration(time.Second),
+		ReadyTimeout: Duration(time.Minute),
 		Restart: Restart{
 			Policy:      Always,
 			Backoff:     Duration(100 * time.Millisecond),
@@ -153,18 +154,19 @@ maxage        = 30
 		t.Fatalf("Parse: %v", ps)
 	}
 	want := Service{
-		Name:        "api-app",
-		Version:     "1.4.2",
-		Command:     []string{"/usr/local/bin/node", "server.js", "production"},
-		Directory:   testDir + "/current",
-		User:        "nodejs",
-		Group:       "www-data",
-		Env:         map[string]string{"NODE_ENV": "production", "PORT": "8080"},
-		EnvFile:     testDir + "/.env",
-		Autostart:   false,
-		DependsOn:   []string{"service-db", "service-cache"},
-		ReadyAfter:  Duration(2 * time.Second),
-		StopCommand: []string{"/usr/local/bin/node", "stop.js"},
+		Name:         "api-app",
+		Version:      "1.4.2",
+		Command:      []string{"/usr/local/bin/node", "server.js", "production"},
+		Directory:    testDir + "/current",
+		User:         "nodejs",
+		Group:        "www-data",
+		Env:          map[string]string{"NODE_ENV": "production", "PORT": "8080"},
+		EnvFile:      testDir + "/.env",
+		Autostart:    false,
+		DependsOn:    []string{"service-db", "service-cache"},
+		ReadyAfter:   Duration(2 * time.Second),
+		ReadyTimeout: Duration(time.Minute),
+		StopCommand:  []string{"/usr/local/bin/node", "stop.js"},
 		Restart: Restart{
 			Policy:      OnFailure,
 			Backoff:     Duration(250 * time.Millisecond),
