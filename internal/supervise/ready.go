@@ -195,7 +195,14 @@ func (s *service) listenNotify() error {
 	}
 	s.nsock = sock
 	go sock.Serve(func(d notify.Datagram) {
-		s.say(readyWord{note: &d, from: describe(d.From.Pid)})
+		s.mu.Lock()
+		main := s.snap.Pid
+		s.mu.Unlock()
+		from := sender{pid: d.From.Pid}
+		if from.pid != main { // the main process needs no look at /proc
+			from = describe(d.From.Pid)
+		}
+		s.say(readyWord{note: &d, from: from})
 	})
 	return nil
 }

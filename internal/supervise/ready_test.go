@@ -396,6 +396,19 @@ func TestReadyLatencyBench(t *testing.T) {
 			t.Fatal("no sent stamp")
 		}
 		lat = append(lat, started.Sub(at))
+		if os.Getenv("UPKEEP_BENCH_SPLIT") != "" {
+			var aRun, bRun time.Time
+			for _, e := range h.d.Events("") {
+				if e.Kind == "state" && e.State == "running" && e.Time.After(at.Add(-time.Millisecond)) {
+					if e.Service == "service-db" {
+						aRun = e.Time
+					} else {
+						bRun = e.Time
+					}
+				}
+			}
+			fmt.Printf("sent→db running %v, db running→app spawned %v, app spawned→its main %v\n", aRun.Sub(at), bRun.Sub(aRun), started.Sub(bRun))
+		}
 		if err := h.d.Stop(t.Context(), []string{"api-app", "service-db"}, true); err != nil {
 			t.Fatal(err)
 		}
