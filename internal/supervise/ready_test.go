@@ -422,3 +422,72 @@ func TestReadyLatencyBench(t *testing.T) {
 	pct := func(p int) time.Duration { return lat[(len(lat)-1)*p/100] }
 	fmt.Printf("ready latency (READY=1 sent -> dependent started), %d rounds: p50 %v p95 %v min %v max %v\n", len(lat), pct(50), pct(95), lat[0], lat[len(lat)-1])
 }
+
+// The issue's measurement: a frozen service with a failing check came back
+// only after its whole stop timeout. Now the check's restart is quick too.
+func TestFrozenServiceCheckRestartIsQuick(t *testing.T) {
+	h := newHost(t)
+	bad := filepath.Join(h.root, "bad")
+	h.write("service-redis", fmt.Sprintf(`command = ["/bin/sleep", "1000"]
+ready = "after"
+ready_after = "0s"
+[stop]
+timeout = "10s"
+[restart]
+backoff = "10ms"
+[[check]]
+type = "exec"
+command = ["/bin/sh", "-c", "test ! -e %s"]
+interval = "50ms"
+grace = "0s"
+`, bad))
+	h.start()
+	st := h.waitState("service-redis", api.Running)
+	if err := syscall.Kill(st.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	os.WriteFile(bad, nil, 0o644)
+	h.eventually(15*time.Second, "a restart by the check", func() bool {
+		n := h.status("service-redis")
+		if n.Pid != 0 && n.Pid != st.Pid {
+			os.Remove(bad)
+		}
+		return n.State == api.Running && n.Pid != st.Pid && n.Restarts >= 1
+	})
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("a frozen service with a failing check took %v to come back (stop timeout 10s)", d)
+	}
+	if alive(st.Pid) {
+		t.Errorf("the frozen process %d is still there", st.Pid)
+	}
+}
+
+// RELOADING=1 and STOPPING=1 show in status until READY=1 ends them.
+func TestNotifyReloadingShown(t *testing.T) {
+	bin := needNotify(t)
+	h := newHost(t)
+	gate := filepath.Join(h.root, "go")
+	h.write("service-db", fmt.Sprintf(`ready = "notify"
+script = """
+%s --ready --status=up
+while [ ! -e %s ]; do sleep 0.01; done
+%s RELOADING=1 STATUS=rereading
+while [ ! -e %s.2 ]; do sleep 0.01; done
+%s --ready --status=reloaded
+exec sleep 1000
+"""
+`, bin, gate, bin, gate, bin))
+	h.start()
+	h.waitState("service-db", api.Running)
+	os.WriteFile(gate, nil, 0o644)
+	h.eventually(10*time.Second, "reloading shown", func() bool {
+		st := h.status("service-db")
+		return st.Announced == "reloading" && st.StatusText == "rereading" && st.State == api.Running
+	})
+	os.WriteFile(gate+".2", nil, 0o644)
+	h.eventually(10*time.Second, "the reload's end", func() bool {
+		st := h.status("service-db")
+		return st.Announced == "" && st.StatusText == "reloaded"
+	})
+}
