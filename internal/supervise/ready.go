@@ -130,54 +130,52 @@ func (s *service) endReadiness() {
 	}
 }
 
-// maxLogLine bounds what watchLog holds of a line without a newline; the
-// pattern is matched against the first maxLogLine bytes of a longer one.
-const maxLogLine = 64 << 10
-
 // watchLog stands in for Drain until a line matches l.match: it reads the
-// pipe, writes whole lines to the sink and matches each. Once a line of
+// pipe, matches each whole line and writes them to the sink (a line longer
+// than its 64 KiB buffer is matched by its start). Once a line of
 // either stream matched, it hands the pipe to Drain, so capture after
 // readiness (and of every service without log:REGEX) is Drain's own, with
 // its splicing.
 func (s *service) watchLog(sink *logsink.Sink, r *os.File, wg *sync.WaitGroup, l *launch) {
 	defer wg.Done()
 	defer r.Close()
-	var pending []byte
-	buf := make([]byte, 4096)
+	buf := make([]byte, 0, 64<<10)
 	for !l.found.Load() {
-		n, err := r.Read(buf)
-		pending = append(pending, buf[:n]...)
-		for {
-			i := bytes.IndexByte(pending, '\n')
-			if i < 0 {
-				break
-			}
-			line := pending[:i+1]
-			sink.Write(line)
-			if !l.found.Load() && l.match.Match(line[:i]) && l.found.CompareAndSwap(false, true) {
-				s.say(readyWord{run: l.run})
-			}
-			pending = pending[i+1:]
+		if len(buf) == cap(buf) { // a line longer than the buffer: match its start, write it
+			l.check(s, buf)
+			sink.Write(buf)
+			buf = buf[:0]
 		}
-		if len(pending) >= maxLogLine {
-			if !l.found.Load() && l.match.Match(pending) && l.found.CompareAndSwap(false, true) {
-				s.say(readyWord{run: l.run})
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		// Whole lines are matched one by one and written at once.
+		if end := bytes.LastIndexByte(buf, '\n'); end >= 0 {
+			for rest := buf[:end+1]; len(rest) > 0 && !l.found.Load(); {
+				i := bytes.IndexByte(rest, '\n')
+				l.check(s, rest[:i])
+				rest = rest[i+1:]
 			}
-			sink.Write(pending)
-			pending = nil
+			sink.Write(buf[:end+1])
+			buf = buf[:copy(buf, buf[end+1:])]
 		}
 		if err != nil {
-			if len(pending) > 0 {
-				sink.Write(pending)
+			if len(buf) > 0 {
+				sink.Write(buf)
 			}
 			return
 		}
-		pending = append([]byte(nil), pending...) // let the consumed lines go
 	}
-	if len(pending) > 0 {
-		sink.Write(pending) // a line's start: Drain writes its end
+	if len(buf) > 0 {
+		sink.Write(buf) // a line's start: Drain writes its end
 	}
 	sink.Drain(r)
+}
+
+// check matches one line; the first match of the run is the word.
+func (l *launch) check(s *service, line []byte) {
+	if l.match.Match(line) && l.found.CompareAndSwap(false, true) {
+		s.say(readyWord{run: l.run})
+	}
 }
 
 // listenNotify opens the service's notification socket, once for the
