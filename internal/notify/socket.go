@@ -138,3 +138,17 @@ func credentials(oob []byte) (Sender, bool) {
 	}
 	return from, ok
 }
+
+// Pending reports whether a datagram waits in the socket, not yet read:
+// the supervisor asks before it handles its main process's exit, so that
+// what the process said before exiting (MAINPID=, READY=1) comes first,
+// as systemd reads its notify socket before SIGCHLD.
+func (s *Socket) Pending() bool {
+	raw, err := s.conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n > 0
+}

@@ -52,6 +52,7 @@ type launch struct {
 // prepare sets up the next run's readiness channel, and counts the run.
 func (s *service) prepare() (*launch, error) {
 	s.runs++
+	s.early = false
 	s.endReadiness()
 	s.statusText, s.announced = "", ""
 	r := s.spec.Readiness()
@@ -193,6 +194,7 @@ func (s *service) listenNotify() error {
 	}
 	s.nsock = sock
 	go sock.Serve(func(d notify.Datagram) {
+		s.notes.Add(1)
 		s.mu.Lock()
 		main := s.snap.Pid
 		s.mu.Unlock()
@@ -209,6 +211,54 @@ func (s *service) closeNotify() {
 	if s.nsock != nil {
 		s.nsock.Close()
 		s.nsock = nil
+	}
+}
+
+// word hands what a run said to handle.
+func (s *service) word(w readyWord) {
+	if w.note == nil {
+		s.handle(event{kind: evAnnounced, run: w.run})
+		return
+	}
+	s.notes.Add(-1)
+	s.handle(event{kind: evNotify, note: w.note, from: w.from})
+}
+
+// noteWait bounds takeNotes: a datagram in the socket reaches the loop
+// within microseconds, unless the machine is starved.
+const noteWait = 100 * time.Millisecond
+
+// takeNotes handles, before the main process's exit, the datagrams it
+// sent before exiting: those in the channel, those its reader holds, and
+// those still in the socket. (Between the reader's read and its count
+// there are a few instructions where a datagram is in neither; that one
+// comes after the exit, as it can under systemd.)
+func (s *service) takeNotes() {
+	if s.nsock == nil {
+		return
+	}
+	var deadline <-chan time.Time
+	for {
+		select {
+		case w := <-s.readyC:
+			s.word(w)
+			continue
+		default:
+		}
+		if s.notes.Load() == 0 && !s.nsock.Pending() {
+			return
+		}
+		if deadline == nil {
+			t := time.NewTimer(noteWait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case w := <-s.readyC:
+			s.word(w)
+		case <-deadline:
+			return
+		}
 	}
 }
 

@@ -491,3 +491,20 @@ exec sleep 1000
 		return st.Announced == "" && st.StatusText == "reloaded"
 	})
 }
+
+// A daemonizing service (start_command + pidfile) may announce READY=1
+// before its pid file is read: the word is kept for up.
+func TestNotifyDaemonizing(t *testing.T) {
+	bin := needNotify(t)
+	h := newHost(t)
+	h.write("service-d", fmt.Sprintf(`ready = "notify"
+ready_timeout = "10s"
+start_command = ["/bin/sh", "-c", "(%s --ready --status=forked; exec sleep 1000) & echo $! > %s"]
+pidfile = "d.pid"
+`, bin, filepath.Join(h.root, "var/www/service-d/d.pid")))
+	h.start()
+	st := h.waitState("service-d", api.Running)
+	if st.StatusText != "forked" || st.Pid == 0 {
+		t.Errorf("status %+v", st)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -136,8 +137,10 @@ type service struct {
 	nsock      *notify.Socket // ready = "notify": for the loop's lifetime
 	wd         *time.Timer
 	wdC        <-chan time.Time
-	statusText string // STATUS=
-	announced  string // "reloading" or "stopping", from RELOADING=1 / STOPPING=1
+	early      bool         // the run announced itself before its main process was known (start_command)
+	notes      atomic.Int32 // datagrams read by the socket's goroutine and not yet handled
+	statusText string       // STATUS=
+	announced  string       // "reloading" or "stopping", from RELOADING=1 / STOPPING=1
 	// explained: lastExit says why the daemon stopped this run (a failed
 	// check), which its exit status ("signal TERM") would hide.
 	explained bool
@@ -161,7 +164,12 @@ func (s *service) run() {
 		case r := <-s.reqs:
 			r.reply <- s.request(r)
 		case <-s.mainDone:
-			s.handle(event{kind: evExit})
+			s.takeNotes()
+			select {
+			case <-s.mainDone: // still the same main (MAINPID= may have named another)
+				s.handle(event{kind: evExit})
+			default:
+			}
 		case <-s.launchC:
 			s.handle(event{kind: evLaunched})
 		case <-s.timerC:
@@ -173,11 +181,7 @@ func (s *service) run() {
 		case <-s.pollC:
 			s.handle(event{kind: evPoll})
 		case w := <-s.readyC:
-			if w.note != nil {
-				s.handle(event{kind: evNotify, note: w.note, from: w.from})
-			} else {
-				s.handle(event{kind: evAnnounced, run: w.run})
-			}
+			s.word(w)
 		case <-s.wdC:
 			s.wdC = nil
 			s.handle(event{kind: evWatchdog})
@@ -349,8 +353,12 @@ func (s *service) handle(ev event) {
 		}
 
 	case evAnnounced:
-		if ev.run == s.runs && s.state == api.Starting && s.active() {
+		switch {
+		case ev.run != s.runs || s.state != api.Starting:
+		case s.active():
 			s.ready()
+		case s.busy():
+			s.early = true // a daemonizing start: up() takes it
 		}
 
 	case evNotify:
@@ -408,7 +416,7 @@ func (s *service) ready() {
 // owns places it).
 func (s *service) notified(ev event) {
 	d := ev.note
-	if !s.active() || s.state == api.Stopping && !d.Msg.Stopping {
+	if !s.busy() || s.state == api.Stopping && !d.Msg.Stopping {
 		return
 	}
 	if !s.owns(ev.from) {
@@ -420,7 +428,7 @@ func (s *service) notified(ev event) {
 		return
 	}
 	m := d.Msg
-	if m.MainPID != 0 {
+	if m.MainPID != 0 && s.active() { // without a main yet, the pid file names it
 		if err := s.follow(m.MainPID); err != nil {
 			s.d.log.Warn("notification refused", "service", s.name, "pid", d.From.Pid, "err", err.Error())
 		} else {
@@ -446,7 +454,11 @@ func (s *service) notified(ev event) {
 	case m.Trigger:
 		s.handle(event{kind: evWatchdog})
 	case m.Ready && s.state == api.Starting && s.spec.Readiness().Kind == spec.ReadyNotify:
-		s.ready()
+		if s.active() {
+			s.ready()
+		} else {
+			s.early = true // a daemonizing start: up() takes it
+		}
 	}
 }
 
@@ -521,6 +533,9 @@ func (s *service) up(p *proc.Process, pgid int) {
 	case r.Announced():
 		s.set(api.Starting, readyDetail(r))
 		s.setTimer(s.spec.ReadyTimeout.D())
+		if s.early { // said so while its start command ran
+			s.ready()
+		}
 		return
 	case r.Kind == spec.ReadyChecks:
 		s.set(api.Starting, "waiting for checks")
