@@ -83,10 +83,9 @@ func TestDefaults(t *testing.T) {
 	// The documented defaults (docs/service.toml.md); a change here is a
 	// change of the file format.
 	want := Service{
-		Directory:    ".",
-		Autostart:    true,
-		ReadyAfter:   Duration(time.Second),
-		ReadyTimeout: Duration(time.Minute),
+		Directory:  ".",
+		Autostart:  true,
+		ReadyAfter: Duration(time.Second),
 		Restart: Restart{
 			Policy:      Always,
 			Backoff:     Duration(100 * time.Millisecond),
@@ -99,6 +98,8 @@ func TestDefaults(t *testing.T) {
 		Log:        Log{When: "daily", Rotate: 7, Compress: true, DelayCompress: true, NotIfEmpty: true, MissingOK: true},
 		Privileges: Privileges{Umask: "0022"},
 		Test:       Test{Timeout: Duration(time.Minute)},
+		// ready.go
+		ReadyTimeout: Duration(time.Minute),
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("Defaults() = %+v, want %+v", d, want)
@@ -154,19 +155,18 @@ maxage        = 30
 		t.Fatalf("Parse: %v", ps)
 	}
 	want := Service{
-		Name:         "api-app",
-		Version:      "1.4.2",
-		Command:      []string{"/usr/local/bin/node", "server.js", "production"},
-		Directory:    testDir + "/current",
-		User:         "nodejs",
-		Group:        "www-data",
-		Env:          map[string]string{"NODE_ENV": "production", "PORT": "8080"},
-		EnvFile:      testDir + "/.env",
-		Autostart:    false,
-		DependsOn:    []string{"service-db", "service-cache"},
-		ReadyAfter:   Duration(2 * time.Second),
-		ReadyTimeout: Duration(time.Minute),
-		StopCommand:  []string{"/usr/local/bin/node", "stop.js"},
+		Name:        "api-app",
+		Version:     "1.4.2",
+		Command:     []string{"/usr/local/bin/node", "server.js", "production"},
+		Directory:   testDir + "/current",
+		User:        "nodejs",
+		Group:       "www-data",
+		Env:         map[string]string{"NODE_ENV": "production", "PORT": "8080"},
+		EnvFile:     testDir + "/.env",
+		Autostart:   false,
+		DependsOn:   []string{"service-db", "service-cache"},
+		ReadyAfter:  Duration(2 * time.Second),
+		StopCommand: []string{"/usr/local/bin/node", "stop.js"},
 		Restart: Restart{
 			Policy:      OnFailure,
 			Backoff:     Duration(250 * time.Millisecond),
@@ -182,6 +182,8 @@ maxage        = 30
 		Test:       Test{Timeout: Duration(time.Minute)},
 		Dir:        testDir,
 		File:       testFile,
+		// ready.go
+		ReadyTimeout: Duration(time.Minute),
 	}
 	if !reflect.DeepEqual(*s, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", *s, want)

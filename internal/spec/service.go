@@ -8,31 +8,25 @@ import (
 // Service is one service's definition, as read from its service.toml with
 // defaults applied.
 type Service struct {
-	Name       string            `toml:"name"`
-	Version    string            `toml:"version"`
-	Command    []string          `toml:"command"`
-	Script     string            `toml:"script"`
-	Directory  string            `toml:"directory"`
-	User       string            `toml:"user"`
-	Group      string            `toml:"group"`
-	Env        map[string]string `toml:"env"`
-	EnvFile    string            `toml:"env_file"`
-	Autostart  bool              `toml:"autostart"`
-	DependsOn  []string          `toml:"depends_on"`
-	ReadyAfter Duration          `toml:"ready_after"`
-	// Ready is how the service counts as started (ready.go): "notify",
-	// "fd:N", "log:REGEX", "checks" or "after"; empty: checks if it has
-	// any, else ready_after.
-	Ready        string   `toml:"ready"`
-	ReadyTimeout Duration `toml:"ready_timeout"` // for notify, fd and log
-	Watchdog     Duration `toml:"watchdog"`      // notify only: WATCHDOG=1 at least this often
-	StartCommand []string `toml:"start_command"`
-	StopCommand  []string `toml:"stop_command"`
-	PIDFile      string   `toml:"pidfile"`
-	Restart      Restart  `toml:"restart"`
-	Stop         Stop     `toml:"stop"`
-	Checks       []Check  `toml:"check"`
-	Log          Log      `toml:"log"`
+	Name         string            `toml:"name"`
+	Version      string            `toml:"version"`
+	Command      []string          `toml:"command"`
+	Script       string            `toml:"script"`
+	Directory    string            `toml:"directory"`
+	User         string            `toml:"user"`
+	Group        string            `toml:"group"`
+	Env          map[string]string `toml:"env"`
+	EnvFile      string            `toml:"env_file"`
+	Autostart    bool              `toml:"autostart"`
+	DependsOn    []string          `toml:"depends_on"`
+	ReadyAfter   Duration          `toml:"ready_after"`
+	StartCommand []string          `toml:"start_command"`
+	StopCommand  []string          `toml:"stop_command"`
+	PIDFile      string            `toml:"pidfile"`
+	Restart      Restart           `toml:"restart"`
+	Stop         Stop              `toml:"stop"`
+	Checks       []Check           `toml:"check"`
+	Log          Log               `toml:"log"`
 	// Test is the service's own test, run by `upkeep test` (test.go).
 	Test Test `toml:"test"`
 	// LogFiles are the files the service writes itself ([[log.file]]),
@@ -46,6 +40,13 @@ type Service struct {
 	// DBMount says the service's data (var/db/<name>) must be on a mount of
 	// its own: doctor reports it when not, and deploy refuses.
 	DBMount bool `toml:"db_mount"`
+	// Ready is how the service counts as started (ready.go): "notify",
+	// "fd:N", "log:REGEX", "checks" or "after"; empty: checks if it has
+	// any, else ready_after. ReadyTimeout bounds notify, fd and log;
+	// Watchdog (notify only) is how often WATCHDOG=1 must come.
+	Ready        string   `toml:"ready"`
+	ReadyTimeout Duration `toml:"ready_timeout"`
+	Watchdog     Duration `toml:"watchdog"`
 	// Privileges: capabilities, no_new_privileges, umask, groups, [limits]
 	// (privs.go).
 	Privileges
@@ -85,10 +86,9 @@ const (
 // place defaults live.
 func Defaults() Service {
 	return Service{
-		Directory:    ".",
-		Autostart:    true,
-		ReadyAfter:   Duration(time.Second),
-		ReadyTimeout: DefaultReadyTimeout,
+		Directory:  ".",
+		Autostart:  true,
+		ReadyAfter: Duration(time.Second),
 		Restart: Restart{
 			Policy:      Always,
 			Backoff:     Duration(100 * time.Millisecond),
@@ -101,6 +101,8 @@ func Defaults() Service {
 		Log:        DefaultLog(),
 		Privileges: Privileges{Umask: "0022"},
 		Test:       Test{Timeout: DefaultTestTimeout},
+		// ready.go
+		ReadyTimeout: DefaultReadyTimeout,
 	}
 }
 
