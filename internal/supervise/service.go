@@ -103,33 +103,38 @@ type service struct {
 	cg       *proc.Cgroup // set once, before run starts
 	snapPgid int          // pgid as of the last publish, for Owner
 
-	spec       *spec.Service
-	state      api.State
-	main       *proc.Process
-	pgid       int
-	mainDone   <-chan struct{}
-	launcher   *proc.Process
-	launchC    <-chan struct{}
-	timer      *time.Timer
-	timerC     <-chan time.Time
-	ticker     *time.Ticker
-	pollC      <-chan time.Time
-	depsC      <-chan struct{}
-	deadline   time.Time // pid file wait
-	then       after
-	lastExit   proc.Exit
-	failures   int
-	starts     []time.Time
-	restarts   int
-	startedAt  time.Time
-	detail     string
-	removed    bool
-	stdout     *logsink.Sink
-	stderr     *logsink.Sink
-	logCfg     spec.Log
-	drains     *sync.WaitGroup // the drains writing into stdout and stderr
-	mon        *health.Monitor
-	healthC    chan health.Event
+	spec      *spec.Service
+	state     api.State
+	main      *proc.Process
+	pgid      int
+	mainDone  <-chan struct{}
+	launcher  *proc.Process
+	launchC   <-chan struct{}
+	timer     *time.Timer
+	timerC    <-chan time.Time
+	ticker    *time.Ticker
+	pollC     <-chan time.Time
+	depsC     <-chan struct{}
+	deadline  time.Time // pid file wait
+	then      after
+	lastExit  proc.Exit
+	failures  int
+	starts    []time.Time
+	restarts  int
+	startedAt time.Time
+	detail    string
+	removed   bool
+	stdout    *logsink.Sink
+	stderr    *logsink.Sink
+	logCfg    spec.Log
+	drains    *sync.WaitGroup // the drains writing into stdout and stderr
+	mon       *health.Monitor
+	healthC   chan health.Event
+	// explained: lastExit says why the daemon stopped this run (a failed
+	// check), which its exit status ("signal TERM") would hide.
+	explained bool
+
+	// Readiness the run announces itself (ready.go).
 	runs       int // counts the spawns of runs (prepare): a word of an earlier run is stale
 	launching  *launch
 	readyC     chan readyWord
@@ -141,9 +146,6 @@ type service struct {
 	notes      atomic.Int32 // datagrams read by the socket's goroutine and not yet handled
 	statusText string       // STATUS=
 	announced  string       // "reloading" or "stopping", from RELOADING=1 / STOPPING=1
-	// explained: lastExit says why the daemon stopped this run (a failed
-	// check), which its exit status ("signal TERM") would hide.
-	explained bool
 }
 
 func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
