@@ -508,3 +508,26 @@ pidfile = "d.pid"
 		t.Errorf("status %+v", st)
 	}
 }
+
+// A service that is not root reaches its socket (it is world-writable;
+// the credentials decide), and systemd-notify, which as a user cannot
+// claim its parent's pid, is still placed by its session.
+func TestNotifyAsUser(t *testing.T) {
+	bin := needNotify(t)
+	if os.Geteuid() != 0 {
+		t.Skip("running a service as nobody needs root")
+	}
+	h := newHost(t)
+	h.write("service-user", fmt.Sprintf(`ready = "notify"
+user = "nobody"
+script = """
+%s --ready --status="as $(id -un)"
+exec sleep 1000
+"""
+`, bin))
+	h.start()
+	st := h.waitState("service-user", api.Running)
+	if st.StatusText != "as nobody" {
+		t.Errorf("status text %q", st.StatusText)
+	}
+}
