@@ -185,6 +185,12 @@ func printStatus(st []api.Status) {
 	}
 	os.Stdout.Write(b)
 	for _, s := range st {
+		if s.StatusText != "" || s.Announced != "" {
+			fmt.Fprintf(os.Stdout, "\n%s: %s\n", s.Name, strings.TrimPrefix(strings.Join([]string{s.Announced, s.StatusText}, ": "), ": "))
+		}
+		if len(s.StoppedPids) > 0 {
+			fmt.Fprintf(os.Stdout, "\n%s: stopped (T), frozen until continued: pid %s\n", s.Name, strings.Trim(fmt.Sprint(s.StoppedPids), "[]"))
+		}
 		if s.LogError != "" || s.DroppedBytes > 0 {
 			fmt.Fprintf(os.Stdout, "\n%s: log output dropped: %d bytes (%s)\n", s.Name, s.DroppedBytes, s.LogError)
 		}

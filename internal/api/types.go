@@ -30,6 +30,13 @@ type Status struct {
 	DroppedBytes  int64                `json:"log_dropped_bytes,omitempty"`
 	LogError      string               `json:"log_error,omitempty"`
 	Checks        []health.CheckStatus `json:"checks,omitempty"`
+	// StatusText is the service's own STATUS= (sd_notify); Announced is
+	// "reloading" or "stopping" after RELOADING=1 or STOPPING=1.
+	StatusText string `json:"status_text,omitempty"`
+	Announced  string `json:"announced,omitempty"`
+	// StoppedPids are its processes in state T (stopped by a signal:
+	// frozen, so they neither serve nor stop until continued).
+	StoppedPids []int `json:"stopped_pids,omitempty"`
 }
 
 // Event is one thing that happened to a service, as `upkeep events` prints

@@ -325,6 +325,9 @@ var topFields = []field{
 	mk("env_file", func(s *spec.Service) *string { return &s.EnvFile }, tomlString),
 	mk("autostart", func(s *spec.Service) *bool { return &s.Autostart }, encBool),
 	mk("ready_after", func(s *spec.Service) *spec.Duration { return &s.ReadyAfter }, encDur),
+	mk("ready", func(s *spec.Service) *string { return &s.Ready }, tomlString),
+	mk("ready_timeout", func(s *spec.Service) *spec.Duration { return &s.ReadyTimeout }, encDur),
+	mk("watchdog", func(s *spec.Service) *spec.Duration { return &s.Watchdog }, encDur),
 }
 
 var restartFields = []field{

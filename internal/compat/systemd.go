@@ -40,11 +40,30 @@ func (x *exporter) systemd() ([]File, error) {
 
 	line("")
 	line("[Service]")
-	if s.PIDFile != "" {
+	ready := s.Readiness()
+	switch {
+	case s.PIDFile != "":
 		line("Type=forking")
 		line("PIDFile=%s", x.hostPath(s.PIDFile))
-	} else {
+	case ready.Kind == spec.ReadyNotify:
+		// NotifyAccess=all: upkeep hears every process of the service
+		// (systemd-notify from a script sends from its own pid).
+		line("Type=notify")
+		line("NotifyAccess=all")
+	default:
 		line("Type=simple")
+	}
+	if ready.Kind == spec.ReadyNotify && s.Watchdog != 0 {
+		line("WatchdogSec=%s", systemdDuration(s.Watchdog.D()))
+	}
+	if ready.Announced() && s.ReadyTimeout != def.ReadyTimeout {
+		line("TimeoutStartSec=%s", systemdDuration(s.ReadyTimeout.D()))
+	}
+	switch ready.Kind {
+	case spec.ReadyFD:
+		x.note("ready", "%q: systemd has no notification-fd; exported as Type=simple (s6-fdholder or a wrapper that calls systemd-notify can bridge it)", s.Ready)
+	case spec.ReadyLog:
+		x.note("ready", "%q: systemd cannot wait for a log line; exported as Type=simple", s.Ready)
 	}
 	line("ExecStart=%s", systemdCommand(x.argv()))
 	if len(s.StopCommand) > 0 {

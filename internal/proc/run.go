@@ -55,6 +55,9 @@ type Cmd struct {
 	Stderr *os.File
 	As     Identity
 	Cgroup *Cgroup
+	// Files are the descriptors from 3 on; a nil entry is closed in the
+	// child (s6's notification-fd N is Files[N-3]).
+	Files []*os.File
 }
 
 // Start starts c in a session and process group of its own (Spawn), as
@@ -79,6 +82,13 @@ func (r *Reaper) Start(c Cmd) (*Process, error) {
 		// Fd() puts the file back in blocking mode, which is what the
 		// child expects of its standard descriptors.
 		files[i] = f.Fd()
+	}
+	for _, f := range c.Files {
+		fd := ^uintptr(0) // -1: ForkExec closes it
+		if f != nil {
+			fd = f.Fd()
+		}
+		files = append(files, fd)
 	}
 	cgfd := -1
 	if c.Cgroup != nil {

@@ -21,6 +21,10 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("command = \"/bin/sleep 100\"\nready_after = 5\nuser = 1000\nenv = { A = 1, B = \"x\" }\n[restart]\nlimit = \"5\"\n[[check]]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = 3\n[[check]]\ncycles = true\n"))
 	f.Add([]byte("command = [\"x\", 1]\nrestart = 5\nstop = { timeout = 5 }\ncheck = [{ type = 1 }, 2]\n[log]\nrotate = \"7\"\n[[log.file]]\npath = 3\n"))
 	f.Add([]byte("command = [\"x\"]\ndepends_on = \"a b\"\ngroups = [1]\n[limits]\nnofile = [1]\n[test]\ntimeout = 1.5\n"))
+	f.Add([]byte("command = [\"x\"]\nready = \"notify\"\nwatchdog = \"30s\"\nready_timeout = \"5s\"\n"))
+	f.Add([]byte("command = [\"x\"]\nready = \"fd:3\"\n"))
+	f.Add([]byte("command = [\"x\"]\nready = 'log:^ready (\\d+)$'\n"))
+	f.Add([]byte("command = [\"x\"]\nready = \"log:[\"\nwatchdog = \"1s\"\n"))
 	const (
 		root = "/srv/root"
 		dir  = root + "/var/www/api-fuzz"

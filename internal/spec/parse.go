@@ -272,6 +272,7 @@ func (s *Service) validate(root, dir string, graceSet func(i int) bool, add func
 	if err := checkUserName(s.Group); err != nil {
 		add("group", "%v", err)
 	}
+	s.checkReady(add)
 	s.Log.check(func(key, format string, args ...any) { add("log."+key, format, args...) })
 	s.Privileges.check(add)
 	s.Test.check(add)

@@ -98,6 +98,8 @@ func TestDefaults(t *testing.T) {
 		Log:        Log{When: "daily", Rotate: 7, Compress: true, DelayCompress: true, NotIfEmpty: true, MissingOK: true},
 		Privileges: Privileges{Umask: "0022"},
 		Test:       Test{Timeout: Duration(time.Minute)},
+		// ready.go
+		ReadyTimeout: Duration(time.Minute),
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("Defaults() = %+v, want %+v", d, want)
@@ -180,6 +182,8 @@ maxage        = 30
 		Test:       Test{Timeout: Duration(time.Minute)},
 		Dir:        testDir,
 		File:       testFile,
+		// ready.go
+		ReadyTimeout: Duration(time.Minute),
 	}
 	if !reflect.DeepEqual(*s, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", *s, want)

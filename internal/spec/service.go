@@ -40,6 +40,13 @@ type Service struct {
 	// DBMount says the service's data (var/db/<name>) must be on a mount of
 	// its own: doctor reports it when not, and deploy refuses.
 	DBMount bool `toml:"db_mount"`
+	// Ready is how the service counts as started (ready.go): "notify",
+	// "fd:N", "log:REGEX", "checks" or "after"; empty: checks if it has
+	// any, else ready_after. ReadyTimeout bounds notify, fd and log;
+	// Watchdog (notify only) is how often WATCHDOG=1 must come.
+	Ready        string   `toml:"ready"`
+	ReadyTimeout Duration `toml:"ready_timeout"`
+	Watchdog     Duration `toml:"watchdog"`
 	// Privileges: capabilities, no_new_privileges, umask, groups, [limits]
 	// (privs.go).
 	Privileges
@@ -94,6 +101,8 @@ func Defaults() Service {
 		Log:        DefaultLog(),
 		Privileges: Privileges{Umask: "0022"},
 		Test:       Test{Timeout: DefaultTestTimeout},
+		// ready.go
+		ReadyTimeout: DefaultReadyTimeout,
 	}
 }
 

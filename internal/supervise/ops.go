@@ -305,6 +305,23 @@ func measure(sv *service, st *api.Status) {
 	st.UptimeSeconds = time.Since(st.StartedAt).Seconds()
 	u := usageOf(sv, st.Pid)
 	st.CPUSeconds, st.RSSBytes = u.CPUSeconds, u.RSSBytes
+	st.StoppedPids = stoppedOf(sv, st.Pid)
+}
+
+// stoppedOf lists the service's processes in state T: all of its cgroup,
+// or its main process when it has none.
+func stoppedOf(sv *service, pid int) []int {
+	pids := []int{pid}
+	if sv.cg != nil {
+		pids = sv.cg.Procs()
+	}
+	var out []int
+	for _, p := range pids {
+		if c, err := proc.State(p); err == nil && c == 'T' {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // usageOf is what the service's processes cost: all of its cgroup, or

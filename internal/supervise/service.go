@@ -5,12 +5,14 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"upkeep/internal/api"
 	"upkeep/internal/health"
 	"upkeep/internal/logsink"
+	"upkeep/internal/notify"
 	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
@@ -30,6 +32,9 @@ const (
 	evDeps                         // some service changed state; dependencies may be up
 	evReady                        // the checks passed: the service is up
 	evCheckFailed                  // a check crossed its threshold with then = restart or stop (event.check)
+	evAnnounced                    // a newline on fd N, or a log line matched: the run says it is up (event.run)
+	evNotify                       // a datagram on the notification socket (event.note, event.from)
+	evWatchdog                     // no WATCHDOG=1 within watchdog
 )
 
 // event is one input of the state machine, with the data it brings.
@@ -37,6 +42,9 @@ type event struct {
 	kind  eventKind
 	spec  *spec.Service // evUpdate
 	check checkFailure  // evCheckFailed
+	run   int           // evAnnounced
+	note  *notify.Datagram
+	from  sender // evNotify
 }
 
 // checkFailure is a check's action, as the monitor's verdict asks for it.
@@ -133,10 +141,23 @@ type service struct {
 	// killed: the last stop ended in SIGKILL (its timeout, or a hurried
 	// shutdown); read by the shutdown under mu (wasKilled).
 	killed bool
+
+	// Readiness the run announces itself (ready.go).
+	runs       int // counts the spawns of runs (prepare): a word of an earlier run is stale
+	launching  *launch
+	readyC     chan readyWord
+	readyPipe  *os.File       // fd:N: the daemon's end, while it waits
+	nsock      *notify.Socket // ready = "notify": for the loop's lifetime
+	wd         *time.Timer
+	wdC        <-chan time.Time
+	early      bool         // the run announced itself before its main process was known (start_command)
+	notes      atomic.Int32 // datagrams read by the socket's goroutine and not yet handled
+	statusText string       // STATUS=
+	announced  string       // "reloading" or "stopping", from RELOADING=1 / STOPPING=1
 }
 
 func newService(d *Daemon, s *spec.Service, cg *proc.Cgroup) *service {
-	sv := &service{d: d, name: s.Name, spec: s, cg: cg, reqs: make(chan request), done: make(chan struct{}), healthC: make(chan health.Event, 16)}
+	sv := &service{d: d, name: s.Name, spec: s, cg: cg, reqs: make(chan request), done: make(chan struct{}), healthC: make(chan health.Event, 16), readyC: make(chan readyWord, 16)}
 	sv.snap = api.Status{Name: s.Name, State: api.Stopped, Since: time.Now(), Autostart: s.Autostart}
 	sv.snapSpec = s
 	return sv
@@ -146,12 +167,19 @@ func (s *service) run() {
 	defer close(s.done)
 	defer s.closeLogs()
 	defer s.stopMonitor()
+	defer s.closeNotify()
+	defer s.endReadiness()
 	for !(s.removed && s.state.Down()) {
 		select {
 		case r := <-s.reqs:
 			r.reply <- s.request(r)
 		case <-s.mainDone:
-			s.handle(event{kind: evExit})
+			s.takeNotes()
+			select {
+			case <-s.mainDone: // still the same main (MAINPID= may have named another)
+				s.handle(event{kind: evExit})
+			default:
+			}
 		case <-s.launchC:
 			s.handle(event{kind: evLaunched})
 		case <-s.timerC:
@@ -162,6 +190,11 @@ func (s *service) run() {
 			s.handle(event{kind: evDeps})
 		case <-s.pollC:
 			s.handle(event{kind: evPoll})
+		case w := <-s.readyC:
+			s.word(w)
+		case <-s.wdC:
+			s.wdC = nil
+			s.handle(event{kind: evWatchdog})
 		case hev := <-s.healthC:
 			if ev, ok := s.health(hev); ok {
 				s.handle(ev)
@@ -263,6 +296,8 @@ func (s *service) handle(ev event) {
 
 	case evExit:
 		s.stopMonitor()
+		s.stopWatchdog()
+		s.endReadiness()
 		if ex := s.main.Exit(); !s.explained {
 			s.lastExit = ex
 		}
@@ -305,6 +340,14 @@ func (s *service) handle(ev event) {
 		case api.Backoff:
 			s.begin()
 		case api.Starting:
+			if r := s.spec.Readiness(); r.Announced() && s.active() {
+				// A start whose word never came has failed.
+				s.lastExit = proc.Exit{Err: fmt.Errorf("not ready within ready_timeout %v (%s)", s.spec.ReadyTimeout.D(), readyDetail(r))}
+				s.explained = true
+				s.d.log.Warn("ready timeout", "service", s.name, "timeout", s.spec.ReadyTimeout.D().String())
+				s.terminate(thenPolicy)
+				return
+			}
 			s.set(api.Running, "")
 		case api.Stopping:
 			s.kill()
@@ -319,8 +362,29 @@ func (s *service) handle(ev event) {
 		}
 
 	case evReady:
-		if s.state == api.Starting && s.active() {
+		if s.state == api.Starting && s.active() && s.spec.Readiness().Kind == spec.ReadyChecks {
 			s.set(api.Running, "")
+		}
+
+	case evAnnounced:
+		switch {
+		case ev.run != s.runs || s.state != api.Starting:
+		case s.active():
+			s.ready()
+		case s.busy():
+			s.early = true // a daemonizing start: up() takes it
+		}
+
+	case evNotify:
+		s.notified(ev)
+
+	case evWatchdog:
+		if s.active() && (s.state == api.Starting || s.state == api.Running) {
+			s.lastExit = proc.Exit{Err: fmt.Errorf("watchdog timeout: no WATCHDOG=1 within %v", s.spec.Watchdog.D())}
+			s.explained = true
+			s.d.event(api.Event{Service: s.name, Kind: "watchdog", Message: "watchdog timeout", Pid: s.main.Pid})
+			s.d.log.Warn("watchdog timeout", "service", s.name, "watchdog", s.spec.Watchdog.D().String())
+			s.terminate(thenPolicy)
 		}
 
 	case evCheckFailed:
@@ -350,6 +414,68 @@ func (s *service) active() bool { return s.main != nil }
 // process, a start command, or a wait for the pid file it should write.
 func (s *service) busy() bool { return s.main != nil || s.launcher != nil || !s.deadline.IsZero() }
 
+// ready is the announced readiness of the current run: running, and the
+// watchdog armed.
+func (s *service) ready() {
+	s.stopTimer() // ready_timeout
+	s.endReadiness()
+	s.set(api.Running, "")
+	if s.spec.Readiness().Kind == spec.ReadyNotify {
+		s.armWatchdog()
+	}
+}
+
+// notified takes in a datagram of the notification socket: only the
+// current run's processes are heard (SO_PASSCRED vouches for the pid,
+// owns places it).
+func (s *service) notified(ev event) {
+	d := ev.note
+	if !s.busy() || s.state == api.Stopping && !d.Msg.Stopping {
+		return
+	}
+	if !s.owns(ev.from) {
+		s.d.log.Warn("notification from a process not of this service ignored", "service", s.name, "pid", d.From.Pid)
+		return
+	}
+	if d.Err != nil {
+		s.d.log.Warn("notification refused", "service", s.name, "pid", d.From.Pid, "err", d.Err.Error())
+		return
+	}
+	m := d.Msg
+	if m.MainPID != 0 && s.active() { // without a main yet, the pid file names it
+		if err := s.follow(m.MainPID); err != nil {
+			s.d.log.Warn("notification refused", "service", s.name, "pid", d.From.Pid, "err", err.Error())
+		} else {
+			s.d.log.Info("main pid", "service", s.name, "pid", m.MainPID)
+		}
+	}
+	if m.HasStatus {
+		s.statusText = m.Status
+	}
+	switch {
+	case m.Reloading:
+		s.announced = "reloading"
+	case m.Stopping:
+		s.announced = "stopping"
+	case m.Ready:
+		s.announced = "" // READY=1 ends a reload
+	}
+	if m.Watchdog && s.wd != nil {
+		s.armWatchdog()
+	}
+	s.publish()
+	switch {
+	case m.Trigger:
+		s.handle(event{kind: evWatchdog})
+	case m.Ready && s.state == api.Starting && s.spec.Readiness().Kind == spec.ReadyNotify:
+		if s.active() {
+			s.ready()
+		} else {
+			s.early = true // a daemonizing start: up() takes it
+		}
+	}
+}
+
 // begin starts the service, or waits for its dependencies first.
 func (s *service) begin() {
 	s.stopTimer()
@@ -363,6 +489,15 @@ func (s *service) begin() {
 	}
 	s.depsC = nil
 	s.newRelease()
+	l, err := s.prepare()
+	if err != nil {
+		s.lastExit = proc.Exit{Err: fmt.Errorf("start failed: %w", err)}
+		s.d.log.Warn("start failed", "service", s.name, "err", err.Error())
+		s.applyPolicy()
+		return
+	}
+	s.launching = l
+	defer func() { s.launching.done(); s.launching = nil }()
 	now := time.Now()
 	s.starts = append(s.starts, now)
 	s.startedAt = now
@@ -405,8 +540,19 @@ func (s *service) up(p *proc.Process, pgid int) {
 	s.main, s.mainDone, s.pgid = p, p.Done(), pgid
 	s.d.rememberPid(s.name, proc.Record{Pid: p.Pid, StartTime: p.StartTime, Pgid: pgid})
 	s.d.log.Info("started", "service", s.name, "pid", p.Pid)
+	r := s.spec.Readiness()
 	if s.spec.HasChecks() {
 		s.startMonitor()
+	}
+	switch {
+	case r.Announced():
+		s.set(api.Starting, readyDetail(r))
+		s.setTimer(s.spec.ReadyTimeout.D())
+		if s.early { // said so while its start command ran
+			s.ready()
+		}
+		return
+	case r.Kind == spec.ReadyChecks:
 		s.set(api.Starting, "waiting for checks")
 		return
 	}
@@ -444,6 +590,8 @@ func (s *service) adoptPidfile() {
 // stop timeout after which everything is killed.
 func (s *service) terminate(then after) {
 	s.stopMonitor()
+	s.stopWatchdog()
+	s.endReadiness()
 	s.then = then
 	s.stopTimer()
 	s.depsC = nil
@@ -460,6 +608,12 @@ func (s *service) terminate(then after) {
 		}
 	} else {
 		s.signalAll(sig)
+		if sig != syscall.SIGKILL && sig != syscall.SIGCONT {
+			// A stopped (SIGSTOP'd, frozen) process would hold the
+			// signal until continued, and the stop would wait out the
+			// whole timeout: continue it, as systemd and runit do.
+			s.signalAll(syscall.SIGCONT)
+		}
 	}
 	s.setTimer(s.spec.Stop.Timeout.D())
 	s.settle()
@@ -616,6 +770,7 @@ func (s *service) publish() {
 		s.snap.Since = time.Now()
 	}
 	s.snap.State, s.snap.Pid, s.snap.Restarts, s.snap.Detail = s.state, pid, s.restarts, s.detail
+	s.snap.StatusText, s.snap.Announced = s.statusText, s.announced
 	s.snapPgid = s.pgid
 	s.snap.StartedAt = time.Time{}
 	if pid != 0 {

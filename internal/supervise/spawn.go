@@ -37,6 +37,10 @@ func (s *service) spawn(argv []string) (*proc.Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	l := s.launching // nil for stop commands
+	if l != nil {
+		env = append(env, l.env...)
+	}
 	if err := s.openLogs(); err != nil {
 		return nil, err
 	}
@@ -65,7 +69,9 @@ func (s *service) spawn(argv []string) (*proc.Process, error) {
 		Stderr: errW,
 		As:     identity(s.spec),
 		Cgroup: cg,
+		Files:  l.extra(),
 	})
+	l.done()
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -75,8 +81,13 @@ func (s *service) spawn(argv []string) (*proc.Process, error) {
 	}
 	wg := s.drains
 	wg.Add(2)
-	go drain(s.stdout, outR, wg)
-	go drain(s.stderr, errR, wg)
+	if l != nil && l.match != nil {
+		go s.watchLog(s.stdout, outR, wg, l)
+		go s.watchLog(s.stderr, errR, wg, l)
+	} else {
+		go drain(s.stdout, outR, wg)
+		go drain(s.stderr, errR, wg)
+	}
 	return p, nil
 }
 
