@@ -53,7 +53,7 @@ func runDemo(ctx context.Context, keep bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- runDaemon(ctx, root, slog.LevelWarn, "") }()
+	go func() { done <- runDaemon(ctx, root, slog.LevelWarn, "", webFlags{}) }()
 
 	c := control.NewClient(paths.Socket(root))
 	all := []string{"www-hello", "service-ticker", "api-worker"}
