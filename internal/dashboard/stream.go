@@ -163,32 +163,37 @@ func (s *Server) logTail(w http.ResponseWriter, r *http.Request) {
 	}()
 	var part []byte
 	buf := make([]byte, 32<<10)
+	// drain sends what f holds past off, in whole lines.
+	drain := func() error {
+		for f != nil {
+			n, err := f.ReadAt(buf, off)
+			if n > 0 {
+				off += int64(n)
+				part = append(part, buf[:n]...)
+				if i := bytes.LastIndexByte(part, '\n'); i >= 0 {
+					if err := e.send("lines", part[:i]); err != nil {
+						return err
+					}
+					part = append(part[:0], part[i+1:]...)
+				}
+				if len(part) > 64<<10 { // a line without an end: send what there is
+					if err := e.send("lines", part); err != nil {
+						return err
+					}
+					part = part[:0]
+				}
+			}
+			if err != nil || n < len(buf) {
+				return nil
+			}
+		}
+		return nil
+	}
 	poll := time.NewTicker(250 * time.Millisecond)
 	defer poll.Stop()
 	for {
-		if f != nil {
-			for {
-				n, err := f.ReadAt(buf, off)
-				if n > 0 {
-					off += int64(n)
-					part = append(part, buf[:n]...)
-					if i := bytes.LastIndexByte(part, '\n'); i >= 0 {
-						if e.send("lines", part[:i]) != nil {
-							return
-						}
-						part = append(part[:0], part[i+1:]...)
-					}
-					if len(part) > 64<<10 { // a line without an end: send what there is
-						if e.send("lines", part) != nil {
-							return
-						}
-						part = part[:0]
-					}
-				}
-				if err != nil || n < len(buf) {
-					break
-				}
-			}
+		if drain() != nil {
+			return
 		}
 		select {
 		case <-r.Context().Done():
@@ -204,7 +209,13 @@ func (s *Server) logTail(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err != nil: // rotated away, the new one not there yet: keep reading the old
 		case cur != nil && !os.SameFile(fi, cur):
-			// renamed: the old file was read to its end above; go on in the new one
+			// renamed: finish the old file, then go on in the new one
+			if drain() != nil {
+				return
+			}
+			if len(part) > 0 && e.send("lines", part) != nil {
+				return
+			}
 			f.Close()
 			f, off = openAt(path, 0)
 			part = part[:0]
