@@ -70,7 +70,7 @@ func (h *host) serve(o Options) *httptest.Server {
 		h.t.Fatal(err)
 	}
 	ts := httptest.NewServer(s)
-	h.t.Cleanup(ts.Close)
+	h.t.Cleanup(func() { ts.CloseClientConnections(); ts.Close() })
 	return ts
 }
 

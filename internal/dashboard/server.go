@@ -71,7 +71,6 @@ type Server struct {
 
 	mu       sync.Mutex
 	goodAuth [sha256.Size]byte // the last basic credentials bcrypt accepted
-	rate     checkRate
 }
 
 // New checks the options and makes the handler. Binding beyond loopback

@@ -116,25 +116,25 @@ func (s *Server) sendRow(e sse, r row) error {
 }
 
 func (s *Server) sendTick(e sse, only string) error {
+	if only != "" {
+		return e.send("plots", []byte(only))
+	}
 	sts, err := s.b.Status(nil)
 	if err != nil {
 		return nil
 	}
-	var host bytes.Buffer
-	if err := s.pages.ExecuteTemplate(&host, "host", s.host(sts)); err != nil {
+	rows := s.rows(sts)
+	var host, html bytes.Buffer
+	if err := s.pages.ExecuteTemplate(&host, "host", s.host(rows)); err != nil {
 		return err
 	}
 	if err := e.send("host", host.Bytes()); err != nil {
 		return err
 	}
-	if only != "" {
-		return e.send("plots", []byte(only))
-	}
-	var rows bytes.Buffer
-	if err := s.pages.ExecuteTemplate(&rows, "rows", s.rows(sts)); err != nil {
+	if err := s.pages.ExecuteTemplate(&html, "rows", rows); err != nil {
 		return err
 	}
-	return e.send("rows", rows.Bytes())
+	return e.send("rows", html.Bytes())
 }
 
 // tailLines is how much of a log file the tail starts with.

@@ -25,6 +25,7 @@ type row struct {
 	Uptime   string
 	RSS      string
 	Flapping bool // restarted within the last ten minutes
+	recent   int  // check runs within the last minute
 }
 
 type sparks struct{ CPU, RSS, Latency template.HTML }
@@ -37,14 +38,6 @@ type hostFigures struct {
 	Running      int
 	Failed       int
 	ChecksPerSec float64
-}
-
-// checkRate turns the checks' run counters into a rate between two
-// readings of the host page or stream.
-type checkRate struct {
-	at   time.Time
-	runs int
-	rate float64
 }
 
 func (s *Server) rows(sts []api.Status) []row {
@@ -70,6 +63,11 @@ func (s *Server) makeRow(st api.Status, h api.History, now time.Time) row {
 	r.Spark.CPU = spark(cpu, t0, now)
 	r.Spark.RSS = spark(rss, t0, now)
 	r.Spark.Latency = spark(latencies(h.Checks), t0, now)
+	for _, c := range h.Checks {
+		if now.Sub(c.Time) < time.Minute {
+			r.recent++
+		}
+	}
 	for _, e := range h.Events {
 		if e.Kind == "state" && e.State == api.Backoff.String() && now.Sub(e.Time) < 10*time.Minute {
 			r.Flapping = true
@@ -104,30 +102,21 @@ func latencies(cs []api.CheckResult) []point {
 	return out
 }
 
-func (s *Server) host(sts []api.Status) hostFigures {
-	f := hostFigures{Uptime: age(time.Since(s.o.Started)), Services: len(sts), RSS: size(selfRSS())}
+// host sums the rows into the daemon's figures; checks per second are
+// those of the last minute, from the histories the rows were made from.
+func (s *Server) host(rows []row) hostFigures {
+	f := hostFigures{Uptime: age(time.Since(s.o.Started)), Services: len(rows), RSS: size(selfRSS())}
 	runs := 0
-	for _, st := range sts {
-		switch st.State {
+	for _, r := range rows {
+		switch r.State {
 		case api.Running:
 			f.Running++
 		case api.Fatal, api.Backoff:
 			f.Failed++
 		}
-		for _, c := range st.Checks {
-			runs += c.Passes + c.Failures
-		}
+		runs += r.recent
 	}
-	now := time.Now()
-	s.mu.Lock()
-	if dt := now.Sub(s.rate.at).Seconds(); !s.rate.at.IsZero() && dt >= 1 && runs >= s.rate.runs {
-		s.rate.rate = float64(runs-s.rate.runs) / dt
-		s.rate.at, s.rate.runs = now, runs
-	} else if s.rate.at.IsZero() || runs < s.rate.runs {
-		s.rate.at, s.rate.runs = now, runs
-	}
-	f.ChecksPerSec = s.rate.rate
-	s.mu.Unlock()
+	f.ChecksPerSec = float64(runs) / time.Minute.Seconds()
 	return f
 }
 
@@ -137,8 +126,9 @@ func (s *Server) hostPage(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
+	rows := s.rows(sts)
 	s.render(w, "host.html", map[string]any{
-		"Rows": s.rows(sts), "Host": s.host(sts), "CSRF": s.csrf,
+		"Rows": rows, "Host": s.host(rows), "CSRF": s.csrf,
 		"Actions": s.o.Actions, "Authed": s.authed(r), "Filter": r.URL.Query().Get("filter"),
 	})
 }
