@@ -389,3 +389,29 @@ func appendTo(t *testing.T, path, s string) {
 		t.Fatal(err)
 	}
 }
+
+func TestThinKeepsSpikesAndFailures(t *testing.T) {
+	t1 := time.Now()
+	t0 := t1.Add(-time.Hour)
+	var ps []point
+	for i := 0; i < 360; i++ {
+		ps = append(ps, point{t: t0.Add(time.Duration(i) * 10 * time.Second), v: 1})
+	}
+	ps[100].v = 50
+	ps[200].bad = true
+	got := thin(ps, t0, t1, 60)
+	if len(got) > 61 || len(got) < 55 {
+		t.Fatalf("%d points, want about 60", len(got))
+	}
+	spike, failed := false, false
+	for _, p := range got {
+		spike = spike || p.v == 50
+		failed = failed || p.bad
+	}
+	if !spike || !failed {
+		t.Errorf("spike kept %v, failure kept %v", spike, failed)
+	}
+	if n := len(thin(ps[:10], t0, t1, 60)); n != 10 {
+		t.Errorf("few points were thinned to %d", n)
+	}
+}

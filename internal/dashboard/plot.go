@@ -31,7 +31,7 @@ func spark(ps []point, t0, t1 time.Time) template.HTML {
 	fmt.Fprintf(&b, `<svg class="spark" viewBox="0 0 %d %d" width="%d" height="%d" data-points="%d" role="img">`, sparkW, sparkH, sparkW, sparkH, n)
 	if n > 0 {
 		b.WriteString(`<polyline points="`)
-		polyline(&b, ps, t0, t1, 1, 1, sparkW-2, sparkH-2, maxOf(ps, t0, t1))
+		polyline(&b, thin(ps, t0, t1, sparkW/2), t0, t1, 1, 1, sparkW-2, sparkH-2, maxOf(ps, t0, t1))
 		b.WriteString(`"/>`)
 	}
 	b.WriteString(`</svg>`)
@@ -54,7 +54,8 @@ func chart(title, unit string, ps []point, marks []mark, t0, t1 time.Time) templ
 	fmt.Fprintf(&b, `<rect class="frame" x="%d" y="4" width="%.0f" height="%.0f"/>`, padL, w, h)
 	fmt.Fprintf(&b, `<text class="axis" x="%d" y="12" text-anchor="end">%s</text>`, padL-4, label(top, unit))
 	fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.0f" text-anchor="end">0</text>`, padL-4, h+4)
-	for i, l := range []string{"-60 min", "-30 min", "now"} {
+	mins := t1.Sub(t0).Minutes()
+	for i, l := range []string{fmt.Sprintf("-%.0f min", mins), fmt.Sprintf("-%.0f min", mins/2), "now"} {
 		anchor := [...]string{"start", "middle", "end"}[i]
 		fmt.Fprintf(&b, `<text class="axis" x="%.0f" y="%d" text-anchor="%s">%s</text>`, float64(padL)+w*float64(i)/2, chartH-4, anchor, l)
 	}
@@ -68,6 +69,7 @@ func chart(title, unit string, ps []point, marks []mark, t0, t1 time.Time) templ
 			template.HTMLEscapeString(m.state), x, x, h+4, template.HTMLEscapeString(m.state), m.t.Local().Format("15:04:05"))
 	}
 	if n > 0 {
+		ps = thin(ps, t0, t1, int(w)/2)
 		b.WriteString(`<polyline class="line" points="`)
 		polyline(&b, ps, t0, t1, padL, 4, w, h, top)
 		b.WriteString(`"/>`)
@@ -83,6 +85,36 @@ func chart(title, unit string, ps []point, marks []mark, t0, t1 time.Time) templ
 	}
 	b.WriteString(`</svg></figure>`)
 	return template.HTML(b.String()) // numbers and escaped text only
+}
+
+// thin keeps at most about n of ps's points in [t0, t1], one per time
+// bucket: the highest of each (a spike stays visible) and failed as soon
+// as any of the bucket failed. A sparkline 120 px wide gains nothing from
+// 360 points but weight.
+func thin(ps []point, t0, t1 time.Time, n int) []point {
+	if inRange(ps, t0, t1) <= n {
+		return ps
+	}
+	span := t1.Sub(t0)
+	out := make([]point, 0, n+1)
+	last := -1
+	for _, p := range ps {
+		if p.t.Before(t0) || p.t.After(t1) {
+			continue
+		}
+		k := int(int64(p.t.Sub(t0)) * int64(n) / int64(span))
+		if k != last {
+			out = append(out, p)
+			last = k
+			continue
+		}
+		q := &out[len(out)-1]
+		if p.v > q.v {
+			q.t, q.v = p.t, p.v
+		}
+		q.bad = q.bad || p.bad
+	}
+	return out
 }
 
 func inRange(ps []point, t0, t1 time.Time) int {

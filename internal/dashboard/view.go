@@ -13,8 +13,11 @@ import (
 )
 
 // window is how far back the plots reach: the hour of history the daemon
-// keeps.
-const window = time.Hour
+// keeps, or less while the daemon is younger (at least five minutes), so
+// a new daemon's data is not squeezed into the right edge.
+func (s *Server) window(now time.Time) time.Time {
+	return now.Add(-min(max(now.Sub(s.o.Started), 5*time.Minute), time.Hour))
+}
 
 // row is one service as the host page shows it.
 type row struct {
@@ -59,7 +62,7 @@ func (s *Server) makeRow(st api.Status, h api.History, now time.Time) row {
 	if n := len(cpu); n > 0 {
 		r.CPU = cpu[n-1].v
 	}
-	t0 := now.Add(-window)
+	t0 := s.window(now)
 	r.Spark.CPU = spark(cpu, t0, now)
 	r.Spark.RSS = spark(rss, t0, now)
 	r.Spark.Latency = spark(latencies(h.Checks), t0, now)
@@ -163,7 +166,7 @@ func (s *Server) servicePage(w http.ResponseWriter, r *http.Request) {
 		ev = ev[:50]
 	}
 	s.render(w, "service.html", map[string]any{
-		"Row": s.makeRow(sts[0], h, now), "Plots": plots(h, now), "Events": ev,
+		"Row": s.makeRow(sts[0], h, now), "Plots": plots(h, s.window(now), now), "Events": ev,
 		"CSRF": s.csrf, "Actions": s.o.Actions, "Authed": s.authed(r),
 	})
 }
@@ -174,12 +177,12 @@ func (s *Server) plotsFragment(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	s.render(w, "plots", plots(h, time.Now()))
+	now := time.Now()
+	s.render(w, "plots", plots(h, s.window(now), now))
 }
 
-// plots are the service page's charts, all on [now-1h, now].
-func plots(h api.History, now time.Time) []template.HTML {
-	t0 := now.Add(-window)
+// plots are the service page's charts, all on [t0, now].
+func plots(h api.History, t0, now time.Time) []template.HTML {
 	cpu, rss := series(h.Samples)
 	var marks []mark
 	for _, e := range h.Events {
