@@ -5,6 +5,8 @@
 //	    first paint (ms: the first load, and the median of n), page weight
 //	    (KB of bodies: document and what it loaded), and, with -pid, that
 //	    process's CPU while the page stays open for -live; one JSON line.
+//	dashbench ok ADDR
+//	    answers /ok, for the services' HTTP checks.
 //	dashbench synthetic -addr ADDR [-services 100]
 //	    serves upkeep's dashboard from an hour of made-up history (the
 //	    daemon keeps an hour; a benchmark cannot wait one), until killed.
@@ -43,6 +45,17 @@ func main() {
 		err = page(os.Args[2:])
 	case "synthetic":
 		err = synthetic(os.Args[2:])
+	case "port":
+		// a free loopback port, for the script's servers
+		l, lerr := net.Listen("tcp", "127.0.0.1:0")
+		if lerr == nil {
+			fmt.Println(l.Addr().(*net.TCPAddr).Port)
+			l.Close()
+		}
+		err = lerr
+	case "ok":
+		// the services' HTTP checks hit this: 200 on /ok
+		err = http.ListenAndServe(os.Args[2], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -60,6 +73,7 @@ type result struct {
 	Requests   int     `json:"requests"`
 	LiveSecs   float64 `json:"live_secs,omitempty"`
 	CPUPercent float64 `json:"cpu_percent_live,omitempty"`
+	RSSKB      int64   `json:"rss_kb_live,omitempty"` // the process's VmRSS at the end, page still open
 }
 
 func page(args []string) error {
@@ -134,6 +148,7 @@ func page(args []string) error {
 				return err
 			}
 			r.LiveSecs = time.Since(t0).Seconds()
+			r.RSSKB = rssKB(*pid)
 			r.CPUPercent = 100 * float64(c1-c0) / 100 / r.LiveSecs // USER_HZ is 100 on Linux
 		}
 		cancel()
@@ -157,6 +172,17 @@ func waitPaint(ctx context.Context) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no paint within 10 s")
+}
+
+func rssKB(pid int) int64 {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func cpuTicks(pid int) (int64, error) {

@@ -390,28 +390,34 @@ func appendTo(t *testing.T, path, s string) {
 	}
 }
 
-func TestThinKeepsSpikesAndFailures(t *testing.T) {
+func TestTraceKeepsSpikesAndFailures(t *testing.T) {
 	t1 := time.Now()
 	t0 := t1.Add(-time.Hour)
-	var ps []point
+	tr := newTrace(t0, t1, 60)
+	few := newTrace(t0, t1, 60)
 	for i := 0; i < 360; i++ {
-		ps = append(ps, point{t: t0.Add(time.Duration(i) * 10 * time.Second), v: 1})
+		v, bad := 1.0, i == 200
+		if i == 100 {
+			v = 50
+		}
+		tr.add(t0.Add(time.Duration(i)*10*time.Second), v, bad)
+		if i < 10 {
+			few.add(t0.Add(time.Duration(i)*time.Minute), v, bad)
+		}
 	}
-	ps[100].v = 50
-	ps[200].bad = true
-	got := thin(ps, t0, t1, 60)
-	if len(got) > 61 || len(got) < 55 {
-		t.Fatalf("%d points, want about 60", len(got))
+	tr.add(t0.Add(-time.Second), 99, false) // outside: ignored
+	if len(tr.pts) > 61 || len(tr.pts) < 55 || tr.count != 360 {
+		t.Fatalf("%d points from %d, want about 60 from 360", len(tr.pts), tr.count)
 	}
 	spike, failed := false, false
-	for _, p := range got {
+	for _, p := range tr.pts {
 		spike = spike || p.v == 50
 		failed = failed || p.bad
 	}
-	if !spike || !failed {
-		t.Errorf("spike kept %v, failure kept %v", spike, failed)
+	if !spike || !failed || tr.top != 50 {
+		t.Errorf("spike kept %v, failure kept %v, top %v", spike, failed, tr.top)
 	}
-	if n := len(thin(ps[:10], t0, t1, 60)); n != 10 {
-		t.Errorf("few points were thinned to %d", n)
+	if len(few.pts) != 10 {
+		t.Errorf("points a bucket apart were folded to %d", len(few.pts))
 	}
 }

@@ -29,7 +29,14 @@ type host struct {
 
 func newHost(t *testing.T, services map[string]string) *host {
 	t.Helper()
-	h := &host{t: t, root: t.TempDir()}
+	h := newHostTB(t, services)
+	h.t = t
+	return h
+}
+
+func newHostTB(t testing.TB, services map[string]string) *host {
+	t.Helper()
+	h := &host{root: t.TempDir()}
 	for name, body := range services {
 		p := filepath.Join(h.root, "var/www", name, "service.toml")
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -101,7 +108,9 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 // okServer answers /ok on a loopback port for the services' checks.
-func okServer(t *testing.T) string {
+func okServer(t *testing.T) string { return okServerB(t) }
+
+func okServerB(t testing.TB) string {
 	t.Helper()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(ts.Close)

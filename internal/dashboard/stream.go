@@ -102,8 +102,8 @@ func (s *Server) sendEvent(e sse, ev api.Event) error {
 	if err != nil || len(sts) != 1 {
 		return nil // removed meanwhile: the next tick shows it gone
 	}
-	h, _ := s.b.History(ev.Service)
-	return s.sendRow(e, s.makeRow(sts[0], h, time.Now()))
+	now := time.Now()
+	return s.sendRow(e, s.makeRow(sts[0], s.traces(ev.Service, s.window(now), now, sparkW/2), now))
 }
 
 func (s *Server) sendRow(e sse, r row) error {

@@ -43,66 +43,77 @@ type hostFigures struct {
 	ChecksPerSec float64
 }
 
+// seriesSource is the daemon's cheaper read of what plots need: only the
+// window, no events, handed over without copies. Used when the backend
+// has it; History otherwise.
+type seriesSource interface {
+	Series(name string, since time.Time, onSample func(api.Sample), onCheck func(api.CheckResult)) error
+}
+
+// traces are a service's three plotted series, folded to n points each.
+type traces struct {
+	cpu, rss, lat *trace
+	recent        int // check runs within the last minute
+}
+
+// traces reads name's samples and check runs in [t0, now] into traces of
+// at most about n points: CPU % from the cumulative seconds of successive
+// samples, RSS, and check latency with failures marked.
+func (s *Server) traces(name string, t0, now time.Time, n int) traces {
+	tr := traces{cpu: newTrace(t0, now, n), rss: newTrace(t0, now, n), lat: newTrace(t0, now, n)}
+	minute := now.Add(-time.Minute)
+	var prev api.Sample
+	onSample := func(x api.Sample) {
+		tr.rss.add(x.Time, float64(x.RSSBytes), false)
+		if dt := x.Time.Sub(prev.Time).Seconds(); !prev.Time.IsZero() && dt > 0 && x.CPUSeconds >= prev.CPUSeconds { // a restart resets the counter
+			tr.cpu.add(x.Time, 100*(x.CPUSeconds-prev.CPUSeconds)/dt, false)
+		}
+		prev = x
+	}
+	onCheck := func(c api.CheckResult) {
+		tr.lat.add(c.Time, float64(c.Latency)/float64(time.Millisecond), !c.OK)
+		if !c.Time.Before(minute) {
+			tr.recent++
+		}
+	}
+	if src, ok := s.b.(seriesSource); ok {
+		_ = src.Series(name, t0, onSample, onCheck)
+		return tr
+	}
+	h, _ := s.b.History(name)
+	for _, x := range h.Samples {
+		onSample(x)
+	}
+	for _, c := range h.Checks {
+		onCheck(c)
+	}
+	return tr
+}
+
 func (s *Server) rows(sts []api.Status) []row {
 	now := time.Now()
+	t0 := s.window(now)
 	out := make([]row, 0, len(sts))
 	for _, st := range sts {
-		h, _ := s.b.History(st.Name)
-		out = append(out, s.makeRow(st, h, now))
+		out = append(out, s.makeRow(st, s.traces(st.Name, t0, now, sparkW/2), now))
 	}
 	return out
 }
 
-func (s *Server) makeRow(st api.Status, h api.History, now time.Time) row {
+// makeRow: flapping is judged from the status, the rest from tr.
+func (s *Server) makeRow(st api.Status, tr traces, now time.Time) row {
 	r := row{Status: st, Actions: s.o.Actions, RSS: size(st.RSSBytes)}
 	if st.State == api.Running {
 		r.Uptime = age(time.Duration(st.UptimeSeconds * float64(time.Second)))
 	}
-	cpu, rss := series(h.Samples)
-	if n := len(cpu); n > 0 {
-		r.CPU = cpu[n-1].v
-	}
-	t0 := s.window(now)
-	r.Spark.CPU = spark(cpu, t0, now)
-	r.Spark.RSS = spark(rss, t0, now)
-	r.Spark.Latency = spark(latencies(h.Checks), t0, now)
-	for _, c := range h.Checks {
-		if now.Sub(c.Time) < time.Minute {
-			r.recent++
-		}
-	}
-	for _, e := range h.Events {
-		if e.Kind == "state" && e.State == api.Backoff.String() && now.Sub(e.Time) < 10*time.Minute {
-			r.Flapping = true
-		}
-	}
+	r.CPU = tr.cpu.lastValue()
+	r.Spark.CPU = spark(tr.cpu)
+	r.Spark.RSS = spark(tr.rss)
+	r.Spark.Latency = spark(tr.lat)
+	r.recent = tr.recent
+	// restarted within ten minutes, or waiting to be
+	r.Flapping = st.State == api.Backoff || (st.Restarts > 0 && !st.StartedAt.IsZero() && now.Sub(st.StartedAt) < 10*time.Minute)
 	return r
-}
-
-// series makes CPU % (from the cumulative seconds of successive samples)
-// and RSS points from the history's samples.
-func series(ss []api.Sample) (cpu, rss []point) {
-	for i, s := range ss {
-		rss = append(rss, point{t: s.Time, v: float64(s.RSSBytes)})
-		if i == 0 {
-			continue
-		}
-		p := ss[i-1]
-		dt := s.Time.Sub(p.Time).Seconds()
-		if dt <= 0 || s.CPUSeconds < p.CPUSeconds { // a restart resets the counter
-			continue
-		}
-		cpu = append(cpu, point{t: s.Time, v: 100 * (s.CPUSeconds - p.CPUSeconds) / dt})
-	}
-	return cpu, rss
-}
-
-func latencies(cs []api.CheckResult) []point {
-	out := make([]point, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, point{c.Time, float64(c.Latency) / float64(time.Millisecond), !c.OK})
-	}
-	return out
 }
 
 // host sums the rows into the daemon's figures; checks per second are
@@ -165,35 +176,37 @@ func (s *Server) servicePage(w http.ResponseWriter, r *http.Request) {
 	if len(ev) > 50 {
 		ev = ev[:50]
 	}
+	t0 := s.window(now)
 	s.render(w, "service.html", map[string]any{
-		"Row": s.makeRow(sts[0], h, now), "Plots": plots(h, s.window(now), now), "Events": ev,
+		"Row": s.makeRow(sts[0], s.traces(name, t0, now, sparkW/2), now), "Plots": s.plots(name, h.Events, t0, now), "Events": ev,
 		"CSRF": s.csrf, "Actions": s.o.Actions, "Authed": s.authed(r),
 	})
 }
 
 func (s *Server) plotsFragment(w http.ResponseWriter, r *http.Request) {
-	h, err := s.b.History(r.PathValue("name"))
-	if err != nil {
+	name := r.PathValue("name")
+	if _, err := s.b.Status([]string{name}); err != nil {
 		httpError(w, err)
 		return
 	}
 	now := time.Now()
-	s.render(w, "plots", plots(h, s.window(now), now))
+	s.render(w, "plots", s.plots(name, s.b.Events(name), s.window(now), now))
 }
 
-// plots are the service page's charts, all on [t0, now].
-func plots(h api.History, t0, now time.Time) []template.HTML {
-	cpu, rss := series(h.Samples)
+// plots are the service page's charts, all on [t0, now], with the state
+// changes among events marked across each.
+func (s *Server) plots(name string, events []api.Event, t0, now time.Time) []template.HTML {
+	tr := s.traces(name, t0, now, chartPoints)
 	var marks []mark
-	for _, e := range h.Events {
+	for _, e := range events {
 		if e.Kind == "state" {
 			marks = append(marks, mark{e.Time, e.State})
 		}
 	}
 	return []template.HTML{
-		chart("CPU", "%", cpu, marks, t0, now),
-		chart("RSS", "B", rss, marks, t0, now),
-		chart("check latency", "ms", latencies(h.Checks), marks, t0, now),
+		chart("CPU", "%", tr.cpu, marks),
+		chart("RSS", "B", tr.rss, marks),
+		chart("check latency", "ms", tr.lat, marks),
 	}
 }
 
