@@ -28,6 +28,7 @@ import (
 func daemonCommand(g *globals) *cobra.Command {
 	var quiet bool
 	var metricsAddr string
+	var web webFlags
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Supervise every service of the host until SIGTERM",
@@ -37,16 +38,18 @@ func daemonCommand(g *globals) *cobra.Command {
 			if quiet {
 				level = slog.LevelWarn
 			}
-			return runDaemon(cmd.Context(), g.root, level, metricsAddr)
+			return runDaemon(cmd.Context(), g.root, level, metricsAddr, web)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only warnings and errors on stderr")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9641)")
+	cmd.Flags().StringVar(&web.addr, "http", "", "serve the web dashboard at http://ADDR/ (e.g. 127.0.0.1:9642; may be the --metrics address)")
+	cmd.Flags().BoolVar(&web.actions, "http-actions", false, "let the dashboard start, stop, restart and rotate (token in run/upkeep/http.token)")
 	return cmd
 }
 
 // runDaemon wires the daemon: event log, lock, control socket, signals.
-func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr string) error {
+func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr string, web webFlags) error {
 	// The daemon's live heap is small and its allocation rate low, so a
 	// tighter GC target costs little CPU and keeps its footprint near what it
 	// holds (GOGC still overrides).
@@ -137,17 +140,29 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	// traversable by all (it holds pid files, which are public anyway).
 	_ = os.Chmod(filepath.Join(root, paths.RunDir), 0o755)
 	go func() { _ = control.Serve(ctx, l, logsBackend{d, root}, control.Options{Access: acc, Log: log}) }()
+	var metricsHandler http.Handler
 	if metricsAddr != "" {
 		m := metrics.New(d)
 		d.SetObserver(m)
+		metricsHandler = m.Handler()
+	}
+	if metricsAddr != "" && metricsAddr != web.addr {
 		ml, err := net.Listen("tcp", metricsAddr)
 		if err != nil {
 			return fmt.Errorf("--metrics: %w", err)
 		}
-		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ml) }()
 		defer srv.Close()
 		log.Info("metrics", "url", "http://"+ml.Addr().String()+"/metrics")
+	}
+	if web.addr != "" {
+		if metricsAddr != web.addr {
+			metricsHandler = nil
+		}
+		if err := serveDashboard(ctx, root, d, web, metricsHandler, log); err != nil {
+			return err
+		}
 	}
 	log.Info("daemon started", "root", root, "pid", os.Getpid())
 	go boot.Report(ctx, notifier, d)

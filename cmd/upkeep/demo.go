@@ -24,19 +24,22 @@ import (
 
 func demoCommand(g *globals) *cobra.Command {
 	var keep bool
+	var web webFlags
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Bring up an example host in a temp dir, crash a service, and show what upkeep does",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDemo(cmd.Context(), keep)
+			return runDemo(cmd.Context(), keep, web)
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the demo host running until Ctrl-C")
+	cmd.Flags().StringVar(&web.addr, "http", "", "serve the dashboard at http://ADDR/ (with --keep, e.g. 127.0.0.1:9642)")
+	cmd.Flags().BoolVar(&web.actions, "http-actions", false, "let the dashboard act (token in the demo host's run/upkeep/http.token)")
 	return cmd
 }
 
-func runDemo(ctx context.Context, keep bool) error {
+func runDemo(ctx context.Context, keep bool, web webFlags) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -54,7 +57,7 @@ func runDemo(ctx context.Context, keep bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- runDaemon(ctx, root, slog.LevelWarn, "") }()
+	go func() { done <- runDaemon(ctx, root, slog.LevelWarn, "", web) }()
 
 	c := control.NewClient(paths.Socket(root))
 	all := []string{"www-hello", "service-ticker", "api-worker"}
@@ -99,6 +102,9 @@ func runDemo(ctx context.Context, keep bool) error {
 	if keep {
 		up := keepCommand(exe)
 		fmt.Printf("\nkeeping the demo host up; in another terminal try:\n  %s --root %s status\n  %s --root %s restart www-hello\nCtrl-C stops every service and removes the host.\n", up, root, up, root)
+		if web.addr != "" {
+			fmt.Printf("the dashboard: http://%s/\n", web.addr)
+		}
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig

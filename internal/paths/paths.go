@@ -21,6 +21,7 @@ const (
 
 	SocketRel    = RunDir + "/upkeep.sock" // the control socket (mode 0666; peers checked, docs/policy.md)
 	DaemonLogRel = LogDir + "/upkeep.log"  // the daemon's own event log
+	HTTPTokenRel = RunDir + "/http.token"  // the dashboard's token for actions (mode 0600, one per daemon run)
 )
 
 // LogBase and ErrorLogBase are the names, in LogDir, of a service's

@@ -11,6 +11,7 @@ import (
 
 	"aead.dev/minisign"
 	"github.com/BurntSushi/toml"
+	"golang.org/x/crypto/bcrypt"
 
 	"upkeep/internal/paths"
 	"upkeep/internal/spec"
@@ -25,6 +26,7 @@ type Policy struct {
 	Overlay Overlay `toml:"overlay"`
 	Images  Images  `toml:"images"`
 	Control Control `toml:"control"`
+	HTTP    HTTP    `toml:"http"`
 
 	// Source is where the policy came from, for messages: File, also when
 	// the file is missing and these are its defaults.
@@ -60,6 +62,13 @@ type Images struct {
 type Control struct {
 	Group     string `toml:"group"`      // members may control the daemon
 	ReadGroup string `toml:"read_group"` // members may read status, events and logs only
+}
+
+// HTTP is the dashboard's basic auth (upkeep daemon --http): a user and
+// a bcrypt hash of the password, as htpasswd -B makes one.
+type HTTP struct {
+	User           string `toml:"user"`
+	PasswordBcrypt string `toml:"password_bcrypt"`
 }
 
 // DefaultAllow is where an overlay may lay files when the policy does not
@@ -191,6 +200,17 @@ func parse(file string, data []byte) (*Policy, error) {
 	for key, g := range map[string]string{"control.group": p.Control.Group, "control.read_group": p.Control.ReadGroup} {
 		if strings.ContainsAny(g, ": \t\n/") {
 			bad(key, "%q is not a group name", g)
+		}
+	}
+	if (p.HTTP.User == "") != (p.HTTP.PasswordBcrypt == "") {
+		bad("http", "user and password_bcrypt go together")
+	}
+	if strings.ContainsAny(p.HTTP.User, ": \t\n") {
+		bad("http.user", "%q is not a user name for basic auth", p.HTTP.User)
+	}
+	if h := p.HTTP.PasswordBcrypt; h != "" {
+		if _, err := bcrypt.Cost([]byte(h)); err != nil {
+			bad("http.password_bcrypt", "not a bcrypt hash (make one with htpasswd -nB USER): %v", err)
 		}
 	}
 	if len(problems) > 0 {

@@ -168,6 +168,10 @@ func TestParseErrors(t *testing.T) {
 		{"[images]\nkeys = [\"RWnotakey\"]\n", "p.toml:2:1: images.keys: \"RWnotakey\" is not a minisign public key"},
 		{"[images]\nallow_root = \"yes\"\n", "p.toml: "},
 		{"[control]\ngroup = \"a b\"\n", "p.toml:2:1: control.group: \"a b\" is not a group name"},
+		{"[http]\nuser = \"ops\"\n", "p.toml:1:1: http: user and password_bcrypt go together"},
+		{"[http]\nuser = \"ops\"\npassword_bcrypt = \"plain\"\n", "p.toml:3:1: http.password_bcrypt: not a bcrypt hash"},
+		{"[http]\nuser = \"o:ps\"\npassword_bcrypt = \"$2a$04$N9nuO6CcyI5fPHbgKnBTf.RV9RphW3QGqzWmHCu/MKKFu5gD5ZtiK\"\n", "p.toml:2:1: http.user"},
+		{"[http]\nuser = \"ops\"\npassword_bcrypt = \"$2a$04$N9nuO6CcyI5fPHbgKnBTf.RV9RphW3QGqzWmHCu/MKKFu5gD5ZtiK\"\n", ""},
 		{"[images]\nkeys = [\"" + pub.String() + "\"]\nrequire_signature = true\n", ""},
 	} {
 		_, err := Parse("p.toml", []byte(tc.text))

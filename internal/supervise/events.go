@@ -65,6 +65,16 @@ func (r *ring[T]) add(v T) {
 }
 
 // items returns the contents, oldest first.
+// each calls f with each item, oldest first, copying nothing.
+func (r *ring[T]) each(f func(T)) {
+	for _, v := range r.buf[r.next:] {
+		f(v)
+	}
+	for _, v := range r.buf[:r.next] {
+		f(v)
+	}
+}
+
 func (r *ring[T]) items() []T {
 	out := make([]T, 0, len(r.buf))
 	out = append(out, r.buf[r.next:]...)
@@ -255,6 +265,37 @@ func (d *Daemon) History(name string) (api.History, error) {
 		h.Samples = append(h.Samples, api.Sample{Time: time.Unix(int64(s.at), 0), CPUSeconds: float64(s.cpu), RSSBytes: uint64(s.rssKiB) << 10, Restarts: int(s.restarts)})
 	}
 	return h, nil
+}
+
+// Series calls onSample and onCheck with a service's samples and check runs
+// since t, oldest first, under the journal's lock (so they must be quick),
+// copying nothing: the dashboard draws every service's every 10 s, and
+// History's full copies of 100 services were 12 MB of garbage a page.
+func (d *Daemon) Series(name string, since time.Time, onSample func(api.Sample), onCheck func(api.CheckResult)) error {
+	if _, err := d.get(name); err != nil {
+		return err
+	}
+	j := d.journal
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if r := j.samples[name]; r != nil && onSample != nil {
+		at := since.Unix()
+		r.each(func(s sample) {
+			if int64(s.at) >= at {
+				onSample(api.Sample{Time: time.Unix(int64(s.at), 0), CPUSeconds: float64(s.cpu), RSSBytes: uint64(s.rssKiB) << 10, Restarts: int(s.restarts)})
+			}
+		})
+	}
+	if r := j.checks[name]; r != nil && onCheck != nil {
+		at := since.UnixNano()
+		r.each(func(c checkRun) {
+			if c.at >= at {
+				onCheck(api.CheckResult{Time: time.Unix(0, c.at), Check: j.names[name][c.check], OK: c.ok,
+					Latency: time.Duration(c.latency), Late: time.Duration(c.late) * time.Microsecond})
+			}
+		})
+	}
+	return nil
 }
 
 // sample records every running service's CPU and memory every sampleEvery:
