@@ -28,7 +28,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "--jsno"}, `status: unknown flag --jsno; did you mean --json?`, true},
 		{[]string{"status", "--rot", "/"}, `status: unknown flag --rot; did you mean --root?`, true}, // inherited flags too
 		{[]string{"--root"}, `flag needs an argument: --root`, true},
-		{[]string{"logs", "www-helo"}, `logs www-helo: no www-helo.log under ` + root + `/var/log; did you mean "www-hello"?`, false},
+		{[]string{"logs", "www-helo"}, `logs: www-helo: no logs under ` + root + `/var/log; did you mean "www-hello"?`, false},
 	} {
 		cmd := rootCommand()
 		cmd.SetArgs(append([]string{"--root", root}, tc.args...))
