@@ -38,13 +38,15 @@ const (
 	fdInitCtl   = 3
 	fdRunnerCtl = 4
 	fdStatus    = 5
+	fdImage     = 6 // the image to unpack, when an image is tested
 )
 
 type config struct {
 	Root    string   `json:"root"`
 	Name    string   `json:"name"`
-	Src     string   `json:"src,omitempty"` // a service directory to copy in
-	Keep    []string `json:"keep"`          // services the daemon may see
+	Src     string   `json:"src,omitempty"`     // a service directory to copy in
+	Version string   `json:"version,omitempty"` // an image's, on fdImage
+	Keep    []string `json:"keep"`              // services the daemon may see
 	NetHost bool     `json:"net_host"`
 }
 
@@ -354,6 +356,19 @@ func loopbackUp() error {
 // overlay as deploy would, and hides the root's other services (but the
 // ones it depends on) from the daemon. It returns the overlay's links.
 func provision(c config) ([]string, error) {
+	if c.Version != "" {
+		// As deploy unpacks it: a release, var/www/NAME a link to it. The
+		// host checked every entry already; the unpack checks them again.
+		f := os.NewFile(fdImage, "image")
+		h, err := host.New("/", "/root", io.Discard)
+		if err == nil {
+			err = h.UnpackImage(f, c.Name, c.Version)
+		}
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("unpack the image: %w", err)
+		}
+	}
 	if c.Src != "" {
 		dst := "/var/www/" + c.Name
 		if err := os.RemoveAll(dst); err != nil {
