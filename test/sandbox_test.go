@@ -1,7 +1,9 @@
 package test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -11,7 +13,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,7 +112,15 @@ type sandboxReport struct {
 	Test *struct {
 		Exit int `json:"exit"`
 	} `json:"test"`
-	States []struct{ To string } `json:"states"`
+	States     []struct{ To string } `json:"states"`
+	Image      string                `json:"image"`
+	Namespaces []string              `json:"namespaces"`
+	Kept       *struct {
+		ID      string `json:"id"`
+		PID     int    `json:"pid"`
+		Enter   string `json:"enter"`
+		NSEnter string `json:"nsenter"`
+	} `json:"kept"`
 }
 
 func runSandbox(t *testing.T, root string, args ...string) (sandboxReport, int, string) {
@@ -211,6 +224,7 @@ func TestSandboxNodeService(t *testing.T) {
 		t.Error("the host root's etc/ or var/ changed")
 	}
 	noSandboxLeft(t, root)
+	noNamespaceLeft(t, r.Namespaces)
 }
 
 func TestSandboxBadServices(t *testing.T) {
@@ -227,7 +241,7 @@ func TestSandboxBadServices(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := sandboxRoot(t, tt.script, tt.test)
 			etc := treeSum(t, root+"/etc")
-			_, code, stderr := runSandbox(t, root, tt.args...)
+			r, code, stderr := runSandbox(t, root, tt.args...)
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			last := lines[len(lines)-1]
 			if code != 1 || !strings.Contains(last, tt.want) {
@@ -237,6 +251,7 @@ func TestSandboxBadServices(t *testing.T) {
 				t.Error("the host root's etc/ changed")
 			}
 			noSandboxLeft(t, root)
+			noNamespaceLeft(t, r.Namespaces)
 		})
 	}
 }
@@ -250,8 +265,11 @@ func TestSandboxKilled(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	// Mid-run: the service is up (its node runs) and the test sleeps.
 	deadline := time.Now().Add(10 * time.Second)
-	for procsOf("sleep 61") == "" {
-		if time.Now().After(deadline) {
+	var nss []string
+	for nss == nil {
+		if p := procsOf("sleep 61"); p != "" {
+			nss = nsOf(strings.Fields(p)[0])
+		} else if time.Now().After(deadline) {
 			t.Fatal("the sandbox's test never started")
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -268,6 +286,7 @@ func TestSandboxKilled(t *testing.T) {
 			t.Fatalf("the test's sleep outlived the sandbox: %s", procsOf("sleep 61"))
 		}
 	}
+	noNamespaceLeft(t, nss)
 }
 
 // procsOf lists processes whose command line (spaces for NULs) holds s.
@@ -322,5 +341,396 @@ func TestSandboxUsage(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 			t.Errorf("%q: %v, want exit 2\n%s", args, err, out)
 		}
+	}
+}
+
+// sandboxRun runs `upkeep --root ROOT ARGS... --json` and decodes the report.
+func sandboxRun(t *testing.T, root string, args ...string) (sandboxReport, int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, append(append([]string{"--root", root}, args...), "--json")...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var r sandboxReport
+	if out.Len() > 0 {
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("report: %v\n%s", err, out.Bytes())
+		}
+	}
+	return r, code, errb.String()
+}
+
+// nsLeft names a process still in one of the namespaces nss
+// ("mnt:[4026…]", as /proc/PID/ns shows them).
+func nsLeft(nss []string) string {
+	want := map[string]bool{}
+	for _, n := range nss {
+		want[n] = true
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		for _, kind := range []string{"mnt", "pid", "uts", "ipc", "net"} {
+			if l, err := os.Readlink("/proc/" + e.Name() + "/ns/" + kind); err == nil && want[l] {
+				return fmt.Sprintf("process %s in %s", e.Name(), l)
+			}
+		}
+	}
+	return ""
+}
+
+// noNamespaceLeft fails unless, within a second, no process is in any of
+// the sandbox's namespaces.
+func noNamespaceLeft(t *testing.T, nss []string) {
+	t.Helper()
+	if len(nss) < 4 {
+		t.Fatalf("the report names %d namespaces: %q", len(nss), nss)
+	}
+	deadline := time.Now().Add(time.Second)
+	for left := nsLeft(nss); left != ""; left = nsLeft(nss) {
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind: %s", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tarGz packs dir into file as a gzip'd tar, its entries under prefix
+// ("" for none); extra entries (hostile ones) are appended as given.
+func tarGz(t *testing.T, dir, prefix, file string, extra ...*tar.Header) {
+	t.Helper()
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zw := gzip.NewWriter(f)
+	tw := tar.NewWriter(zw)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		hdr, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		hdr.Name = path.Join(prefix, filepath.ToSlash(rel))
+		if d.IsDir() {
+			hdr.Name += "/"
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			_, err = tw.Write(b)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range extra {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			if _, err := tw.Write(bytes.Repeat([]byte("x"), int(h.Size))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// imageRoot is sandboxRoot with the node service moved out into an image
+// file, www-node-1.0.0.tar.gz: the root has no www-node.
+func imageRoot(t *testing.T, test string, extra ...*tar.Header) (root, image string) {
+	t.Helper()
+	root = sandboxRoot(t, "echo started > /tmp/app-was-here; exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", test)
+	image = filepath.Join(t.TempDir(), "www-node-1.0.0.tar.gz")
+	tarGz(t, root+"/var/www/www-node", "www-node-1.0.0", image, extra...)
+	if err := os.RemoveAll(root + "/var/www/www-node"); err != nil {
+		t.Fatal(err)
+	}
+	return root, image
+}
+
+// An image, as a file or as the image store's entry, is unpacked inside
+// the sandbox as deploy would: a release, var/www/NAME a link to it. The
+// host gets neither.
+func TestSandboxImage(t *testing.T) {
+	root, image := imageRoot(t, `test "$(readlink /var/www/www-node)" = .releases/www-node/1.0.0 && test -f /var/www/.releases/www-node/1.0.0/service.toml && test -L /etc/app_name/app.conf`)
+	home := t.TempDir()
+	if out, err := exec.Command(bin, "--root", root, "--home", home, "image", "add", image).CombinedOutput(); err != nil {
+		t.Fatalf("image add: %v\n%s", err, out)
+	}
+	etc, vr, hm := treeSum(t, root+"/etc"), treeSum(t, root+"/var"), treeSum(t, home)
+	for _, target := range []string{image, "www-node@1.0.0", "www-node@"} {
+		r, code, stderr := sandboxRun(t, root, "--home", home, "test", target)
+		if code != 0 || !r.OK || r.Image != "www-node 1.0.0" {
+			t.Fatalf("%s: exit %d, report %+v, stderr %s", target, code, r, stderr)
+		}
+		noSandboxLeft(t, root)
+		noNamespaceLeft(t, r.Namespaces)
+	}
+	if etc != treeSum(t, root+"/etc") || vr != treeSum(t, root+"/var") || hm != treeSum(t, home) {
+		t.Error("the host root's etc/ or var/, or the home, changed")
+	}
+	if _, err := os.Lstat(root + "/var/www/.releases"); !os.IsNotExist(err) {
+		t.Errorf("the host root got a release: %v", err)
+	}
+}
+
+// A hostile image is refused on the host, with one line naming the entry,
+// before any sandbox is made.
+func TestSandboxImageRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		hdr  *tar.Header
+		want string
+	}{
+		{"dot dot", &tar.Header{Name: "www-node-1.0.0/../../etc/evil", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}, `image refused: entry "www-node-1.0.0/../../etc/evil": has a .. component`},
+		{"absolute", &tar.Header{Name: "/etc/evil", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}, `image refused: entry "/etc/evil": an absolute path`},
+		{"symlink escaping", &tar.Header{Name: "www-node-1.0.0/config/etc/app_name/passwd", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../etc/passwd", Mode: 0o777}, `image refused: entry "www-node-1.0.0/config/etc/app_name/passwd"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root, image := imageRoot(t, "true", tt.hdr)
+			sum := treeSum(t, root)
+			_, code, stderr := sandboxRun(t, root, "test", image)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("exit %d, stderr %q, want 1 and one line with %q", code, stderr, tt.want)
+			}
+			if sum != treeSum(t, root) {
+				t.Error("the host root changed")
+			}
+			noSandboxLeft(t, root)
+		})
+	}
+}
+
+// --keep leaves the sandbox running with its record; --enter runs
+// commands inside it, passing their exit status on; --stop ends it and
+// leaves nothing.
+func TestSandboxKeep(t *testing.T) {
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Fatal("nsenter (util-linux) is needed to enter a sandbox")
+	}
+	root := sandboxRoot(t, "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", "true")
+	etc := treeSum(t, root+"/etc")
+	r, code, stderr := sandboxRun(t, root, "test", "www-node", "--keep")
+	if code != 0 || !r.OK || r.Kept == nil {
+		t.Fatalf("exit %d, report %+v, stderr %s", code, r, stderr)
+	}
+	id := r.Kept.ID
+	t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(root, "run/upkeep/sandbox", id)); err == nil {
+			_ = exec.Command(bin, "--root", root, "test", "--stop", id).Run()
+		}
+	})
+	if !strings.Contains(r.Kept.Enter, "test --enter "+id) || !strings.HasPrefix(r.Kept.NSEnter, fmt.Sprintf("nsenter --target %d ", r.Kept.PID)) {
+		t.Errorf("how to enter: %q, %q", r.Kept.Enter, r.Kept.NSEnter)
+	}
+	if _, err := os.Stat(filepath.Join(root, "run/upkeep/sandbox", id)); err != nil {
+		t.Fatalf("the record: %v", err)
+	}
+	enter := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, append([]string{"--root", root, "test", "--enter", id, "--"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	// Inside: the overlay's link, the sandbox's hostname, and the service
+	// still answering on its port in the sandbox's own network.
+	out, code := enter("sh", "-c", "cat /etc/app_name/app.conf; hostname; /run/upkeep-sandbox/upkeep status www-node")
+	if code != 0 || !strings.Contains(out, "name = node") || !strings.Contains(out, "upkeep-test") || !strings.Contains(out, "running") {
+		t.Errorf("enter: exit %d\n%s", code, out)
+	}
+	if _, code := enter("sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("enter's exit status: %d, want 7", code)
+	}
+	if out, err := exec.Command(bin, "--root", root, "test", "--enter", "0000beef").CombinedOutput(); err == nil || !strings.Contains(string(out), "no kept sandbox 0000beef") {
+		t.Errorf("enter of an unknown id: %v %s", err, out)
+	}
+	out2, err := exec.Command(bin, "--root", root, "test", "--stop", id).CombinedOutput()
+	if err != nil || !strings.Contains(string(out2), "stopped") {
+		t.Fatalf("stop: %v\n%s", err, out2)
+	}
+	if _, err := os.Stat(filepath.Join(root, "run/upkeep/sandbox", id)); !os.IsNotExist(err) {
+		t.Errorf("the record outlived --stop: %v", err)
+	}
+	if etc != treeSum(t, root+"/etc") {
+		t.Error("the host root's etc/ changed")
+	}
+	noSandboxLeft(t, root)
+	noNamespaceLeft(t, r.Namespaces)
+}
+
+// --shell opens a shell inside once the service is healthy; the sandbox
+// goes when it exits.
+func TestSandboxShell(t *testing.T) {
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Fatal("nsenter (util-linux) is needed to enter a sandbox")
+	}
+	root := sandboxRoot(t, "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", "true")
+	cmd := exec.Command(bin, "--root", root, "test", "www-node", "--shell", "--json")
+	cmd.Stdin = strings.NewReader("cat /etc/app_name/app.conf; hostname\nexit 0\n")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "name = node\nupkeep-test\n") {
+		t.Errorf("the shell's output:\n%s", out.String())
+	}
+	var r sandboxReport
+	if err := json.Unmarshal(out.Bytes()[strings.Index(out.String(), "{"):], &r); err != nil || !r.OK {
+		t.Fatalf("report %+v: %v", r, err)
+	}
+	noSandboxLeft(t, root)
+	noNamespaceLeft(t, r.Namespaces)
+}
+
+// SIGINT or SIGTERM of `upkeep test`: the sandbox is torn down, exit 1
+// with "interrupted".
+func TestSandboxInterrupted(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			root := sandboxRoot(t, "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", "sleep 62")
+			cmd := exec.Command(bin, "--root", root, "test", "www-node")
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			var nss []string
+			deadline := time.Now().Add(10 * time.Second)
+			for nss == nil {
+				if p := procsOf("sleep 62"); p != "" {
+					nss = nsOf(strings.Fields(p)[0])
+				} else if time.Now().After(deadline) {
+					t.Fatal("the sandbox's test never started")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || lines[len(lines)-1] != "upkeep: interrupted" {
+				t.Errorf("%v, stderr %q: want exit 1 and upkeep: interrupted", err, errb.String())
+			}
+			noSandboxLeft(t, root)
+			noNamespaceLeft(t, nss)
+		})
+	}
+}
+
+// nsOf lists the namespaces of pid but the net one of a --net host.
+func nsOf(pid string) []string {
+	var out []string
+	for _, kind := range []string{"mnt", "pid", "uts", "ipc", "net"} {
+		if l, err := os.Readlink("/proc/" + pid + "/ns/" + kind); err == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// More bad input: a service that ignores SIGTERM (killed at its stop
+// timeout, reported), an overlay in conflict with a file the host has.
+func TestSandboxBadInput(t *testing.T) {
+	t.Run("ignores SIGTERM", func(t *testing.T) {
+		root := sandboxRoot(t, `trap "" TERM; /opt/node/bin/node serve-ok --addr 127.0.0.1:8080 & while :; do sleep 0.1; done`, "true")
+		r, code, stderr := sandboxRun(t, root, "test", "www-node")
+		if code != 1 || !strings.Contains(r.Reason, "www-node ignored SIGTERM: killed after its stop timeout (2s)") {
+			t.Errorf("exit %d, reason %q\n%s", code, r.Reason, stderr)
+		}
+		noSandboxLeft(t, root)
+		noNamespaceLeft(t, r.Namespaces)
+	})
+	t.Run("overlay conflict", func(t *testing.T) {
+		root := sandboxRoot(t, "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", "true")
+		if err := os.MkdirAll(root+"/etc/app_name", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, root+"/etc/app_name/app.conf", "the host's own\n", 0o644)
+		sum := treeSum(t, root)
+		_, code, stderr := sandboxRun(t, root, "test", "www-node")
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], "/etc/app_name/app.conf") {
+			t.Errorf("exit %d, stderr %q: want 1 and one line naming /etc/app_name/app.conf", code, stderr)
+		}
+		if sum != treeSum(t, root) {
+			t.Error("the host root changed")
+		}
+		noSandboxLeft(t, root)
+	})
+}
+
+// As a user who is not root: one line that says what is missing, and no
+// run on the host.
+func TestSandboxNotRoot(t *testing.T) {
+	root := sandboxRoot(t, "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", "true")
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("user nobody: %v", err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	// The race-built binary's directory is root's 0700 temp dir: a copy
+	// nobody can run.
+	dir, err := os.MkdirTemp("", "upkeep-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "upkeep")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, exe, string(b), 0o755)
+	cmd := exec.Command(exe, "--root", root, "test", "www-node")
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	out, err := cmd.CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || len(lines) != 1 || !strings.Contains(lines[0], "upkeep test needs root (uid "+nobody.Uid+")") {
+		t.Errorf("%v: %q, want exit 1 and one line saying root is needed", err, out)
+	}
+	if procsOf("/opt/node/bin/node serve-ok") != "" {
+		t.Error("the service runs on the host")
 	}
 }

@@ -408,7 +408,7 @@ func provision(c config) ([]string, error) {
 	for _, name := range c.Keep {
 		p, err := h.Overlay(name, false, false, io.Discard)
 		if err != nil {
-			return nil, fmt.Errorf("overlay of %s: %w", name, err)
+			return nil, err // it names the service
 		}
 		if name != c.Name || p == nil {
 			continue

@@ -178,6 +178,17 @@ func Stop(root, id string, wait time.Duration) (string, error) {
 			return "", fmt.Errorf("sandbox %s (pid %d) did not exit after SIGKILL", id, k.PID)
 		}
 	}
+	// The kernel kills the rest of the PID namespace as its init exits;
+	// the namespace is gone once the host's init has reaped that init.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, err := proc.StartTime(k.PID); err != nil || st != k.Start {
+			break
+		}
+		if time.Now().After(deadline) {
+			how += fmt.Sprintf("; pid %d is not reaped yet (by the host's init)", k.PID)
+			break
+		}
+	}
 	if err := os.Remove(keptPath(root, id)); err != nil {
 		return "", err
 	}

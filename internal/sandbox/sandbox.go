@@ -327,11 +327,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		fail("stop: %v%s", err, strings.TrimSpace(m.Output))
 	}
 	r.StopMS = time.Since(start).Milliseconds()
-	if time.Since(start) > svc.Stop.Timeout.D()+time.Second {
-		fail("did not stop within its stop timeout (%v)", svc.Stop.Timeout.D())
-	}
 	if killedAtStop(paths.DaemonLog(inside), svc.Name) {
 		fail("%s ignored SIG%s: killed after its stop timeout (%v)", svc.Name, svc.Stop.Signal, svc.Stop.Timeout.D())
+	}
+	if time.Since(start) > svc.Stop.Timeout.D()+time.Second {
+		fail("did not stop within its stop timeout (%v)", svc.Stop.Timeout.D())
 	}
 	r.States = stateChanges(paths.DaemonLog(inside), svc.Name)
 	r.Log = readTail(paths.Log(inside, svc.Name), 10)
