@@ -232,7 +232,7 @@ func TestSandboxBadServices(t *testing.T) {
 		name, script, test, want string
 		args                     []string
 	}{
-		{"exits at once", "exit 3", "true", "www-node is", nil},
+		{"exits at once", "exit 3", "true", "www-node exited before it was healthy: exit 3", nil},
 		{"test hangs", "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", "sleep 60", "test timed out after 2s", nil},
 		{"test fails", "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", "exit 4", "test failed", nil},
 		{"never healthy", "exec sleep 60", "true", "not healthy within 500ms", []string{"--timeout", "500ms"}},
@@ -733,4 +733,65 @@ func TestSandboxNotRoot(t *testing.T) {
 	if procsOf("/opt/node/bin/node serve-ok") != "" {
 		t.Error("the service runs on the host")
 	}
+}
+
+// deploy --test runs the new release in a sandbox first: a failing test
+// leaves the current release untouched and says why; a passing one goes
+// on to deploy.
+func TestDeployTest(t *testing.T) {
+	root := sandboxRoot(t, "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", "true")
+	home := t.TempDir()
+	up := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, append([]string{"--root", root, "--home", home}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	svc := root + "/var/www/www-node"
+	toml, err := os.ReadFile(svc + "/service.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(version, script string) {
+		t.Helper()
+		body := strings.Replace(string(toml), `script = "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080"`, fmt.Sprintf("script = %q", script), 1)
+		write(t, svc+"/service.toml", body, 0o644)
+		file := filepath.Join(t.TempDir(), "www-node-"+version+".tar.gz")
+		tarGz(t, svc, "", file)
+		if out, code := up("image", "add", file); code != 0 {
+			t.Fatalf("image add %s: %s", version, out)
+		}
+	}
+	add("1.0.0", "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080")
+	add("2.0.0", "exit 3")
+	add("3.0.0", "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080")
+	if err := os.RemoveAll(svc); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := up("deploy", "www-node@1.0.0"); code != 0 {
+		t.Fatalf("deploy 1.0.0: %s", out)
+	}
+	link := func() string { l, _ := os.Readlink(svc); return l }
+	if link() != ".releases/www-node/1.0.0" {
+		t.Fatalf("after deploy 1.0.0: %q", link())
+	}
+	vr := treeSum(t, root+"/var")
+	out, code := up("deploy", "www-node@2.0.0", "--test")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	if code != 1 || !strings.Contains(last, "deploy --test of www-node 2.0.0: www-node exited before it was healthy") || !strings.HasSuffix(last, "the current release is untouched") {
+		t.Errorf("deploy 2.0.0 --test: exit %d, last line %q\n%s", code, last, out)
+	}
+	if link() != ".releases/www-node/1.0.0" || vr != treeSum(t, root+"/var") {
+		t.Errorf("a failed deploy --test changed var/: www-node -> %q", link())
+	}
+	noSandboxLeft(t, root)
+	if out, code := up("deploy", "www-node@3.0.0", "--test"); code != 0 || link() != ".releases/www-node/3.0.0" {
+		t.Errorf("deploy 3.0.0 --test: exit %d, www-node -> %q\n%s", code, link(), out)
+	}
+	noSandboxLeft(t, root)
 }

@@ -400,10 +400,11 @@ func load(root, dir string, outside bool) (*spec.Service, spec.Problems) {
 }
 
 type svcStatus struct {
-	State  string `json:"state"`
-	Detail string `json:"detail"`
-	Error  string `json:"error"`
-	Checks []any  `json:"checks"`
+	State    string `json:"state"`
+	Detail   string `json:"detail"`
+	Error    string `json:"error"`
+	LastExit string `json:"last_exit"`
+	Checks   []any  `json:"checks"`
 }
 
 // waitRunning polls until the service is running: the daemon keeps it
@@ -433,6 +434,10 @@ func waitRunning(ctx context.Context, status func() (*svcStatus, error), name st
 				if moved {
 					return fmt.Errorf("%s is stopped: %s", name, strings.TrimSpace(st.Detail+" "+st.Error))
 				}
+			case "backoff":
+				// A test wants to know at once, not after the restart
+				// limit: the service ended before it was healthy.
+				return fmt.Errorf("%s exited before it was healthy: %s", name, strings.TrimSpace(st.LastExit+" "+st.Error))
 			case "fatal", "exited":
 				return fmt.Errorf("%s is %s: %s", name, st.State, strings.TrimSpace(st.Detail+" "+st.Error))
 			default:
