@@ -685,7 +685,7 @@ func TestSandboxBadInput(t *testing.T) {
 		sum := treeSum(t, root)
 		_, code, stderr := sandboxRun(t, root, "test", "www-node")
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
-		if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], "/etc/app_name/app.conf") {
+		if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], "the overlay of www-node conflicts with the host: /etc/app_name/app.conf exists") {
 			t.Errorf("exit %d, stderr %q: want 1 and one line naming /etc/app_name/app.conf", code, stderr)
 		}
 		if sum != treeSum(t, root) {

@@ -408,7 +408,16 @@ func provision(c config) ([]string, error) {
 	for _, name := range c.Keep {
 		p, err := h.Overlay(name, false, false, io.Discard)
 		if err != nil {
-			return nil, err // it names the service
+			var ce *host.ConflictError
+			if !errors.As(err, &ce) {
+				return nil, err // it names the service
+			}
+			// Without overlay's --force hint: upkeep test has none.
+			var what []string
+			for _, op := range ce.Ops {
+				what = append(what, "/"+strings.TrimPrefix(op.Path, "/")+" "+op.Why)
+			}
+			return nil, fmt.Errorf("the overlay of %s conflicts with the host: %s", name, strings.Join(what, "; "))
 		}
 		if name != c.Name || p == nil {
 			continue
