@@ -166,16 +166,18 @@ func sandboxLeft(root string) string {
 	if bytes.Contains(mi, []byte("upkeep-sandbox")) || bytes.Contains(mi, []byte(root)) {
 		return "a mount in /proc/self/mountinfo"
 	}
-	self, _ := os.Readlink("/proc/self/ns/mnt")
+	// Only this root's sandboxes: others may run the same tests at once.
+	// Its PID 1, runner and CLI carry UPKEEP_SANDBOX_LOWER=root; what runs
+	// in its namespaces noNamespaceLeft looks for.
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		if _, err := fmt.Sscanf(e.Name(), "%d", new(int)); err != nil {
 			continue
 		}
-		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		ns, _ := os.Readlink("/proc/" + e.Name() + "/ns/mnt")
-		if bytes.Contains(cmdline, []byte("upkeep-sandbox")) || bytes.Contains(cmdline, []byte("/opt/node/bin/node")) ||
-			(ns != self && bytes.Contains(cmdline, []byte("sandbox-init"))) {
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if bytes.Contains(append(env, 0), []byte("\x00UPKEEP_SANDBOX_LOWER="+root+"\x00")) || bytes.HasPrefix(env, []byte("UPKEEP_SANDBOX_LOWER="+root+"\x00")) ||
+			bytes.Contains(env, []byte("UPKEEP_SANDBOX_INIT=")) && bytes.Contains(env, []byte(`"root":"`+root+`"`)) {
+			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 			return "process " + e.Name() + ": " + strings.ReplaceAll(string(cmdline), "\x00", " ")
 		}
 	}
@@ -555,6 +557,10 @@ func TestSandboxKeep(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "run/upkeep/sandbox", id)); err != nil {
 		t.Fatalf("the record: %v", err)
 	}
+	// The leftover checks see a sandbox that is there.
+	if sandboxLeft(root) == "" || nsLeft(r.Namespaces) == "" {
+		t.Errorf("the leftover checks miss the kept sandbox: %q, %q", sandboxLeft(root), nsLeft(r.Namespaces))
+	}
 	enter := func(args ...string) (string, int) {
 		cmd := exec.Command(bin, append([]string{"--root", root, "test", "--enter", id, "--"}, args...)...)
 		out, err := cmd.CombinedOutput()
@@ -695,8 +701,11 @@ func TestSandboxBadInput(t *testing.T) {
 	})
 }
 
-// As a user who is not root: one line that says what is missing, and no
-// run on the host.
+// As a user who is not root: an unprivileged user namespace, where the
+// caller is root of the sandbox. A service without a user, on a root of
+// the caller's own, runs and is tested in it; one with a user, or a root
+// owned by another, gets one line saying what is missing, and never runs
+// on the host.
 func TestSandboxNotRoot(t *testing.T) {
 	root := sandboxRoot(t, "exec /opt/node/bin/node serve-ok --addr 127.0.0.1:8080", "true")
 	nobody, err := user.Lookup("nobody")
@@ -705,8 +714,7 @@ func TestSandboxNotRoot(t *testing.T) {
 	}
 	uid, _ := strconv.Atoi(nobody.Uid)
 	gid, _ := strconv.Atoi(nobody.Gid)
-	// The race-built binary's directory is root's 0700 temp dir: a copy
-	// nobody can run.
+	// Everything nobody must reach: outside the root's 0700 temp dirs.
 	dir, err := os.MkdirTemp("", "upkeep-nobody-")
 	if err != nil {
 		t.Fatal(err)
@@ -721,17 +729,74 @@ func TestSandboxNotRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, exe, string(b), 0o755)
-	cmd := exec.Command(exe, "--root", root, "test", "www-node")
-	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	out, err := cmd.CombinedOutput()
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || len(lines) != 1 || !strings.Contains(lines[0], "upkeep test needs root (uid "+nobody.Uid+")") {
-		t.Errorf("%v: %q, want exit 1 and one line saying root is needed", err, out)
+	asNobody := func(root string) (string, int) {
+		cmd := exec.Command(exe, "--root", root, "test", "www-node")
+		cmd.Dir = "/"
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
 	}
-	if procsOf("/opt/node/bin/node serve-ok") != "" {
-		t.Error("the service runs on the host")
+	lastLine := func(out string) string {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[len(lines)-1]
+	}
+	// Its own root: the service (no user) runs as root of the sandbox.
+	own := filepath.Join(dir, "root")
+	if err := os.CopyFS(own, os.DirFS(root)); err != nil {
+		t.Fatal(err)
+	}
+	toml := own + "/var/www/www-node/service.toml"
+	body, _ := os.ReadFile(toml)
+	body = bytes.Replace(body, []byte("user = \"nobody\"\n"), nil, 1)
+	body = bytes.Replace(body, []byte("script = \"true\""), []byte(`script = "test $(id -u) = 0 && test -L /etc/app_name/app.conf && test $(hostname) = upkeep-test"`), 1)
+	write(t, toml, string(body), 0o644)
+	if err := filepath.WalkDir(own, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sum := treeSum(t, own)
+	if out, code := asNobody(own); code != 0 || !strings.Contains(out, "\nok\n") {
+		t.Errorf("a root of its own: exit %d\n%s", code, out)
+	}
+	if sum != treeSum(t, own) {
+		t.Error("the root changed")
+	}
+	noSandboxLeft(t, own)
+	// A service with a user.
+	if err := os.Chown(root, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(root), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, code := asNobody(root)
+	if code != 1 || !strings.Contains(lastLine(out), "upkeep test of www-node needs root: it runs as nobody, and an unprivileged user namespace maps only your uid "+nobody.Uid) {
+		t.Errorf("a service with a user: exit %d, %q", code, out)
+	}
+	// A root owned by another.
+	if err := os.Chown(own, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, code = asNobody(own)
+	if code != 1 || !strings.Contains(lastLine(out), "needs root for the root "+own+" (owned by uid 0)") {
+		t.Errorf("a root owned by root: exit %d, %q", code, out)
+	}
+	// Nothing ran in our own mount namespace.
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	for _, p := range strings.Fields(procsOf("/opt/node/bin/node serve-ok")) {
+		if ns, _ := os.Readlink("/proc/" + p + "/ns/mnt"); ns == self {
+			t.Errorf("the service runs on the host: pid %s", p)
+		}
 	}
 }
 

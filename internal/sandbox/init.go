@@ -29,7 +29,10 @@ import (
 const (
 	envInit   = "UPKEEP_SANDBOX_INIT"
 	envRunner = "UPKEEP_SANDBOX_RUNNER"
-	binDir    = "run/upkeep-sandbox" // the binary, bind-mounted, inside
+	// envLower names the root a sandbox's own processes (PID 1, the
+	// runner, the CLI it runs) were made from, for ps and the tests.
+	envLower = "UPKEEP_SANDBOX_LOWER"
+	binDir   = "run/upkeep-sandbox" // the binary, bind-mounted, inside
 )
 
 // Descriptors the parent hands down: 3 its word to init, 4 its word to the
@@ -48,6 +51,7 @@ type config struct {
 	Version string   `json:"version,omitempty"` // an image's, on fdImage
 	Keep    []string `json:"keep"`              // services the daemon may see
 	NetHost bool     `json:"net_host"`
+	UserNS  bool     `json:"user_ns,omitempty"` // in an unprivileged user namespace
 }
 
 type message struct {
@@ -127,7 +131,13 @@ func sandboxInit(arg string, status *os.File) error {
 			return err
 		}
 		_ = os.Chmod(p, d.mode|os.ModeSticky&d.mode)
-		if err := unix.Setxattr(p, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		// In a user namespace overlayfs reads user.overlay.* (userxattr):
+		// trusted.* needs CAP_SYS_ADMIN of the host.
+		xattr := "trusted.overlay.opaque"
+		if c.UserNS {
+			xattr = "user.overlay.opaque"
+		}
+		if err := unix.Setxattr(p, xattr, []byte("y"), 0); err != nil {
 			return fmt.Errorf("opaque %s: %w", d.name, err)
 		}
 	}
@@ -135,6 +145,9 @@ func sandboxInit(arg string, status *os.File) error {
 		return fmt.Errorf("root %q: overlayfs cannot take a path with , : or \\", c.Root)
 	}
 	opts := "lowerdir=" + c.Root + ",upperdir=" + upper + ",workdir=" + work
+	if c.UserNS {
+		opts += ",userxattr"
+	}
 	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
 		return fmt.Errorf("mount overlayfs (%s): %w", opts, err)
 	}
@@ -193,7 +206,7 @@ func sandboxInit(arg string, status *os.File) error {
 		return err
 	}
 	runner := exec.Command("/"+binDir+"/upkeep", "sandbox-runner")
-	runner.Env = []string{envRunner + "=" + c.Name, "PATH=" + proc.DefaultPath}
+	runner.Env = []string{envRunner + "=" + c.Name, "PATH=" + proc.DefaultPath, envLower + "=" + c.Root}
 	runner.ExtraFiles = []*os.File{os.NewFile(fdInitCtl, "i"), os.NewFile(fdRunnerCtl, "r"), status}
 	runner.Stderr = os.Stderr
 	if err := runner.Start(); err != nil {
@@ -207,7 +220,7 @@ func sandboxInit(arg string, status *os.File) error {
 	_ = unix.Close(fdRunnerCtl)
 	_ = unix.Close(fdInitCtl)
 	unix.CloseOnExec(fdStatus)
-	env := []string{"PATH=" + proc.DefaultPath, "HOME=/root"}
+	env := []string{"PATH=" + proc.DefaultPath, "HOME=/root", envLower + "=" + c.Root}
 	return syscall.Exec("/"+binDir+"/upkeep", []string{"upkeep", "--root", "/", "--home", "/root", "daemon", "-q"}, env)
 }
 
@@ -329,7 +342,18 @@ func bindRO(src, dst string) error {
 	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
-	return unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	// The source's nosuid, nodev, noexec stay: in a user namespace they
+	// are locked, and a remount that drops them is refused.
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
+	var st unix.Statfs_t
+	if err := unix.Statfs(dst, &st); err == nil {
+		for _, f := range []struct{ st, ms int64 }{{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC}} {
+			if st.Flags&f.st != 0 {
+				flags |= uintptr(f.ms)
+			}
+		}
+	}
+	return unix.Mount("", dst, "", flags, "")
 }
 
 func loopbackUp() error {
@@ -451,7 +475,7 @@ func serve(name string, ctl, status *os.File) {
 			continue
 		}
 		cmd := exec.Command("/"+binDir+"/upkeep", append([]string{"--root", "/"}, req.Args...)...)
-		cmd.Env = proc.BaseEnv()
+		cmd.Env = append(proc.BaseEnv(), envLower+"="+os.Getenv(envLower))
 		out, err := cmd.CombinedOutput()
 		m := message{Kind: "cli", Output: string(out)}
 		if err != nil {

@@ -81,9 +81,9 @@ var ErrInterrupted = errors.New("interrupted")
 // a service that fails is a Report with OK false.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	t0 := time.Now()
-	if os.Geteuid() != 0 {
-		return nil, errors.New(notRoot())
-	}
+	// Not root: an unprivileged user namespace, where the caller is root
+	// of the sandbox only; it fits a service that runs as that root.
+	userNS := os.Geteuid() != 0
 	dir, src := o.Target, ""
 	var img *host.TestImage
 	var svc *spec.Service
@@ -118,6 +118,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if svc == nil {
 		return nil, fmt.Errorf("%s: %w", dir, ps)
 	}
+	if userNS && (svc.User != "" || svc.Group != "" || len(svc.Groups) > 0) {
+		who := strings.Trim(svc.User+":"+svc.Group, ":")
+		if who == "" {
+			who = "groups " + strings.Join(svc.Groups, ",")
+		}
+		return nil, errors.New(notRoot(svc.Name, who))
+	}
+	if userNS {
+		// Inside, the caller's uid is root, and every other owner is
+		// nobody: provisioning could write nowhere in another's tree.
+		var st syscall.Stat_t
+		if err := syscall.Stat(o.Root, &st); err != nil {
+			return nil, err
+		}
+		if int(st.Uid) != os.Geteuid() {
+			return nil, fmt.Errorf("upkeep test as uid %d needs root for the root %s (owned by uid %d): in an unprivileged user namespace only what uid %d owns can be changed; run it as root, or use --root with a tree of your own", os.Geteuid(), o.Root, st.Uid, os.Geteuid())
+		}
+	}
 	keep := []string{svc.Name}
 	for _, d := range svc.DependsOn {
 		if _, err := os.Stat(filepath.Join(paths.Service(o.Root, d), spec.FileName)); err == nil {
@@ -131,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		o.Exe = exe
 	}
-	c := config{Root: o.Root, Name: svc.Name, Src: src, Keep: keep, NetHost: o.NetHost}
+	c := config{Root: o.Root, Name: svc.Name, Src: src, Keep: keep, NetHost: o.NetHost, UserNS: userNS}
 	var extra []*os.File
 	if img != nil {
 		f, err := os.Open(img.File)
@@ -179,7 +197,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Keep {
 		cmd.SysProcAttr.Pdeathsig = 0
 	}
+	if userNS {
+		a := cmd.SysProcAttr
+		a.Cloneflags |= syscall.CLONE_NEWUSER
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		a.GidMappingsEnableSetgroups = false
+	}
 	if err := cmd.Start(); err != nil {
+		if userNS {
+			return nil, fmt.Errorf("%s (%v)", userNSMissing(), err)
+		}
 		return nil, fmt.Errorf("start the sandbox: %w", err)
 	}
 	pid := cmd.Process.Pid
@@ -476,22 +504,27 @@ func stateChanges(file, name string) []StateChange {
 	return cs
 }
 
-// notRoot says why a user who is not root cannot have a sandbox. A
-// sandbox in an unprivileged user namespace could mount its overlay
-// (Linux 5.11 and later) but not switch to a service's user, chown its log
-// files or provision its accounts, which is what the test is for: so it is
-// refused, with what the kernel would and would not allow named.
-func notRoot() string {
-	msg := fmt.Sprintf("upkeep test needs root (uid %d): overlayfs on / with the service's users, accounts and log files owned by them", os.Geteuid())
-	b, err := os.ReadFile("/proc/sys/user/max_user_namespaces")
-	switch {
-	case err != nil:
-		return msg + "; this kernel has no user namespaces either"
-	case strings.TrimSpace(string(b)) == "0":
-		return msg + "; unprivileged user namespaces are off here too (user.max_user_namespaces = 0)"
+// notRoot says why a user who is not root cannot test this service: an
+// unprivileged user namespace maps only the caller's own uid, so the
+// sandbox cannot switch to the service's user.
+func notRoot(name, user string) string {
+	return fmt.Sprintf("upkeep test of %s needs root: it runs as %s, and an unprivileged user namespace maps only your uid %d (run it as root, or test a service without user)", name, user, os.Geteuid())
+}
+
+// userNSMissing says what the kernel lacks when no user namespace could
+// be made.
+func userNSMissing() string {
+	msg := fmt.Sprintf("upkeep test as uid %d needs an unprivileged user namespace, which this kernel refused", os.Geteuid())
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err != nil {
+		return msg + ": no user namespaces (no /proc/sys/user/max_user_namespaces); run it as root"
+	} else if strings.TrimSpace(string(b)) == "0" {
+		return msg + ": user.max_user_namespaces = 0; run it as root"
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		return msg + "; unprivileged user namespaces are off here too (kernel.unprivileged_userns_clone = 0)"
+		return msg + ": kernel.unprivileged_userns_clone = 0; run it as root"
 	}
-	return msg + "; a user namespace would map only uid " + fmt.Sprint(os.Geteuid()) + ", so no service could run as its own user: run it as root (sudo)"
+	if b, err := os.ReadFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"); err == nil && strings.TrimSpace(string(b)) == "1" {
+		return msg + ": AppArmor restricts them (kernel.apparmor_restrict_unprivileged_userns = 1); run it as root"
+	}
+	return msg + "; run it as root"
 }
