@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path"
+	"regexp"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -729,8 +730,11 @@ func TestSandboxNotRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, exe, string(b), 0o755)
-	asNobody := func(root string) (string, int) {
-		cmd := exec.Command(exe, "--root", root, "test", "www-node")
+	asNobody := func(root string, args ...string) (string, int) {
+		if args == nil {
+			args = []string{"www-node"}
+		}
+		cmd := exec.Command(exe, append([]string{"--root", root, "test"}, args...)...)
 		cmd.Dir = "/"
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
@@ -772,6 +776,20 @@ func TestSandboxNotRoot(t *testing.T) {
 		t.Error("the root changed")
 	}
 	noSandboxLeft(t, own)
+	// Kept, entered (through its user namespace) and stopped as nobody.
+	out, code := asNobody(own, "www-node", "--keep")
+	m := regexp.MustCompile(`kept: sandbox ([0-9a-f]{8})`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("--keep as nobody: exit %d\n%s", code, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(bin, "--root", own, "test", "--stop", m[1]).Run() })
+	if out, code := asNobody(own, "--enter", m[1], "--", "sh", "-c", "id -u; hostname"); code != 0 || out != "0\nupkeep-test\n" {
+		t.Errorf("--enter as nobody: exit %d, %q", code, out)
+	}
+	if out, code := asNobody(own, "--stop", m[1]); code != 0 || !strings.Contains(out, "stopped") {
+		t.Errorf("--stop as nobody: exit %d, %q", code, out)
+	}
+	noSandboxLeft(t, own)
 	// A service with a user.
 	if err := os.Chown(root, uid, gid); err != nil {
 		t.Fatal(err)
@@ -779,7 +797,7 @@ func TestSandboxNotRoot(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(root), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, code := asNobody(root)
+	out, code = asNobody(root)
 	if code != 1 || !strings.Contains(lastLine(out), "upkeep test of www-node needs root: it runs as nobody, and an unprivileged user namespace maps only your uid "+nobody.Uid) {
 		t.Errorf("a service with a user: exit %d, %q", code, out)
 	}

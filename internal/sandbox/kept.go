@@ -58,8 +58,17 @@ func writeKept(root string, k *Kept) error {
 	return os.Rename(tmp, keptPath(root, k.ID))
 }
 
+// nsenterLine is the nsenter command that runs argv in the sandbox of
+// pid. A sandbox in a user namespace of its own is entered through it,
+// keeping our ids (setgroups is denied there): we are its root.
 func nsenterLine(pid int, argv ...string) []string {
-	return append([]string{"nsenter", "--target", strconv.Itoa(pid), "--mount", "--uts", "--ipc", "--net", "--pid", "--root", "--wd", "--"}, argv...)
+	line := []string{"nsenter", "--target", strconv.Itoa(pid)}
+	self, _ := os.Readlink("/proc/self/ns/user")
+	if theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid)); err == nil && theirs != self {
+		line = append(line, "--user", "--preserve-credentials")
+	}
+	line = append(line, "--mount", "--uts", "--ipc", "--net", "--pid", "--root", "--wd", "--")
+	return append(line, argv...)
 }
 
 // checkID refuses anything but a record's name: the ID is joined to a path.
