@@ -370,8 +370,11 @@ func sandboxRun(t *testing.T, root string, args ...string) (sandboxReport, int, 
 }
 
 // nsLeft names a process still in one of the namespaces nss
-// ("mnt:[4026…]", as /proc/PID/ns shows them).
-func nsLeft(nss []string) string {
+// ("mnt:[4026…]", as /proc/PID/ns shows them) that started before
+// until: the kernel reuses a freed namespace's number at once, and a
+// process that started after the sandbox was gone (another test's
+// namespace with the same number) is none of its.
+func nsLeft(nss []string, until time.Time) string {
 	want := map[string]bool{}
 	for _, n := range nss {
 		want[n] = true
@@ -379,23 +382,60 @@ func nsLeft(nss []string) string {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		for _, kind := range []string{"mnt", "pid", "uts", "ipc", "net"} {
-			if l, err := os.Readlink("/proc/" + e.Name() + "/ns/" + kind); err == nil && want[l] {
-				return fmt.Sprintf("process %s in %s", e.Name(), l)
+			if l, err := os.Readlink("/proc/" + e.Name() + "/ns/" + kind); err == nil && want[l] && startedBefore(e.Name(), until) && !zombie(e.Name()) {
+				return fmt.Sprintf("process %s (%s) in %s", e.Name(), cmdline(atoi(e.Name())), l)
 			}
 		}
 	}
 	return ""
 }
 
+// zombie says whether pid has exited and waits for its parent. The
+// sandbox's PID 1, killed with `upkeep test`, is reaped by the host's
+// init, which here (a VM's process_api) may take seconds: a zombie runs
+// nothing and holds no mount, its namespaces' number until it is reaped.
+func zombie(pid string) bool {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	i := bytes.LastIndexByte(stat, ')')
+	return err == nil && i > 0 && len(stat) > i+2 && stat[i+2] == 'Z'
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// startedBefore says whether pid started before t (or its start is not
+// known): /proc/PID/stat's start time is in clock ticks (1/100 s, USER_HZ)
+// since boot, /proc/uptime says how long ago boot was, to 1/100 s.
+func startedBefore(pid string, t time.Time) bool {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return true
+	}
+	now := time.Now()
+	up, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	ticks, err1 := strconv.ParseInt(f[19], 10, 64) // field 22, counting from (comm)'s end
+	secs, err2 := strconv.ParseFloat(strings.Fields(string(up))[0], 64)
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	age := time.Duration(secs*float64(time.Second)) - time.Duration(ticks)*10*time.Millisecond
+	// 20 ms of rounding, on the side of reporting.
+	return now.Add(-age).Before(t.Add(20 * time.Millisecond))
+}
+
 // noNamespaceLeft fails unless, within a second, no process is in any of
-// the sandbox's namespaces.
+// the sandbox's namespaces. Call it once the sandbox should be gone.
 func noNamespaceLeft(t *testing.T, nss []string) {
 	t.Helper()
 	if len(nss) < 4 {
 		t.Fatalf("the report names %d namespaces: %q", len(nss), nss)
 	}
-	deadline := time.Now().Add(time.Second)
-	for left := nsLeft(nss); left != ""; left = nsLeft(nss) {
+	until := time.Now()
+	deadline := until.Add(time.Second)
+	for left := nsLeft(nss, until); left != ""; left = nsLeft(nss, until) {
 		if time.Now().After(deadline) {
 			t.Fatalf("left behind: %s", left)
 		}
@@ -559,8 +599,8 @@ func TestSandboxKeep(t *testing.T) {
 		t.Fatalf("the record: %v", err)
 	}
 	// The leftover checks see a sandbox that is there.
-	if sandboxLeft(root) == "" || nsLeft(r.Namespaces) == "" {
-		t.Errorf("the leftover checks miss the kept sandbox: %q, %q", sandboxLeft(root), nsLeft(r.Namespaces))
+	if sandboxLeft(root) == "" || nsLeft(r.Namespaces, time.Now()) == "" {
+		t.Errorf("the leftover checks miss the kept sandbox: %q, %q", sandboxLeft(root), nsLeft(r.Namespaces, time.Now()))
 	}
 	enter := func(args ...string) (string, int) {
 		cmd := exec.Command(bin, append([]string{"--root", root, "test", "--enter", id, "--"}, args...)...)
