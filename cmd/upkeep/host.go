@@ -218,7 +218,7 @@ func deployFlags(cmd *cobra.Command, o *host.DeployOptions) {
 
 func deployCommand(g *globals) *cobra.Command {
 	var o host.DeployOptions
-	var dryRun bool
+	var dryRun, withTest bool
 	cmd := &cobra.Command{
 		Use:   "deploy NAME[@VERSION]",
 		Short: "Unpack an image into a release, lay its overlay, switch var/www/NAME, restart, and roll back if it does not come up",
@@ -240,6 +240,11 @@ func deployCommand(g *globals) *cobra.Command {
 			if dryRun {
 				return h.DeployDryRun(os.Stdout, name, version, o)
 			}
+			if withTest {
+				if err := deployTest(cmd.Context(), g, name, version); err != nil {
+					return err
+				}
+			}
 			h.Progress = os.Stderr // state changes and check failures while it waits
 			_, err = h.Deploy(cmd.Context(), control.NewClient(g.sock()), name, version, o)
 			return err
@@ -247,6 +252,7 @@ func deployCommand(g *globals) *cobra.Command {
 	}
 	deployFlags(cmd, &o)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what deploy would do (the image is read and checked, the overlay planned) and change nothing; exit 1 where deploy would stop")
+	cmd.Flags().BoolVar(&withTest, "test", false, "first run the new release in a sandbox (upkeep test NAME@VERSION); a failing test leaves the current release untouched")
 	cmd.Flags().IntVar(&o.Keep, "keep", 0, "releases to keep (default: keep_releases of service.toml, then of etc/upkeep/upkeep.toml, 5)")
 	cmd.Flags().BoolVar(&o.AllowSetuid, "allow-setuid", false, "accept files with the setuid or setgid bit")
 	return cmd

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -24,7 +26,7 @@ import (
 // reads the host's /etc/passwd and /etc/group (not NSS, and not the
 // files under --root). A number that is no name is taken as an id.
 func Credential(userName, groupName string, groups []string) (*syscall.Credential, error) {
-	if userName == "" && groupName == "" && (len(groups) == 0 && os.Geteuid() != 0) {
+	if userName == "" && groupName == "" && (len(groups) == 0 && (os.Geteuid() != 0 || setgroupsDenied())) {
 		return nil, nil
 	}
 	uid, gid := os.Getuid(), os.Getgid()
@@ -92,3 +94,11 @@ func lookupGroup(name string) (int, error) {
 	}
 	return strconv.Atoi(g.Gid)
 }
+
+// setgroupsDenied says whether this process is root of a user namespace
+// that may not call setgroups (an unprivileged one, as `upkeep test` makes
+// for a user who is not root): there, root too keeps its groups.
+var setgroupsDenied = sync.OnceValue(func() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
+})

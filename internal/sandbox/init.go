@@ -29,7 +29,10 @@ import (
 const (
 	envInit   = "UPKEEP_SANDBOX_INIT"
 	envRunner = "UPKEEP_SANDBOX_RUNNER"
-	binDir    = "run/upkeep-sandbox" // the binary, bind-mounted, inside
+	// envLower names the root a sandbox's own processes (PID 1, the
+	// runner, the CLI it runs) were made from, for ps and the tests.
+	envLower = "UPKEEP_SANDBOX_LOWER"
+	binDir   = "run/upkeep-sandbox" // the binary, bind-mounted, inside
 )
 
 // Descriptors the parent hands down: 3 its word to init, 4 its word to the
@@ -38,14 +41,17 @@ const (
 	fdInitCtl   = 3
 	fdRunnerCtl = 4
 	fdStatus    = 5
+	fdImage     = 6 // the image to unpack, when an image is tested
 )
 
 type config struct {
 	Root    string   `json:"root"`
 	Name    string   `json:"name"`
-	Src     string   `json:"src,omitempty"` // a service directory to copy in
-	Keep    []string `json:"keep"`          // services the daemon may see
+	Src     string   `json:"src,omitempty"`     // a service directory to copy in
+	Version string   `json:"version,omitempty"` // an image's, on fdImage
+	Keep    []string `json:"keep"`              // services the daemon may see
 	NetHost bool     `json:"net_host"`
+	UserNS  bool     `json:"user_ns,omitempty"` // in an unprivileged user namespace
 }
 
 type message struct {
@@ -125,7 +131,13 @@ func sandboxInit(arg string, status *os.File) error {
 			return err
 		}
 		_ = os.Chmod(p, d.mode|os.ModeSticky&d.mode)
-		if err := unix.Setxattr(p, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		// In a user namespace overlayfs reads user.overlay.* (userxattr):
+		// trusted.* needs CAP_SYS_ADMIN of the host.
+		xattr := "trusted.overlay.opaque"
+		if c.UserNS {
+			xattr = "user.overlay.opaque"
+		}
+		if err := unix.Setxattr(p, xattr, []byte("y"), 0); err != nil {
 			return fmt.Errorf("opaque %s: %w", d.name, err)
 		}
 	}
@@ -133,6 +145,9 @@ func sandboxInit(arg string, status *os.File) error {
 		return fmt.Errorf("root %q: overlayfs cannot take a path with , : or \\", c.Root)
 	}
 	opts := "lowerdir=" + c.Root + ",upperdir=" + upper + ",workdir=" + work
+	if c.UserNS {
+		opts += ",userxattr"
+	}
 	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
 		return fmt.Errorf("mount overlayfs (%s): %w", opts, err)
 	}
@@ -191,7 +206,7 @@ func sandboxInit(arg string, status *os.File) error {
 		return err
 	}
 	runner := exec.Command("/"+binDir+"/upkeep", "sandbox-runner")
-	runner.Env = []string{envRunner + "=" + c.Name, "PATH=" + proc.DefaultPath}
+	runner.Env = []string{envRunner + "=" + c.Name, "PATH=" + proc.DefaultPath, envLower + "=" + c.Root}
 	runner.ExtraFiles = []*os.File{os.NewFile(fdInitCtl, "i"), os.NewFile(fdRunnerCtl, "r"), status}
 	runner.Stderr = os.Stderr
 	if err := runner.Start(); err != nil {
@@ -205,7 +220,7 @@ func sandboxInit(arg string, status *os.File) error {
 	_ = unix.Close(fdRunnerCtl)
 	_ = unix.Close(fdInitCtl)
 	unix.CloseOnExec(fdStatus)
-	env := []string{"PATH=" + proc.DefaultPath, "HOME=/root"}
+	env := []string{"PATH=" + proc.DefaultPath, "HOME=/root", envLower + "=" + c.Root}
 	return syscall.Exec("/"+binDir+"/upkeep", []string{"upkeep", "--root", "/", "--home", "/root", "daemon", "-q"}, env)
 }
 
@@ -327,7 +342,18 @@ func bindRO(src, dst string) error {
 	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
-	return unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	// The source's nosuid, nodev, noexec stay: in a user namespace they
+	// are locked, and a remount that drops them is refused.
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
+	var st unix.Statfs_t
+	if err := unix.Statfs(dst, &st); err == nil {
+		for _, f := range []struct{ st, ms int64 }{{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC}} {
+			if st.Flags&f.st != 0 {
+				flags |= uintptr(f.ms)
+			}
+		}
+	}
+	return unix.Mount("", dst, "", flags, "")
 }
 
 func loopbackUp() error {
@@ -354,6 +380,19 @@ func loopbackUp() error {
 // overlay as deploy would, and hides the root's other services (but the
 // ones it depends on) from the daemon. It returns the overlay's links.
 func provision(c config) ([]string, error) {
+	if c.Version != "" {
+		// As deploy unpacks it: a release, var/www/NAME a link to it. The
+		// host checked every entry already; the unpack checks them again.
+		f := os.NewFile(fdImage, "image")
+		h, err := host.New("/", "/root", io.Discard)
+		if err == nil {
+			err = h.UnpackImage(f, c.Name, c.Version)
+		}
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("unpack the image: %w", err)
+		}
+	}
 	if c.Src != "" {
 		dst := "/var/www/" + c.Name
 		if err := os.RemoveAll(dst); err != nil {
@@ -393,7 +432,16 @@ func provision(c config) ([]string, error) {
 	for _, name := range c.Keep {
 		p, err := h.Overlay(name, false, false, io.Discard)
 		if err != nil {
-			return nil, fmt.Errorf("overlay of %s: %w", name, err)
+			var ce *host.ConflictError
+			if !errors.As(err, &ce) {
+				return nil, err // it names the service
+			}
+			// Without overlay's --force hint: upkeep test has none.
+			var what []string
+			for _, op := range ce.Ops {
+				what = append(what, "/"+strings.TrimPrefix(op.Path, "/")+" "+op.Why)
+			}
+			return nil, fmt.Errorf("the overlay of %s conflicts with the host: %s", name, strings.Join(what, "; "))
 		}
 		if name != c.Name || p == nil {
 			continue
@@ -427,7 +475,7 @@ func serve(name string, ctl, status *os.File) {
 			continue
 		}
 		cmd := exec.Command("/"+binDir+"/upkeep", append([]string{"--root", "/"}, req.Args...)...)
-		cmd.Env = proc.BaseEnv()
+		cmd.Env = append(proc.BaseEnv(), envLower+"="+os.Getenv(envLower))
 		out, err := cmd.CombinedOutput()
 		m := message{Kind: "cli", Output: string(out)}
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"upkeep/internal/host"
 	"upkeep/internal/paths"
+	"upkeep/internal/proc"
 	"upkeep/internal/spec"
 )
 
@@ -24,6 +27,9 @@ type Options struct {
 	Timeout time.Duration // to come up healthy
 	NetHost bool          // share the host's network namespace
 	Exe     string        // the upkeep binary (os.Executable() by default)
+	Home    string        // the operator's home, for the image store (NAME@VERSION)
+	Keep    bool          // leave the sandbox running once healthy and tested
+	Shell   bool          // open a shell inside once healthy and tested
 }
 
 // Report is what `upkeep test` prints.
@@ -39,6 +45,14 @@ type Report struct {
 	ErrorLog []string      `json:"error_log"`
 	Links    []string      `json:"links"`
 	Touched  []Change      `json:"touched"`
+	// Image is the image tested, NAME VERSION, unpacked at var/www/NAME.
+	Image string `json:"image,omitempty"`
+	// Namespaces are the sandbox's (ns/mnt "mnt:[4026…]" …): none of them
+	// may hold a process once `upkeep test` is done.
+	Namespaces []string `json:"namespaces"`
+	StartMS    int64    `json:"start_ms"`    // from `upkeep test` to the service running inside
+	TeardownMS int64    `json:"teardown_ms"` // from the service stopped to the sandbox gone
+	Kept       *Kept    `json:"kept,omitempty"`
 }
 
 type StateChange struct {
@@ -59,15 +73,34 @@ type TestResult struct {
 // UsageError is a target that names no service.
 type UsageError struct{ error }
 
+// ErrInterrupted is a run ended by SIGINT or SIGTERM of `upkeep test`.
+var ErrInterrupted = errors.New("interrupted")
+
 // Run sets up the sandbox, runs the service and its test in it, tears it
 // down and reports. The error is for a sandbox that could not be made;
 // a service that fails is a Report with OK false.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("upkeep test needs root (overlayfs on / and switching users); unprivileged user namespaces are not supported yet")
-	}
+	t0 := time.Now()
+	// Not root: an unprivileged user namespace, where the caller is root
+	// of the sandbox only; it fits a service that runs as that root.
+	userNS := os.Geteuid() != 0
 	dir, src := o.Target, ""
-	if strings.ContainsRune(o.Target, '/') || o.Target == "." {
+	var img *host.TestImage
+	var svc *spec.Service
+	var ps spec.Problems
+	if st, err := os.Stat(o.Target); host.IsImageRef(o.Target) && (err != nil || !st.IsDir()) {
+		h, err := host.New(o.Root, o.Home, io.Discard)
+		if err != nil {
+			return nil, err
+		}
+		if img, err = h.CheckTestImage(o.Target); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Target, err)
+		}
+		dir = paths.Service(o.Root, img.Name)
+		if svc, ps = spec.Parse(o.Root, dir, img.TOML); svc != nil && len(ps.Errors()) > 0 {
+			svc = nil
+		}
+	} else if strings.ContainsRune(o.Target, '/') || o.Target == "." {
 		abs, err := filepath.Abs(o.Target)
 		if err != nil {
 			return nil, UsageError{err}
@@ -79,9 +112,29 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		dir = paths.Service(o.Root, o.Target)
 	}
-	svc, ps := load(o.Root, dir, src != "")
+	if img == nil {
+		svc, ps = load(o.Root, dir, src != "")
+	}
 	if svc == nil {
 		return nil, fmt.Errorf("%s: %w", dir, ps)
+	}
+	if userNS && (svc.User != "" || svc.Group != "" || len(svc.Groups) > 0) {
+		who := strings.Trim(svc.User+":"+svc.Group, ":")
+		if who == "" {
+			who = "groups " + strings.Join(svc.Groups, ",")
+		}
+		return nil, errors.New(notRoot(svc.Name, who))
+	}
+	if userNS {
+		// Inside, the caller's uid is root, and every other owner is
+		// nobody: provisioning could write nowhere in another's tree.
+		var st syscall.Stat_t
+		if err := syscall.Stat(o.Root, &st); err != nil {
+			return nil, err
+		}
+		if int(st.Uid) != os.Geteuid() {
+			return nil, fmt.Errorf("upkeep test as uid %d needs root for the root %s (owned by uid %d): in an unprivileged user namespace only what uid %d owns can be changed; run it as root, or use --root with a tree of your own", os.Geteuid(), o.Root, st.Uid, os.Geteuid())
+		}
 	}
 	keep := []string{svc.Name}
 	for _, d := range svc.DependsOn {
@@ -96,7 +149,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		o.Exe = exe
 	}
-	cfg, _ := json.Marshal(config{Root: o.Root, Name: svc.Name, Src: src, Keep: keep, NetHost: o.NetHost})
+	c := config{Root: o.Root, Name: svc.Name, Src: src, Keep: keep, NetHost: o.NetHost, UserNS: userNS}
+	var extra []*os.File
+	if img != nil {
+		f, err := os.Open(img.File)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		c.Version, extra = img.Version, []*os.File{f}
+	}
+	cfg, _ := json.Marshal(c)
 
 	initR, initW, err := os.Pipe()
 	if err != nil {
@@ -115,8 +178,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer stR.Close()
 	cmd := exec.Command(o.Exe, "sandbox-init")
 	cmd.Env = []string{envInit + "=" + string(cfg), "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cmd.ExtraFiles = []*os.File{initR, runR, stW}
+	cmd.ExtraFiles = append([]*os.File{initR, runR, stW}, extra...)
 	cmd.Stderr = os.Stderr
+	if o.Keep {
+		// A kept sandbox outlives us: it must not hold our stderr open.
+		cmd.Stderr = nil
+	}
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 	if !o.NetHost {
 		flags |= syscall.CLONE_NEWNET
@@ -124,18 +191,61 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// PDEATHSIG: when `upkeep test` dies, even by SIGKILL, PID 1 dies, the
 	// kernel kills the rest of the PID namespace and drops the mount
 	// namespace with the overlay and its tmpfs.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: uintptr(flags), Pdeathsig: syscall.SIGKILL}
+	// Its own session: a terminal's Ctrl-C reaches `upkeep test` alone,
+	// which tears the sandbox down (or, kept, leaves it be).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: uintptr(flags), Pdeathsig: syscall.SIGKILL, Setsid: true}
+	if o.Keep {
+		cmd.SysProcAttr.Pdeathsig = 0
+	}
+	if userNS {
+		a := cmd.SysProcAttr
+		a.Cloneflags |= syscall.CLONE_NEWUSER
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		a.GidMappingsEnableSetgroups = false
+	}
 	if err := cmd.Start(); err != nil {
+		if userNS {
+			return nil, fmt.Errorf("%s (%v)", userNSMissing(), err)
+		}
 		return nil, fmt.Errorf("start the sandbox: %w", err)
+	}
+	pid := cmd.Process.Pid
+	var kept *Kept
+	if o.Keep {
+		st, err := proc.StartTime(pid)
+		if err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return nil, err
+		}
+		id := newID()
+		kept = &Kept{ID: id, Service: svc.Name, PID: pid, Start: st,
+			Enter:   "upkeep --root " + o.Root + " test --enter " + id,
+			NSEnter: strings.Join(nsenterLine(pid, "/bin/sh"), " ")}
+		if err := writeKept(o.Root, kept); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return nil, fmt.Errorf("record the kept sandbox: %w", err)
+		}
 	}
 	initR.Close()
 	runR.Close()
 	stW.Close()
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
+	detached := false
+	teardown := func() {
 		_ = cmd.Process.Kill()
 		<-done
+		if kept != nil {
+			_ = os.Remove(keptPath(o.Root, kept.ID))
+		}
+	}
+	defer func() {
+		if !detached {
+			teardown()
+		}
 	}()
 	msgs := make(chan message, 4)
 	go func() {
@@ -161,17 +271,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		case <-time.After(d):
 			return message{}, fmt.Errorf("no answer from the sandbox in %v", d)
 		case <-ctx.Done():
-			return message{}, ctx.Err()
+			return message{}, ErrInterrupted
 		}
 	}
 	m, err := next(30 * time.Second)
+	if errors.Is(err, ErrInterrupted) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("set up the sandbox: %w", err)
 	}
-	pid := cmd.Process.Pid
 	upper := fmt.Sprintf("/proc/%d/fd/%d/upper", pid, m.Fd)
 	before := snapshot(upper)
-	r := &Report{Service: svc.Name, Links: m.Links}
+	r := &Report{Service: svc.Name, Links: m.Links, Namespaces: namespaces(pid, o.NetHost)}
+	if img != nil {
+		r.Image = img.Name + " " + img.Version
+	}
 	if _, err := initW.Write([]byte("go\n")); err != nil {
 		return nil, err
 	}
@@ -203,6 +318,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := waitRunning(ctx, status, svc.Name, o.Timeout, done); err != nil {
 		fail("%v", err)
 	}
+	r.StartMS = time.Since(t0).Milliseconds()
 	if r.OK && svc.Test.Declared() {
 		tm, err := ask(request{Test: true}, svc.Test.Timeout.D()+5*time.Second)
 		r.Test = &TestResult{Command: svc.Test.Argv(svc.Name), Exit: tm.Exit, TimedOut: tm.TimedOut, Millis: tm.Millis, Output: tm.Output}
@@ -216,11 +332,32 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if st, err := status(); err == nil {
 		r.Checks = st.Checks
 	}
+	if r.OK && o.Shell {
+		if _, err := enter(pid, nil); err != nil {
+			fail("%v", err)
+		}
+	}
+	if r.OK && kept != nil && ctx.Err() == nil {
+		// Kept: the runner ends when our end of its pipe closes; the
+		// daemon, PID 1, goes on. --stop ID ends it.
+		detached = true
+		r.Kept = kept
+		r.States = stateChanges(paths.DaemonLog(inside), svc.Name)
+		r.Touched = diff(before, snapshot(upper), svc.Name)
+		return r, nil
+	}
+	if ctx.Err() != nil {
+		r.OK, r.Reason = false, ErrInterrupted.Error()
+		return r, nil
+	}
 	start := time.Now()
 	if m, err := ask(request{Args: []string{"stop", svc.Name}}, svc.Stop.Timeout.D()+10*time.Second); err != nil || m.Exit != 0 {
 		fail("stop: %v%s", err, strings.TrimSpace(m.Output))
 	}
 	r.StopMS = time.Since(start).Milliseconds()
+	if killedAtStop(paths.DaemonLog(inside), svc.Name) {
+		fail("%s ignored SIG%s: killed after its stop timeout (%v)", svc.Name, svc.Stop.Signal, svc.Stop.Timeout.D())
+	}
 	if time.Since(start) > svc.Stop.Timeout.D()+time.Second {
 		fail("did not stop within its stop timeout (%v)", svc.Stop.Timeout.D())
 	}
@@ -228,7 +365,47 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	r.Log = readTail(paths.Log(inside, svc.Name), 10)
 	r.ErrorLog = readTail(paths.ErrorLog(inside, svc.Name), 10)
 	r.Touched = diff(before, snapshot(upper), svc.Name)
+	ts := time.Now()
+	teardown()
+	detached = true
+	r.TeardownMS = time.Since(ts).Milliseconds()
+	if ctx.Err() != nil {
+		r.OK, r.Reason = false, ErrInterrupted.Error()
+	}
 	return r, nil
+}
+
+// namespaces names the sandbox's namespaces as /proc/PID/ns shows them.
+func namespaces(pid int, netHost bool) []string {
+	var out []string
+	for _, n := range []string{"mnt", "pid", "uts", "ipc", "net"} {
+		if n == "net" && netHost {
+			continue
+		}
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, n)); err == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// killedAtStop reads the daemon's event log for the SIGKILL at the end of
+// the service's stop timeout.
+func killedAtStop(file, name string) bool {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var e struct {
+			Msg     string `json:"msg"`
+			Service string `json:"service"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "stop timeout; killing" && e.Service == name {
+			return true
+		}
+	}
+	return false
 }
 
 // load reads the definition as it will be inside: a DIR is parsed as if
@@ -251,10 +428,11 @@ func load(root, dir string, outside bool) (*spec.Service, spec.Problems) {
 }
 
 type svcStatus struct {
-	State  string `json:"state"`
-	Detail string `json:"detail"`
-	Error  string `json:"error"`
-	Checks []any  `json:"checks"`
+	State    string `json:"state"`
+	Detail   string `json:"detail"`
+	Error    string `json:"error"`
+	LastExit string `json:"last_exit"`
+	Checks   []any  `json:"checks"`
 }
 
 // waitRunning polls until the service is running: the daemon keeps it
@@ -284,6 +462,10 @@ func waitRunning(ctx context.Context, status func() (*svcStatus, error), name st
 				if moved {
 					return fmt.Errorf("%s is stopped: %s", name, strings.TrimSpace(st.Detail+" "+st.Error))
 				}
+			case "backoff":
+				// A test wants to know at once, not after the restart
+				// limit: the service ended before it was healthy.
+				return fmt.Errorf("%s exited before it was healthy: %s", name, strings.TrimSpace(st.LastExit+" "+st.Error))
 			case "fatal", "exited":
 				return fmt.Errorf("%s is %s: %s", name, st.State, strings.TrimSpace(st.Detail+" "+st.Error))
 			default:
@@ -320,4 +502,29 @@ func stateChanges(file, name string) []StateChange {
 		}
 	}
 	return cs
+}
+
+// notRoot says why a user who is not root cannot test this service: an
+// unprivileged user namespace maps only the caller's own uid, so the
+// sandbox cannot switch to the service's user.
+func notRoot(name, user string) string {
+	return fmt.Sprintf("upkeep test of %s needs root: it runs as %s, and an unprivileged user namespace maps only your uid %d (run it as root, or test a service without user)", name, user, os.Geteuid())
+}
+
+// userNSMissing says what the kernel lacks when no user namespace could
+// be made.
+func userNSMissing() string {
+	msg := fmt.Sprintf("upkeep test as uid %d needs an unprivileged user namespace, which this kernel refused", os.Geteuid())
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err != nil {
+		return msg + ": no user namespaces (no /proc/sys/user/max_user_namespaces); run it as root"
+	} else if strings.TrimSpace(string(b)) == "0" {
+		return msg + ": user.max_user_namespaces = 0; run it as root"
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		return msg + ": kernel.unprivileged_userns_clone = 0; run it as root"
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"); err == nil && strings.TrimSpace(string(b)) == "1" {
+		return msg + ": AppArmor restricts them (kernel.apparmor_restrict_unprivileged_userns = 1); run it as root"
+	}
+	return msg + "; run it as root"
 }
