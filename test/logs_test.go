@@ -126,7 +126,7 @@ ready_after = "0s"
 		args []string
 		msg  string
 	}{
-		{[]string{"logs", "www-mix", "-n", "abc"}, "invalid argument"},
+		{[]string{"logs", "www-mix", "-n", "abc"}, `invalid value "abc" for -n: not a number`},
 		{[]string{"logs", "www-mix", "--since", "soon"}, "--since: want a time like"},
 		{[]string{"logs", "www-mix", "-o", "xml"}, "-o: want short, json or cat"},
 		{[]string{"logs", "www-mix", "--grep", "("}, "--grep"},
