@@ -330,6 +330,29 @@ func TestColour(t *testing.T) {
 	if got := status("TERM=dumb"); strings.Contains(got, "\x1b") {
 		t.Errorf("TERM=dumb and still escapes: %q", got)
 	}
+
+	// logs: the time dim and stderr's mark red on a terminal; plain in a
+	// pipe and under NO_COLOR.
+	h.write("www-err", "script = \"echo to-out; echo to-err >&2; exec sleep 1000\"\nready_after = \"0s\"\n")
+	h.cli("reload")
+	h.eventually(10*time.Second, "www-err's two lines", func() bool {
+		out, _, _ := h.cli("logs", "www-err")
+		return strings.Contains(out, "to-out") && strings.Contains(out, "to-err")
+	})
+	cmd = exec.Command(bin, "--root", h.root, "logs", "www-err")
+	cmd.Env = env
+	got, err = ptyCommand(t, cmd, true, false)
+	if err != nil || !strings.Contains(got, "\x1b[31m[err]\x1b[0m: to-err") || !strings.Contains(got, "\x1b[2m") || strings.Contains(got, "\x1b[31m[out]") {
+		t.Errorf("logs on a terminal: %v; want [err] red and times dim: %q", err, got)
+	}
+	if plain, _, _ := h.cli("logs", "www-err"); strings.Contains(plain, "\x1b") {
+		t.Errorf("logs in a pipe has escapes: %q", plain)
+	}
+	cmd = exec.Command(bin, "--root", h.root, "logs", "www-err")
+	cmd.Env = append(env, "NO_COLOR=1")
+	if got, _ := ptyCommand(t, cmd, true, false); strings.Contains(got, "\x1b") {
+		t.Errorf("logs with NO_COLOR=1 has escapes: %q", got)
+	}
 }
 
 // TestVersion: --version names the version, the commit and Go's release.

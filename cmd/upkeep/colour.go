@@ -10,13 +10,15 @@ import (
 	"upkeep/internal/api"
 )
 
-// Colour of the state words in status's table: on a terminal only, and
-// never when NO_COLOR is set (no-color.org) or TERM is dumb.
+// Colour of the state words in status's table and of logs' times and
+// stderr marks: on a terminal only, and never when NO_COLOR is set
+// (no-color.org) or TERM is dumb.
 
 const (
 	green  = "\033[32m"
 	red    = "\033[31m"
 	yellow = "\033[33m"
+	dim    = "\033[2m"
 	reset  = "\033[0m"
 )
 

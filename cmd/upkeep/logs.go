@@ -69,6 +69,9 @@ match an RE2 expression. -o short (default), json (one object a line) or cat
 			if !ok {
 				return usageError{fmt.Errorf("logs: -o: want short, json or cat, got %q", output)}
 			}
+			if output == "short" && colourStdout() {
+				format = shortColour
+			}
 			q := api.LogQuery{Names: args, N: n, Grep: grep, Follow: follow}
 			switch {
 			case stderr:
@@ -172,6 +175,28 @@ var logFormats = map[string]func([]byte, api.LogLine) []byte{
 	"cat": func(b []byte, l api.LogLine) []byte {
 		return append(append(b, l.Line...), '\n')
 	},
+}
+
+// shortColour is short on a terminal: the time dim, the stream red for
+// stderr (colour.go says when).
+func shortColour(b []byte, l api.LogLine) []byte {
+	b = append(b, dim...)
+	b = l.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = append(b, reset...)
+	b = append(b, ' ')
+	b = append(b, l.Service...)
+	if l.Stream == "err" {
+		b = append(b, red...)
+	}
+	b = append(b, '[')
+	b = append(b, l.Stream...)
+	b = append(b, ']')
+	if l.Stream == "err" {
+		b = append(b, reset...)
+	}
+	b = append(b, ": "...)
+	b = append(b, l.Line...)
+	return append(b, '\n')
 }
 
 // ownFile shows a file the service writes itself ([[log.file]]): read
