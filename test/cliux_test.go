@@ -642,3 +642,37 @@ func TestDemoKeep(t *testing.T) {
 	}
 	checkRaces(t, "upkeep demo --keep", stderr.String())
 }
+
+// TestStatusWatch: status --watch redraws the table until Ctrl-C (exit 0),
+// and a service added meanwhile shows up in a later frame.
+func TestStatusWatch(t *testing.T) {
+	h := newHost(t)
+	h.write("www-a", "command = [\"/bin/sleep\", \"1000\"]\nready_after = \"0s\"\n")
+	h.daemon()
+	h.eventually(10*time.Second, "www-a running", h.allRunning("www-a"))
+	if _, errOut, code := h.cli("status", "--watch", "--json"); code != 2 || !strings.Contains(errOut, "exclude each other") {
+		t.Errorf("--watch --json: exit %d %q, want 2", code, errOut)
+	}
+	cmd := exec.Command(bin, "--root", h.root, "status", "--watch", "--interval", "200ms")
+	var out syncBuffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	frames := func() int { return strings.Count(out.String(), "every 200ms: upkeep status") }
+	h.eventually(10*time.Second, "two frames", func() bool { return frames() >= 2 })
+	h.write("www-b", "command = [\"/bin/sleep\", \"1000\"]\nready_after = \"0s\"\n")
+	h.cli("reload")
+	h.eventually(10*time.Second, "www-b in a later frame", func() bool {
+		f := strings.Split(out.String(), "every 200ms: upkeep status")
+		return len(f) > 2 && strings.Contains(f[len(f)-2], "www-b")
+	})
+	if strings.Contains(out.String(), "\x1b") {
+		t.Error("--watch into a pipe wrote escape codes")
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("status --watch after Ctrl-C: %v, want exit 0", err)
+	}
+}

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"upkeep/internal/api"
 	"upkeep/internal/control"
@@ -28,7 +32,8 @@ func checkNames(names []string) error {
 }
 
 func statusCommand(g *globals) *cobra.Command {
-	var asJSON, all bool
+	var asJSON, all, watch bool
+	var every time.Duration
 	cmd := &cobra.Command{
 		Use:   "status [NAME|PATTERN...]",
 		Short: "Show the state of services (exit 3 when one is not in its wanted state)",
@@ -42,6 +47,17 @@ the daemon could not answer or a name is unknown, 2 for bad usage.`,
 		Args: func(cmd *cobra.Command, args []string) error { return checkSelectors(args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := control.NewClient(g.sock())
+			if watch {
+				if asJSON {
+					return usageError{errors.New("status: --watch and --json exclude each other")}
+				}
+				if every < 100*time.Millisecond {
+					return usageError{fmt.Errorf("status: --interval %s: want 100ms or more", every)}
+				}
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return watchStatus(ctx, c, args, all, every)
+			}
 			names, err := selection(cmd.Context(), c, args, all)
 			if err != nil {
 				return err
@@ -75,7 +91,48 @@ the daemon could not answer or a name is unknown, 2 for bad usage.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	cmd.Flags().BoolVar(&all, "all", false, "every service (the same as naming none)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "refresh the table every --interval until Ctrl-C (in place on a terminal), like top")
+	cmd.Flags().DurationVar(&every, "interval", 2*time.Second, "with --watch: how often")
 	return cmd
+}
+
+// watchStatus redraws the status table every interval until ctx ends:
+// in place on a terminal (cursor home, clear), as successive tables
+// otherwise. The names are looked up each time, so a pattern picks up
+// services added meanwhile; a daemon that stops is said and waited for.
+func watchStatus(ctx context.Context, c *control.Client, args []string, all bool, every time.Duration) error {
+	tty := term.IsTerminal(int(os.Stdout.Fd()))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		var frame bytes.Buffer
+		if tty {
+			frame.WriteString("\033[H\033[2J")
+		}
+		fmt.Fprintf(&frame, "every %s: upkeep status%s    %s\n\n", every, strings.TrimRight(" "+strings.Join(args, " "), " "), time.Now().Format("15:04:05"))
+		os.Stdout.Write(frame.Bytes())
+		names, err := selection(ctx, c, args, all)
+		var st []api.Status
+		if err == nil {
+			st, err = c.Status(ctx, names)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			fmt.Printf("upkeep: %v\n", err)
+		} else {
+			printStatus(st)
+		}
+		if !tty {
+			fmt.Println()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // statusExit is status's answer: nil when every service of st is in its
