@@ -103,7 +103,7 @@ func TestAccessFollowsReload(t *testing.T) {
 // pointer store is a reported race.)
 func TestAccessSwapIsWhole(t *testing.T) {
 	a := "[control]\ngroup = \"upkeep\"\nread_group = \"upkeep-ro\"\n" // bob reads
-	b := "[control]\ngroup = \"upkeep\"\n"                            // bob is refused
+	b := "[control]\ngroup = \"upkeep\"\n"                             // bob is refused
 	h := reloadHost(t, a)
 	refusedB := `permission denied: uid 1001 (bob) is not root or in group "upkeep"`
 	stop := make(chan struct{})
