@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -35,9 +36,11 @@ const (
 	redo = "redo" // on to To: the link and the overlay of To, the history saying so
 )
 
-// Journal is the record of one deploy or rollback in progress.
+// Journal is the record of one deploy, rollback or remove in progress.
+// A remove only goes forward (redo): it has no To, no History, and says
+// with Purge and Force what the command was asked.
 type Journal struct {
-	Op      string `json:"op"` // deploy | rollback
+	Op      string `json:"op"` // deploy | rollback | remove
 	Service string `json:"service"`
 	Step    string `json:"step"` // the step under way
 	Then    string `json:"then"` // undo | redo, if the process dies in Step
@@ -54,6 +57,11 @@ type Journal struct {
 	Entries []Placed  `json:"entries,omitempty"`
 	Dirs    []string  `json:"dirs,omitempty"`
 	History *History  `json:"history"` // as it was before: undo writes it back
+	Purge   bool      `json:"purge,omitempty"` // remove: var/db/<name> and the logs too
+	Force   bool      `json:"force,omitempty"` // remove: var/www/<name> was a manual directory
+	// Home is the operator's home the remove was run with, whose links to
+	// the service it removes: a daemon that finishes the remove has none.
+	Home string `json:"home,omitempty"`
 }
 
 func journalRel(name string) string { return path.Join(JournalDir, name+".json") }
@@ -196,6 +204,18 @@ func (j *Journal) check(name string) error {
 	if j.Then != undo && j.Then != redo {
 		return fmt.Errorf("then %q: want undo or redo", j.Then)
 	}
+	if j.Op == "remove" {
+		if j.Then != redo || j.To != "" || j.From != "" || j.History != nil || j.Prior != nil || len(j.Entries) > 0 || len(j.Dirs) > 0 {
+			return fmt.Errorf("a remove only goes forward: then redo, and no versions, history or overlay")
+		}
+		if j.Home != "" && (!filepath.IsAbs(j.Home) || filepath.Clean(j.Home) != j.Home) {
+			return fmt.Errorf("home %q is not a clean absolute path", j.Home)
+		}
+		return nil
+	}
+	if j.Purge || j.Force || j.Home != "" {
+		return fmt.Errorf("purge, force and home are a remove's")
+	}
 	if err := CheckVersion(j.To); err != nil {
 		return fmt.Errorf("to: %w", err)
 	}
@@ -297,6 +317,16 @@ func (h *Host) recoverLocked(ctx context.Context, d Daemon, name string) (string
 		return "", fmt.Errorf("recover the %s of %s (died at %s): %w", j.Op, name, j.Step, err)
 	}
 	h.endJournal(j)
+	if j.Op == "remove" {
+		_ = h.root.Remove(path.Join(LockDir, name+".lock")) // held: see Remove
+		if h.finished == nil {
+			h.finished = map[string]bool{}
+		}
+		h.finished[name] = true
+		line := fmt.Sprintf("recovered the remove of %s that died at %s: redo (now removed)", name, j.Step)
+		h.say("%s", line)
+		return line, nil
+	}
 	state := "nothing"
 	if v := j.From; j.Then == undo && v != "" {
 		state = v
@@ -311,6 +341,9 @@ func (h *Host) recoverLocked(ctx context.Context, d Daemon, name string) (string
 // settle brings name to the state the journal's Then names.
 func (h *Host) settle(ctx context.Context, d Daemon, j *Journal) error {
 	name := j.Service
+	if j.Op == "remove" {
+		return h.finishRemove(ctx, d, j, d != nil)
+	}
 	if j.Step == "unpack" {
 		// Nothing outside the release was touched yet.
 		if j.Fresh {
@@ -550,6 +583,8 @@ func (h *Host) checkJournals(add func(Finding)) {
 		what := "a deploy or rollback died here; the next upkeep command on the host finishes it"
 		if j, err := h.readJournal(name); err != nil {
 			what = err.Error()
+		} else if j != nil && j.Op == "remove" {
+			what = fmt.Sprintf("the remove of %s died half done; the next upkeep command on the host will finish it", name)
 		} else if j != nil {
 			what = fmt.Sprintf("the %s of %s %s died at step %s; the next upkeep command on the host will %s it", j.Op, name, j.To, j.Step, j.Then)
 		}

@@ -45,6 +45,9 @@ type Host struct {
 	root, home tree
 	cfg        *Config
 	pol        *policy.Policy
+	// finished names the services whose dead remove Recover finished in
+	// this process: a remove run again for one of them has nothing to do.
+	finished map[string]bool
 }
 
 // New returns the host at root with the operator's home (may be "").
