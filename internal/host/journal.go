@@ -56,7 +56,7 @@ type Journal struct {
 	Prior   *Manifest `json:"prior"`
 	Entries []Placed  `json:"entries,omitempty"`
 	Dirs    []string  `json:"dirs,omitempty"`
-	History *History  `json:"history"` // as it was before: undo writes it back
+	History *History  `json:"history"`         // as it was before: undo writes it back
 	Purge   bool      `json:"purge,omitempty"` // remove: var/db/<name> and the logs too
 	Force   bool      `json:"force,omitempty"` // remove: var/www/<name> was a manual directory
 	// Home is the operator's home the remove was run with, whose links to
