@@ -142,8 +142,17 @@ func (h *Host) step(j *Journal, step, then string) error {
 }
 
 // endJournal removes the journal: the op is complete (or failed cleanly).
+// What the op changed is written out first: the steps themselves (links,
+// overlay files, manifest, history) are not fsynced one by one, which would
+// cost a deploy an fsync a file, so after a power cut either the journal is
+// still there (and recovery redoes or undoes) or all of the op is on disk.
 func (h *Host) endJournal(j *Journal) {
 	if j == nil {
+		return
+	}
+	if err := h.syncOp(j); err != nil {
+		// The journal stays: recovery settles the op again, harmlessly.
+		h.say("warning: journal of %s kept: %v", j.Service, err)
 		return
 	}
 	if err := h.root.Remove(journalRel(j.Service)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -151,6 +160,35 @@ func (h *Host) endJournal(j *Journal) {
 		return
 	}
 	_ = h.syncDir(JournalDir)
+}
+
+// syncOp writes out every file system the op j may have changed: the
+// root's (var/www, var/lib/upkeep, most of etc) with one syncfs(2), and
+// any other that an overlay path of j lies on (an etc/ mounted apart, say).
+func (h *Host) syncOp(j *Journal) error {
+	seen := map[uint64]bool{}
+	var st unix.Stat_t
+	if err := unix.Stat(h.Root, &st); err == nil {
+		seen[st.Dev] = true
+	}
+	if err := syncFS(h.Root); err != nil {
+		return err
+	}
+	entries := j.Entries
+	if j.Prior != nil {
+		entries = append(append([]Placed{}, entries...), j.Prior.Entries...)
+	}
+	for _, e := range entries {
+		dir := h.Path(path.Dir(e.Path))
+		if unix.Stat(dir, &st) != nil || seen[st.Dev] {
+			continue
+		}
+		seen[st.Dev] = true
+		if err := syncFS(dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeDurable writes data to rel as a new file renamed over the old one,

@@ -680,5 +680,12 @@ func (h *Host) Overlay(name string, dryRun, force bool, w io.Writer) (*Plan, err
 	if dryRun {
 		return plan, checkConflicts(plan, force)
 	}
-	return plan, h.ApplyOverlay(plan, force)
+	if err := h.ApplyOverlay(plan, force); err != nil {
+		return plan, err
+	}
+	// No journal here (an overlay is laid again by running it again), but
+	// on disk before it says done, as a deploy's is.
+	j := &Journal{}
+	j.plan(h, plan)
+	return plan, h.syncOp(j)
 }
