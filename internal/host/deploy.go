@@ -653,7 +653,7 @@ func (h *Host) finishRemove(ctx context.Context, d Daemon, j *Journal, daemonUp 
 	}
 	// The removals on disk before the journal goes: after a power cut the
 	// journal is there (and redone) or everything it did is.
-	if err := syncFS(h.Path(".")); err != nil {
+	if err := h.syncOp(j); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	if j.Purge { // var/db and var/log may be file systems of their own

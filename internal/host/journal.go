@@ -174,6 +174,12 @@ func (h *Host) syncOp(j *Journal) error {
 	if err := syncFS(h.Root); err != nil {
 		return err
 	}
+	if h.Home != "" && unix.Stat(h.Home, &st) == nil && !seen[st.Dev] {
+		seen[st.Dev] = true // the operator's links (~/service/NAME …)
+		if err := syncFS(h.Home); err != nil {
+			return err
+		}
+	}
 	entries := j.Entries
 	if j.Prior != nil {
 		entries = append(append([]Placed{}, entries...), j.Prior.Entries...)
