@@ -57,6 +57,11 @@ func TestDurableSyscallOrder(t *testing.T) {
 	} {
 		t.Run(strings.Join(args[:1+min(1, len(args)-1)], " "), func(t *testing.T) {
 			evs := h.traced(t, args...)
+			if os.Getenv("UPKEEP_TRACE_DUMP") != "" {
+				for _, e := range evs {
+					t.Log(e.line)
+				}
+			}
 			audit(t, evs)
 		})
 	}
@@ -179,6 +184,17 @@ func (h *hostHome) traced(t *testing.T, args ...string) []sysEvent {
 	return evs
 }
 
+// renamedLater reports whether name is renamed by one of evs: a temporary
+// file, whose new name is the change audited.
+func renamedLater(evs []sysEvent, name string) bool {
+	for _, e := range evs {
+		if e.src == name {
+			return true
+		}
+	}
+	return false
+}
+
 // audit checks the two rules (see TestDurableSyscallOrder) on one run.
 func audit(t *testing.T, evs []sysEvent) {
 	t.Helper()
@@ -194,6 +210,9 @@ func audit(t *testing.T, evs []sysEvent) {
 		switch e.call {
 		case "symlinkat":
 			symlinks[e.name] = true
+		}
+		if e.call == "create" && !renamedLater(evs[i+1:], e.name) && !strings.HasPrefix(e.name, "/dev/") && !strings.HasPrefix(e.name, "/proc/") {
+			e.call, e.dir = "created", path.Dir(e.name) // a new name of its own: audited as a change
 		}
 		if !e.mutation() || strings.HasSuffix(e.name, ".lock") {
 			continue
@@ -224,7 +243,9 @@ func audit(t *testing.T, evs []sysEvent) {
 		}
 		synced := false
 		for _, n := range evs[i+1 : end] {
-			if n.call == "syncfs" || n.call == "fsync" && n.dir == e.dir {
+			// A change in a directory removed later is covered by that
+			// removal, which is audited in its own right.
+			if n.call == "syncfs" || n.call == "fsync" && n.dir == e.dir || n.call == "unlinkat" && n.name == e.dir {
 				synced = true
 				break
 			}

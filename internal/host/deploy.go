@@ -653,8 +653,15 @@ func (h *Host) finishRemove(ctx context.Context, d Daemon, j *Journal, daemonUp 
 	}
 	// The removals on disk before the journal goes: after a power cut the
 	// journal is there (and redone) or everything it did is.
-	if err := h.syncOp(j); err != nil {
+	// One syncfs here, not syncOp's directories: os.RemoveAll's unlinks
+	// lie in directories removed after them, and a remove is rare.
+	if err := syncFS(h.Root); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	if h.Home != "" {
+		if err := syncFS(h.Home); err != nil {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
 	}
 	if j.Purge { // var/db and var/log may be file systems of their own
 		_ = syncFS(h.Path(DBDir))

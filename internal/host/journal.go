@@ -162,39 +162,47 @@ func (h *Host) endJournal(j *Journal) {
 	_ = h.syncDir(JournalDir)
 }
 
-// syncOp writes out every file system the op j may have changed: the
-// root's (var/www, var/lib/upkeep, most of etc) with one syncfs(2), and
-// any other that an overlay path of j lies on (an etc/ mounted apart, say).
+// syncOp makes what the op j changed durable: an fsync of each directory
+// in which it renamed, linked, made or removed an entry. That is var/www
+// (the switch), the service's releases, every directory of an overlay path
+// of j (its entries and directories, To's and the prior manifest's) and,
+// with a home, the operator's link directories. Manifests and histories
+// are written durably already. Directories, not syncfs(2): a syncfs
+// writes out everything dirty on the file system, other programs' writes
+// too, and on a busy host that is what a deploy would wait for.
 func (h *Host) syncOp(j *Journal) error {
-	seen := map[uint64]bool{}
-	var st unix.Stat_t
-	if err := unix.Stat(h.Root, &st); err == nil {
-		seen[st.Dev] = true
+	dirs := map[string]bool{WWWDir: true, ReleasesDir: true, DBDir: true, LogDir: true} // var/db/NAME, logs: made at a first deploy
+	if j.Service != "" {
+		dirs[releasesRel(j.Service)] = true
 	}
-	if err := syncFS(h.Root); err != nil {
-		return err
-	}
-	if h.Home != "" && unix.Stat(h.Home, &st) == nil && !seen[st.Dev] {
-		seen[st.Dev] = true // the operator's links (~/service/NAME …)
-		if err := syncFS(h.Home); err != nil {
-			return err
-		}
-	}
-	entries := j.Entries
+	entries, made := j.Entries, j.Dirs
 	if j.Prior != nil {
 		entries = append(append([]Placed{}, entries...), j.Prior.Entries...)
+		made = append(append([]string{}, made...), j.Prior.Dirs...)
 	}
 	for _, e := range entries {
-		dir := h.Path(path.Dir(e.Path))
-		if unix.Stat(dir, &st) != nil || seen[st.Dev] {
-			continue
+		dirs[path.Dir(e.Path)] = true
+	}
+	for _, d := range made {
+		dirs[d], dirs[path.Dir(d)] = true, true
+	}
+	var errs []error
+	for d := range dirs {
+		if d == "." {
+			d = ""
 		}
-		seen[st.Dev] = true
-		if err := syncFS(dir); err != nil {
-			return err
+		if err := h.syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err) // a directory removed since needs none
 		}
 	}
-	return nil
+	if h.Home != "" && j.Service != "" {
+		for _, l := range h.homeLinks(j.Service) {
+			if err := syncDirPath(h.home.abs(path.Dir(l.rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // writeDurable writes data to rel as a new file renamed over the old one,
