@@ -222,13 +222,27 @@ func (t tree) WriteFile(rel string, r io.Reader, mode os.FileMode) (int64, error
 // the rename and its directory after it, so once it returns the name and
 // the content survive a power cut (and before, the old ones do).
 func (t tree) WriteFileSync(rel string, r io.Reader, mode os.FileMode) (int64, error) {
-	return t.write(rel, r, mode, true)
+	return t.writeSynced(rel, r, mode, true, true)
+}
+
+// WriteFileData is WriteFile with the new file fsynced before the rename
+// but not its directory after: the name, when it is on disk, never points
+// at lost data, and the caller syncs the directory once for many files
+// (a journaled op's end does, Host.syncOp).
+func (t tree) WriteFileData(rel string, r io.Reader, mode os.FileMode) (int64, error) {
+	return t.writeSynced(rel, r, mode, true, false)
 }
 
 // write is WriteFile; with sync, the new file is fsynced before the
 // rename, so that the name never points at data that is not on disk, and
 // the directory after it, so that the rename itself is.
 func (t tree) write(rel string, r io.Reader, mode os.FileMode, sync bool) (int64, error) {
+	return t.writeSynced(rel, r, mode, sync, sync)
+}
+
+// writeSynced is write with the file's fsync (before the rename) and the
+// directory's (after it) chosen apart.
+func (t tree) writeSynced(rel string, r io.Reader, mode os.FileMode, sync, syncDir bool) (int64, error) {
 	fd, base, _, err := t.parent(rel, true)
 	if err != nil {
 		return 0, err
@@ -257,7 +271,7 @@ func (t tree) write(rel string, r io.Reader, mode os.FileMode, sync bool) (int64
 		_ = unix.Unlinkat(fd, tmp, 0)
 		return n, fmt.Errorf("write %s: %w", t.abs(rel), err)
 	}
-	if sync {
+	if syncDir {
 		if err := fsyncAt(fd); err != nil {
 			return n, fmt.Errorf("write %s: sync its directory: %w", t.abs(rel), err)
 		}

@@ -171,7 +171,10 @@ func (h *Host) endJournal(j *Journal) {
 // writes out everything dirty on the file system, other programs' writes
 // too, and on a busy host that is what a deploy would wait for.
 func (h *Host) syncOp(j *Journal) error {
-	dirs := map[string]bool{WWWDir: true, ReleasesDir: true, DBDir: true, LogDir: true} // var/db/NAME, logs: made at a first deploy
+	dirs := map[string]bool{
+		WWWDir: true, ReleasesDir: true, OverlayDir: true, HistoryDir: true,
+		DBDir: true, LogDir: true, // var/db/NAME and the logs: made at a first deploy
+	}
 	if j.Service != "" {
 		dirs[releasesRel(j.Service)] = true
 	}
@@ -196,8 +199,12 @@ func (h *Host) syncOp(j *Journal) error {
 		}
 	}
 	if h.Home != "" && j.Service != "" {
+		home := map[string]bool{}
 		for _, l := range h.homeLinks(j.Service) {
-			if err := syncDirPath(h.home.abs(path.Dir(l.rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			home[path.Dir(l.rel)] = true
+		}
+		for d := range home {
+			if err := syncDirPath(h.home.abs(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}
 		}
@@ -212,10 +219,10 @@ func (h *Host) writeDurable(rel string, data []byte) error {
 	if _, err := h.root.MkdirAll(path.Dir(rel), 0o755); err != nil {
 		return err
 	}
-	if _, err := h.root.write(rel, bytes.NewReader(data), 0o644, true); err != nil {
-		return err
-	}
-	return h.syncDir(path.Dir(rel))
+	// The tree's durable write fsyncs the file, renames, then fsyncs the
+	// directory through the descriptor it renamed in.
+	_, err := h.root.write(rel, bytes.NewReader(data), 0o644, true)
+	return err
 }
 
 // syncDir fsyncs the directory rel, so that a rename or unlink in it is on

@@ -159,10 +159,11 @@ func (h *Host) writeJSON(rel string, v any) error {
 	if _, err := h.root.MkdirAll(path.Dir(rel), 0o755); err != nil {
 		return err
 	}
-	// Durable (fsync of the file, then of its directory): manifests and
-	// histories are what recovery trusts, so their names must never point
-	// at data a power cut lost (zero bytes, on many file systems).
-	_, err = h.root.WriteFileSync(rel, strings.NewReader(string(b)+"\n"), 0o644)
+	// Fsynced before the rename: manifests and histories are what recovery
+	// trusts, so their names must never point at data a power cut lost
+	// (zero bytes, on many file systems). Their directories are synced
+	// once at the op's end (syncOp), or by the caller.
+	_, err = h.root.WriteFileData(rel, strings.NewReader(string(b)+"\n"), 0o644)
 	return err
 }
 
@@ -543,7 +544,7 @@ func (h *Host) place(p *Plan, op Op) (Placed, error) {
 	// A copy is fsynced before its rename: after a power cut the name holds
 	// the new content or the old, never an empty file, which recovery
 	// would take for a file changed by hand and stop at.
-	if _, err := h.root.WriteFileSync(op.Path, io.TeeReader(f, sum), fi.Mode().Perm()); err != nil {
+	if _, err := h.root.WriteFileData(op.Path, io.TeeReader(f, sum), fi.Mode().Perm()); err != nil {
 		return Placed{}, err
 	}
 	return Placed{Path: op.Path, Kind: "copy", SHA256: hex.EncodeToString(sum.Sum(nil))}, nil
