@@ -659,7 +659,7 @@ func (h *Host) finishRemove(ctx context.Context, d Daemon, j *Journal, daemonUp 
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	if h.Home != "" {
-		if err := syncFS(h.Home); err != nil {
+		if err := syncFS(h.Home); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
 	}

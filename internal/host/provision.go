@@ -445,8 +445,9 @@ func (h *Host) Provision(dryRun bool) (*ProvisionResult, error) {
 		if err := syncFS(h.Root); err != nil {
 			return res, fmt.Errorf("provision: %w", err)
 		}
+		// A home that is not there (a sandbox's) has nothing to sync.
 		if h.Home != "" {
-			if err := syncFS(h.Home); err != nil {
+			if err := syncFS(h.Home); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return res, fmt.Errorf("provision: %w", err)
 			}
 		}
