@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -353,19 +354,74 @@ func TestDaemonKilledDuringDeploy(t *testing.T) {
 	}
 }
 
-// remove has no journal: killed after it removed var/www/<name>, it has
-// left the overlay and the releases; running it again finishes it.
+// A remove killed at each of its steps is finished (a remove only goes
+// forward: its journal says redo) by the next host command, a daemon start
+// or the same remove run again: nothing of the service is left but, without
+// --purge, its data and logs; the daemon no longer knows it.
 func TestRemoveKilled(t *testing.T) {
-	h, _ := crashHost(t)
-	h.must("deploy", "www-crash@1.0.0")
-	h.killedAt("remove-unlinked", "remove", "www-crash")
-	if !h.exists("etc/app/www-crash.conf") {
-		t.Errorf("the overlay is gone already: the kill came later than meant")
-	}
-	h.must("remove", "www-crash")
-	h.settled("")
-	if h.exists("var/www/.releases/www-crash") {
-		t.Errorf("the releases are left")
+	for _, c := range []struct {
+		step, by string
+		purge    bool
+	}{
+		{"remove-journaled", "provision", false},
+		{"remove-unlinked", "provision", true},
+		{"remove-unlaid", "provision", false},
+		{"remove-released", "provision", true},
+		{"remove-journaled", "remove", false},
+		{"remove-unlinked", "remove", false},
+		{"remove-unlaid", "daemon", true},
+		{"remove-unlinked", "daemon", false},
+	} {
+		t.Run(fmt.Sprintf("%s/%s/purge=%v", c.step, c.by, c.purge), func(t *testing.T) {
+			h, first := crashHost(t)
+			h.must("deploy", "www-crash@1.0.0")
+			writeTree(t, h.root, map[string]string{"var/db/www-crash/data": "kept"})
+			h.eventually(10*time.Second, "the log written", func() bool { return h.exists("var/log/www-crash.log") })
+			args := []string{"remove", "www-crash"}
+			if c.purge {
+				args = append(args, "--purge")
+			}
+			h.killedAt(c.step, args...)
+			if !h.exists("var/lib/upkeep/journal/www-crash.json") {
+				t.Fatalf("no journal after the crash")
+			}
+			if out, _, code := h.up("doctor"); code == 0 || !strings.Contains(out, "the remove of www-crash died half done") {
+				t.Errorf("doctor before recovery does not report the dead remove: exit %d\n%s", code, out)
+			}
+			var out string
+			switch c.by {
+			case "provision":
+				out = h.must("provision")
+			case "remove":
+				out = h.must(args...)
+			case "daemon":
+				first.Process.Signal(syscall.SIGKILL)
+				h.dies(first)
+				h.daemonAt("")
+				out = h.read("var/log/upkeep.log")
+			}
+			if !strings.Contains(out, "recovered the remove of www-crash that died at remove: redo (now removed)") {
+				t.Errorf("%s does not say it finished the remove:\n%s", c.by, out)
+			}
+			h.settled("")
+			for _, rel := range []string{"var/www/.releases/www-crash", "var/lib/upkeep/releases/www-crash.json", "var/lib/upkeep/locks/www-crash.lock"} {
+				if h.exists(rel) {
+					t.Errorf("%s is left", rel)
+				}
+			}
+			if _, err := os.Lstat(filepath.Join(h.home, "service/www-crash")); err == nil {
+				t.Errorf("~/service/www-crash is left")
+			}
+			if _, ok := h.status()["www-crash"]; ok {
+				t.Errorf("the daemon still knows www-crash")
+			}
+			if kept := h.exists("var/db/www-crash/data") && h.exists("var/log/www-crash.log"); kept == c.purge {
+				t.Errorf("with purge=%v, var/db/www-crash and the log are kept=%v", c.purge, kept)
+			}
+			// And the host takes the service again.
+			h.must("deploy", "www-crash@2.0.0")
+			h.settled("2.0.0")
+		})
 	}
 }
 

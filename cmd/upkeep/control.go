@@ -370,9 +370,15 @@ func reloadCommand(g *globals) *cobra.Command {
 					fmt.Printf("%s: %s\n", l.what, strings.Join(l.names, " "))
 				}
 			}
+			if res.Policy != "" {
+				fmt.Fprintln(os.Stderr, res.Policy)
+			}
 			if res.Problems != "" {
 				fmt.Fprint(os.Stderr, res.Problems)
 				return fmt.Errorf("some definitions are broken; their services keep their previous definition")
+			}
+			if res.Policy != "" {
+				return fmt.Errorf("the host policy is broken; the control socket keeps its previous access")
 			}
 			return nil
 		},

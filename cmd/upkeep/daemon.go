@@ -21,7 +21,6 @@ import (
 	"upkeep/internal/logsink"
 	"upkeep/internal/metrics"
 	"upkeep/internal/paths"
-	"upkeep/internal/policy"
 	"upkeep/internal/supervise"
 )
 
@@ -123,15 +122,6 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 		<-ctx.Done()
 		_ = notifier.Send("STOPPING=1\nSTATUS=stopping services")
 	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			if _, err := d.Reload(ctx); err != nil {
-				log.Error("reload", "err", err.Error())
-			}
-		}
-	}()
 	acc, err := controlAccess(root)
 	if err != nil {
 		log.Warn("control access", "err", err.Error())
@@ -139,7 +129,21 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 	// Group members must reach the socket: the run directory is
 	// traversable by all (it holds pid files, which are public anyway).
 	_ = os.Chmod(filepath.Join(root, paths.RunDir), 0o755)
-	go func() { _ = control.Serve(ctx, l, logsBackend{d, root}, control.Options{Access: acc, Log: log}) }()
+	srv, err := control.NewServer(l, logsBackend{d, root}, control.Options{Access: acc, PolicyRoot: root, Log: log})
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	go func() { _ = srv.Serve(ctx) }()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if _, err := d.Reload(ctx); err != nil {
+				log.Error("reload", "err", err.Error())
+			}
+			_ = srv.ReloadAccess() // logs what it keeps or takes
+		}
+	}()
 	var metricsHandler http.Handler
 	if metricsAddr != "" {
 		m := metrics.New(d)
@@ -177,10 +181,10 @@ func runDaemon(ctx context.Context, root string, level slog.Level, metricsAddr s
 // [control] table. A policy that does not parse leaves only root and the
 // daemon's own user: refusing too much is the safe side of a broken file.
 func controlAccess(root string) (control.Access, error) {
-	p, err := policy.Load(root)
+	a, warn, err := control.LoadAccess(root)
 	if err != nil {
 		a, _ := control.ResolveAccess(root, "", "")
 		return a, fmt.Errorf("%w; only root and the daemon's own user may use the control socket", err)
 	}
-	return control.ResolveAccess(root, p.Control.Group, p.Control.ReadGroup)
+	return a, warn
 }

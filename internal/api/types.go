@@ -87,6 +87,7 @@ type ReloadResult struct {
 	Unchanged []string `json:"unchanged"`
 	Broken    []string `json:"broken"`
 	Problems  string   `json:"problems,omitempty"`
+	Policy    string   `json:"policy,omitempty"` // the host policy did not parse: the control socket keeps its previous access
 }
 
 // Rotated is what a forced rotation (`upkeep rotate`) did to one file.

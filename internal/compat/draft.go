@@ -328,6 +328,55 @@ var topFields = []field{
 	mk("ready", func(s *spec.Service) *string { return &s.Ready }, tomlString),
 	mk("ready_timeout", func(s *spec.Service) *spec.Duration { return &s.ReadyTimeout }, encDur),
 	mk("watchdog", func(s *spec.Service) *spec.Duration { return &s.Watchdog }, encDur),
+	mk("umask", func(s *spec.Service) *string { return &s.Umask }, tomlString),
+}
+
+// limitsFields are the [limits] table, from upstart's `limit` stanzas.
+var limitsFields = []field{
+	mk("limits.nofile", func(s *spec.Service) **spec.Limit { return &s.Limits.Nofile }, encLimit),
+	mk("limits.nproc", func(s *spec.Service) **spec.Limit { return &s.Limits.Nproc }, encLimit),
+	mk("limits.core", func(s *spec.Service) **spec.Limit { return &s.Limits.Core }, encLimit),
+}
+
+func encLimit(l *spec.Limit) string {
+	b, _ := l.MarshalText()
+	if l.Soft == l.Hard && l.Soft != spec.Infinity {
+		return string(b) // a plain integer
+	}
+	return tomlString(string(b))
+}
+
+// importUmask is an octal umask as upstart and supervisord write it (022,
+// 0027) in the form service.toml's umask takes ("0022"); ok is false for
+// anything else.
+func importUmask(s string) (string, bool) {
+	if s == "" || len(s) > 4 || strings.Trim(s, "01234567") != "" {
+		return "", false
+	}
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o777 {
+		return "", false
+	}
+	return fmt.Sprintf("%04o", n), true
+}
+
+// importLimit is upstart's `limit RESOURCE SOFT HARD` values ("unlimited"
+// for none) as a spec.Limit; ok is false for anything else, or a soft
+// limit above the hard one.
+func importLimit(soft, hard string) (*spec.Limit, bool) {
+	v := func(s string) (uint64, bool) {
+		if s == "unlimited" || s == "infinity" {
+			return spec.Infinity, true
+		}
+		n, err := strconv.ParseUint(s, 10, 64)
+		return n, err == nil && n != spec.Infinity
+	}
+	s, ok1 := v(soft)
+	h, ok2 := v(hard)
+	if !ok1 || !ok2 || s > h {
+		return nil, false
+	}
+	return &spec.Limit{Soft: s, Hard: h}, true
 }
 
 var restartFields = []field{
@@ -359,7 +408,9 @@ var logFields = []field{
 	mk("log.maxage", func(s *spec.Service) *int { return &s.Log.MaxAge }, encInt),
 }
 
-func allFields() [][]field { return [][]field{topFields, restartFields, stopFields, logFields} }
+func allFields() [][]field {
+	return [][]field{topFields, restartFields, stopFields, logFields, limitsFields}
+}
 
 // merge folds src (a later file about the same service) into d. What d
 // already sets stays; a different value from src is reported, not

@@ -329,7 +329,15 @@ func (st *supervisordState) program(file string, s *iniSection, raw string) {
 			}
 		case "process_name", "numprocs_start":
 			d.Drop(at, "upkeep names the process after the service")
-		case "umask", "serverurl", "stdout_capture_maxbytes", "stderr_capture_maxbytes", "stdout_events_enabled",
+		case "umask":
+			u, ok := importUmask(v)
+			if !ok {
+				d.Note(at, "not an octal umask; dropped")
+				continue
+			}
+			d.Svc.Umask = u
+			d.Set("umask", at)
+		case "serverurl", "stdout_capture_maxbytes", "stderr_capture_maxbytes", "stdout_events_enabled",
 			"stderr_events_enabled", "stdout_syslog", "stderr_syslog", "nice":
 			d.Drop(at, "")
 		default:

@@ -82,6 +82,7 @@ func (d *Draft) render() []byte {
 		writeCheck(b, &c)
 	}
 	table("log", logFields)
+	table("limits", limitsFields)
 	if d.IsSet("log.file") {
 		for i := range d.Svc.LogFiles {
 			writeLogFile(b, &d.Svc.LogFiles[i])

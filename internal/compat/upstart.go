@@ -280,7 +280,40 @@ func (j *upstartJob) stanza(l *upstartLine) {
 		d.Drop(at, "upkeep runs one instance of a service")
 	case "emits", "reload signal":
 		d.Drop(at, "upkeep has no events")
-	case "umask", "nice", "oom", "limit", "chroot", "apparmor", "cgroup":
+	case "umask":
+		u, ok := importUmask(arg)
+		if !ok {
+			d.Note(at, "not an octal umask; dropped")
+			return
+		}
+		d.Svc.Umask = u
+		d.Set("umask", at)
+	case "limit":
+		a := strings.Fields(arg)
+		if len(a) != 3 {
+			d.Note(at, "want limit RESOURCE SOFT HARD; dropped")
+			return
+		}
+		key := map[string]string{"nofile": "limits.nofile", "nproc": "limits.nproc", "core": "limits.core"}[a[0]]
+		if key == "" {
+			d.Drop(at, "upkeep sets the limits nofile, nproc and core only")
+			return
+		}
+		l, ok := importLimit(a[1], a[2])
+		if !ok {
+			d.Note(at, "not a soft and a hard limit (integers or unlimited, soft ≤ hard); dropped")
+			return
+		}
+		switch a[0] {
+		case "nofile":
+			d.Svc.Limits.Nofile = l
+		case "nproc":
+			d.Svc.Limits.Nproc = l
+		case "core":
+			d.Svc.Limits.Core = l
+		}
+		d.Set(key, at)
+	case "nice", "oom", "chroot", "apparmor", "cgroup":
 		d.Drop(at, "")
 	default:
 		d.Note(at, "not understood; dropped")

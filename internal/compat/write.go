@@ -106,7 +106,26 @@ func WriteServices(dir string, files []ServiceFile, force bool) []Written {
 			crash.Point("import-committed") // the first file named, the others not
 		}
 	})
+	// The renames (and the service directories made for them) on disk
+	// before import says written: one syncfs again, not an fsync a directory.
+	if err := syncTree(abs); err != nil {
+		for i := range out {
+			if out[i].Err == nil && st[i].done {
+				out[i].Err = fmt.Errorf("written, but not synced: %w", err)
+			}
+		}
+	}
 	return out
+}
+
+// syncTree writes out the file system holding dir: syncfs(2).
+func syncTree(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
 }
 
 // staged is a file written under its temporary name.

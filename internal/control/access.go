@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"upkeep/internal/policy"
 	"upkeep/internal/spec"
 )
 
@@ -71,6 +72,20 @@ func ResolveAccess(root, group, readGroup string) (Access, error) {
 		*g.to = []uint32{gid}
 	}
 	return a, errors.Join(errs...)
+}
+
+// LoadAccess reads the [control] groups of the root's host policy and
+// resolves them. err is a policy file that does not parse (with its
+// file:line:col): there is no new access then, and the caller keeps what
+// it had, or at the start grants root and itself only. warn is a group not
+// found, which grants nothing; the Access is usable.
+func LoadAccess(root string) (a Access, warn, err error) {
+	p, err := policy.Load(root)
+	if err != nil {
+		return Access{}, nil, err
+	}
+	a, warn = ResolveAccess(root, p.Control.Group, p.Control.ReadGroup)
+	return a, warn, nil
 }
 
 // level says what p may do.

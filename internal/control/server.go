@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -301,7 +302,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // Options bound what clients can make the daemon hold; zero values take
 // the defaults.
 type Options struct {
-	Access            Access
+	Access Access // who may use the socket until the first reload
+	// PolicyRoot, when set, is the root whose etc/upkeep/policy.toml and
+	// etc/group the server reads again at each reload (and ReloadAccess):
+	// the [control] groups then follow the policy without a restart.
+	PolicyRoot        string
 	Log               *slog.Logger
 	MaxConns          int           // connections open at once (default: from the descriptor limit, ≤ 4096)
 	PerUID            int           // of those, for one uid other than root and Access.Self (default 128)
@@ -336,6 +341,12 @@ func (o *Options) defaults() {
 type Server struct {
 	http *http.Server
 	l    *limitListener
+	// access is swapped whole at a reload, and guard loads it once per
+	// request: a request is judged by the old access or the new, never
+	// by a mix of the two.
+	access *atomic.Pointer[Access]
+	root   string
+	log    *slog.Logger
 }
 
 // NewServer prepares the API on l (a unix listener) for b.
@@ -347,8 +358,14 @@ func NewServer(l net.Listener, b Backend, o Options) (*Server, error) {
 	o.defaults()
 	spare.fill()
 	ll := newLimitListener(ul, o.MaxConns, o.PerUID, o.Access.Self, o.AdmitWait)
+	s := &Server{l: ll, access: new(atomic.Pointer[Access]), root: o.PolicyRoot, log: o.Log}
+	acc := o.Access
+	s.access.Store(&acc)
+	if s.root != "" {
+		b = reloader{Backend: b, s: s}
+	}
 	srv := &http.Server{
-		Handler:           guard(b, o, Handler(b)),
+		Handler:           guard(b, o, s.access, Handler(b)),
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		ReadTimeout:       o.ReadTimeout,
 		IdleTimeout:       o.IdleTimeout,
@@ -357,7 +374,44 @@ func NewServer(l net.Listener, b Backend, o Options) (*Server, error) {
 		ConnState:         ll.connState,
 		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
 	}
-	return &Server{http: srv, l: ll}, nil
+	s.http = srv
+	return s, nil
+}
+
+// ReloadAccess reads the [control] groups again from the policy under
+// Options.PolicyRoot and lets every later request be judged by them. A
+// policy file that does not parse changes nothing: the old access stays,
+// and the error (file:line:col) is returned. A group the root's etc/group
+// lacks grants nothing, as at the start; that is logged, not returned.
+func (s *Server) ReloadAccess() error {
+	if s.root == "" {
+		return nil
+	}
+	a, warn, err := LoadAccess(s.root)
+	if err != nil {
+		s.log.Error("control access", "err", err.Error(), "kept", "the previous access")
+		return fmt.Errorf("%w; the control socket keeps its previous access", err)
+	}
+	if warn != nil {
+		s.log.Warn("control access", "err", warn.Error())
+	}
+	s.access.Store(&a)
+	s.log.Info("control access", "group", a.AdminGroup, "read_group", a.ReadGroup)
+	return nil
+}
+
+// reloader is the backend with a reload that re-reads the access too.
+type reloader struct {
+	Backend
+	s *Server
+}
+
+func (r reloader) Reload(ctx context.Context) (api.ReloadResult, error) {
+	res, err := r.Backend.Reload(ctx)
+	if aerr := r.s.ReloadAccess(); aerr != nil {
+		res.Policy = aerr.Error()
+	}
+	return res, err
 }
 
 // Serve answers until ctx ends.
@@ -396,7 +450,7 @@ func Serve(ctx context.Context, l net.Listener, b Backend, o Options) error {
 // body is in, the read deadline is lifted, so a long wait or an event
 // stream is not cut by ReadTimeout (net/http 1.26 also lifts it when it
 // starts its background read; this does not depend on that).
-func guard(b Backend, o Options, next http.Handler) http.Handler {
+func guard(b Backend, o Options, access *atomic.Pointer[Access], next http.Handler) http.Handler {
 	refusals := &refusalLog{last: map[uint32]*refused{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
@@ -421,8 +475,9 @@ func guard(b Backend, o Options, next http.Handler) http.Handler {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			need = reader
 		}
-		if has := o.Access.level(p); has < need {
-			msg := o.Access.refusal(p, has, need, strings.TrimPrefix(r.URL.Path, "/v1/"))
+		acc := access.Load()
+		if has := acc.level(p); has < need {
+			msg := acc.refusal(p, has, need, strings.TrimPrefix(r.URL.Path, "/v1/"))
 			refusals.log(o.Log, p, r, msg)
 			deny(w, msg)
 			return

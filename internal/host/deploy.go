@@ -540,6 +540,10 @@ func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOption
 	_, manifestErr := h.root.Lstat(manifestRel(name))
 	_, historyErr := h.root.Lstat(historyRel(name))
 	if cur.Kind == "none" && manifestErr != nil && historyErr != nil && !h.exists(releasesRel(name)) {
+		if h.finished[name] {
+			h.say("%s is removed: the remove that died half done was finished", name)
+			return nil
+		}
 		return fmt.Errorf("%s is not deployed", name)
 	}
 	daemonUp := d != nil
@@ -558,8 +562,36 @@ func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOption
 			h.say("stopped %s", name)
 		}
 	}
-	switch cur.Kind {
+	// From here the remove only goes forward: the journal says so before
+	// anything is removed, and a remove killed in the middle is finished
+	// (redone from its first step: each step is idempotent) by the next
+	// upkeep command or daemon start that recovers journals.
+	j := &Journal{Op: "remove", Service: name, Step: "remove", Then: redo, Purge: o.Purge, Force: cur.Kind == "manual", Home: h.Home}
+	if err := h.step(j, "remove", redo); err != nil {
+		return err
+	}
+	crashAt("remove-journaled")
+	if err := h.finishRemove(ctx, d, j, daemonUp); err != nil {
+		return err
+	}
+	h.endJournal(j)
+	// The lock file goes too (held, so no other command is between its
+	// open and its flock on this service now).
+	_ = h.root.Remove(path.Join(LockDir, name+".lock"))
+	return nil
+}
+
+// finishRemove does a remove's steps, with name's lock held: each finds
+// its work done, or half done, and finishes it, so a journal's redo runs
+// them all again. daemonUp: d is a running daemon, to be told to forget
+// the service once its directory is gone.
+func (h *Host) finishRemove(ctx context.Context, d Daemon, j *Journal, daemonUp bool) error {
+	name := j.Service
+	switch cur := h.current(name); cur.Kind {
 	case "manual":
+		if !j.Force {
+			return fmt.Errorf("%s is a directory not deployed by upkeep; remove it only with --force", h.Path(serviceRel(name)))
+		}
 		if err := h.root.RemoveAll(serviceRel(name)); err != nil {
 			return err
 		}
@@ -586,33 +618,56 @@ func (h *Host) Remove(ctx context.Context, d Daemon, name string, o RemoveOption
 	if err != nil {
 		return err
 	}
+	crashAt("remove-unlaid")
 	if err := h.root.RemoveAll(releasesRel(name)); err != nil {
 		removeAll(h.Path(releasesRel(name)))
 	}
 	if err := h.root.Remove(historyRel(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	h.unlinkHome(name)
-	// The lock file goes too (held, so no other command is between its
-	// open and its flock on this service now).
-	_ = h.root.Remove(path.Join(LockDir, name+".lock"))
-	if !o.Purge {
+	home := h
+	if h.Home == "" && j.Home != "" {
+		// The links are only removed where they point at this root's
+		// places for name (unlinkHome), so a recorded home is safe to use.
+		if hh, err := New(h.Root, j.Home, h.Out); err == nil {
+			home = hh
+		}
+	}
+	home.unlinkHome(name)
+	crashAt("remove-released")
+	if !j.Purge {
 		h.say("kept %s and the logs %s*; --purge removes them", h.Path(dbRel(name)), h.Path(logRel(name)))
-		return nil
-	}
-	if err := (tree{h.Path(DBDir)}).RemoveAll(name); err != nil {
-		return err
-	}
-	h.say("removed %s", h.Path(dbRel(name)))
-	entries, _ := os.ReadDir(h.Path(LogDir))
-	for _, e := range entries {
-		if isLogOf(e.Name(), name) {
-			if err := h.root.Remove(LogDir + "/" + e.Name()); err == nil {
-				h.say("removed %s", h.Path(LogDir+"/"+e.Name()))
+	} else {
+		if err := (tree{h.Path(DBDir)}).RemoveAll(name); err != nil {
+			return err
+		}
+		h.say("removed %s", h.Path(dbRel(name)))
+		entries, _ := os.ReadDir(h.Path(LogDir))
+		for _, e := range entries {
+			if isLogOf(e.Name(), name) {
+				if err := h.root.Remove(LogDir + "/" + e.Name()); err == nil {
+					h.say("removed %s", h.Path(LogDir+"/"+e.Name()))
+				}
 			}
 		}
 	}
 	h.removeLogIndexes(name)
+	// The removals on disk before the journal goes: after a power cut the
+	// journal is there (and redone) or everything it did is.
+	// One syncfs here, not syncOp's directories: os.RemoveAll's unlinks
+	// lie in directories removed after them, and a remove is rare.
+	if err := syncFS(h.Root); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	if h.Home != "" {
+		if err := syncFS(h.Home); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+	}
+	if j.Purge { // var/db and var/log may be file systems of their own
+		_ = syncFS(h.Path(DBDir))
+		_ = syncFS(h.Path(LogDir))
+	}
 	return nil
 }
 

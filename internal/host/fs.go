@@ -218,9 +218,31 @@ func (t tree) WriteFile(rel string, r io.Reader, mode os.FileMode) (int64, error
 	return t.write(rel, r, mode, false)
 }
 
+// WriteFileSync is WriteFile made durable: the new file is fsynced before
+// the rename and its directory after it, so once it returns the name and
+// the content survive a power cut (and before, the old ones do).
+func (t tree) WriteFileSync(rel string, r io.Reader, mode os.FileMode) (int64, error) {
+	return t.writeSynced(rel, r, mode, true, true)
+}
+
+// WriteFileData is WriteFile with the new file fsynced before the rename
+// but not its directory after: the name, when it is on disk, never points
+// at lost data, and the caller syncs the directory once for many files
+// (a journaled op's end does, Host.syncOp).
+func (t tree) WriteFileData(rel string, r io.Reader, mode os.FileMode) (int64, error) {
+	return t.writeSynced(rel, r, mode, true, false)
+}
+
 // write is WriteFile; with sync, the new file is fsynced before the
-// rename, so that the name never points at data that is not on disk.
+// rename, so that the name never points at data that is not on disk, and
+// the directory after it, so that the rename itself is.
 func (t tree) write(rel string, r io.Reader, mode os.FileMode, sync bool) (int64, error) {
+	return t.writeSynced(rel, r, mode, sync, sync)
+}
+
+// writeSynced is write with the file's fsync (before the rename) and the
+// directory's (after it) chosen apart.
+func (t tree) writeSynced(rel string, r io.Reader, mode os.FileMode, sync, syncDir bool) (int64, error) {
 	fd, base, _, err := t.parent(rel, true)
 	if err != nil {
 		return 0, err
@@ -249,7 +271,41 @@ func (t tree) write(rel string, r io.Reader, mode os.FileMode, sync bool) (int64
 		_ = unix.Unlinkat(fd, tmp, 0)
 		return n, fmt.Errorf("write %s: %w", t.abs(rel), err)
 	}
+	if syncDir {
+		if err := fsyncAt(fd); err != nil {
+			return n, fmt.Errorf("write %s: sync its directory: %w", t.abs(rel), err)
+		}
+	}
 	return n, nil
+}
+
+// fsyncAt fsyncs the directory dirfd names. The tree's descriptors are
+// O_PATH, which fsync refuses (EBADF); "." opened from one is the same
+// directory, reached without a path that could have changed meanwhile.
+func fsyncAt(dirfd int) error {
+	fd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fsync(fd)
+}
+
+// SymlinkSync is Symlink made durable: the directory is fsynced after the
+// rename.
+func (t tree) SymlinkSync(target, rel string) error {
+	if err := t.Symlink(target, rel); err != nil {
+		return err
+	}
+	fd, _, _, err := t.parent(rel, false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := fsyncAt(fd); err != nil {
+		return &fs.PathError{Op: "sync", Path: t.abs(path.Dir(rel)), Err: err}
+	}
+	return nil
 }
 
 // Create makes the empty file rel if it does not exist (O_EXCL: an
@@ -389,6 +445,16 @@ func truncate(s string, n int) string {
 
 // isType reports whether st is of the S_IFMT type t.
 func isType(st unix.Stat_t, t uint32) bool { return st.Mode&unix.S_IFMT == t }
+
+// syncDirPath fsyncs the directory dir (a host path upkeep made itself).
+func syncDirPath(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	return unix.Fsync(fd)
+}
 
 // syncFS writes out the file system holding dir: syncfs(2).
 func syncFS(dir string) error {

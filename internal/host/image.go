@@ -168,6 +168,10 @@ func (h *Host) AddImage(src string, o AddOptions) (*Image, error) {
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, img.File)); err != nil {
 		return nil, err
 	}
+	// The rename on disk before the record that names the file.
+	if err := syncDirPath(dir); err != nil {
+		return nil, fmt.Errorf("image add: %w", err)
+	}
 	if err := h.writeImageRecord(img); err != nil {
 		return nil, err
 	}
@@ -313,7 +317,7 @@ func (h *Host) writeImageRecord(img *Image) error {
 	if err != nil {
 		return err
 	}
-	_, err = h.home.WriteFile(h.recordRel(img.Name, img.Version), strings.NewReader(b), 0o644)
+	_, err = h.home.WriteFileSync(h.recordRel(img.Name, img.Version), strings.NewReader(b), 0o644)
 	return err
 }
 

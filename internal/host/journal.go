@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -35,9 +36,11 @@ const (
 	redo = "redo" // on to To: the link and the overlay of To, the history saying so
 )
 
-// Journal is the record of one deploy or rollback in progress.
+// Journal is the record of one deploy, rollback or remove in progress.
+// A remove only goes forward (redo): it has no To, no History, and says
+// with Purge and Force what the command was asked.
 type Journal struct {
-	Op      string `json:"op"` // deploy | rollback
+	Op      string `json:"op"` // deploy | rollback | remove
 	Service string `json:"service"`
 	Step    string `json:"step"` // the step under way
 	Then    string `json:"then"` // undo | redo, if the process dies in Step
@@ -53,7 +56,12 @@ type Journal struct {
 	Prior   *Manifest `json:"prior"`
 	Entries []Placed  `json:"entries,omitempty"`
 	Dirs    []string  `json:"dirs,omitempty"`
-	History *History  `json:"history"` // as it was before: undo writes it back
+	History *History  `json:"history"`         // as it was before: undo writes it back
+	Purge   bool      `json:"purge,omitempty"` // remove: var/db/<name> and the logs too
+	Force   bool      `json:"force,omitempty"` // remove: var/www/<name> was a manual directory
+	// Home is the operator's home the remove was run with, whose links to
+	// the service it removes: a daemon that finishes the remove has none.
+	Home string `json:"home,omitempty"`
 }
 
 func journalRel(name string) string { return path.Join(JournalDir, name+".json") }
@@ -134,8 +142,17 @@ func (h *Host) step(j *Journal, step, then string) error {
 }
 
 // endJournal removes the journal: the op is complete (or failed cleanly).
+// What the op changed is written out first: the steps themselves (links,
+// overlay files, manifest, history) are not fsynced one by one, which would
+// cost a deploy an fsync a file, so after a power cut either the journal is
+// still there (and recovery redoes or undoes) or all of the op is on disk.
 func (h *Host) endJournal(j *Journal) {
 	if j == nil {
+		return
+	}
+	if err := h.syncOp(j); err != nil {
+		// The journal stays: recovery settles the op again, harmlessly.
+		h.say("warning: journal of %s kept: %v", j.Service, err)
 		return
 	}
 	if err := h.root.Remove(journalRel(j.Service)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -145,6 +162,56 @@ func (h *Host) endJournal(j *Journal) {
 	_ = h.syncDir(JournalDir)
 }
 
+// syncOp makes what the op j changed durable: an fsync of each directory
+// in which it renamed, linked, made or removed an entry. That is var/www
+// (the switch), the service's releases, every directory of an overlay path
+// of j (its entries and directories, To's and the prior manifest's) and,
+// with a home, the operator's link directories. Manifests and histories
+// are written durably already. Directories, not syncfs(2): a syncfs
+// writes out everything dirty on the file system, other programs' writes
+// too, and on a busy host that is what a deploy would wait for.
+func (h *Host) syncOp(j *Journal) error {
+	dirs := map[string]bool{
+		WWWDir: true, ReleasesDir: true, OverlayDir: true, HistoryDir: true,
+		DBDir: true, LogDir: true, // var/db/NAME and the logs: made at a first deploy
+	}
+	if j.Service != "" {
+		dirs[releasesRel(j.Service)] = true
+	}
+	entries, made := j.Entries, j.Dirs
+	if j.Prior != nil {
+		entries = append(append([]Placed{}, entries...), j.Prior.Entries...)
+		made = append(append([]string{}, made...), j.Prior.Dirs...)
+	}
+	for _, e := range entries {
+		dirs[path.Dir(e.Path)] = true
+	}
+	for _, d := range made {
+		dirs[d], dirs[path.Dir(d)] = true, true
+	}
+	var errs []error
+	for d := range dirs {
+		if d == "." {
+			d = ""
+		}
+		if err := h.syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err) // a directory removed since needs none
+		}
+	}
+	if h.Home != "" && j.Service != "" {
+		home := map[string]bool{}
+		for _, l := range h.homeLinks(j.Service) {
+			home[path.Dir(l.rel)] = true
+		}
+		for d := range home {
+			if err := syncDirPath(h.home.abs(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // writeDurable writes data to rel as a new file renamed over the old one,
 // with the file fsynced before the rename and the directory after it:
 // once it returns, the file survives a crash or a power cut.
@@ -152,10 +219,10 @@ func (h *Host) writeDurable(rel string, data []byte) error {
 	if _, err := h.root.MkdirAll(path.Dir(rel), 0o755); err != nil {
 		return err
 	}
-	if _, err := h.root.write(rel, bytes.NewReader(data), 0o644, true); err != nil {
-		return err
-	}
-	return h.syncDir(path.Dir(rel))
+	// The tree's durable write fsyncs the file, renames, then fsyncs the
+	// directory through the descriptor it renamed in.
+	_, err := h.root.write(rel, bytes.NewReader(data), 0o644, true)
+	return err
 }
 
 // syncDir fsyncs the directory rel, so that a rename or unlink in it is on
@@ -195,6 +262,18 @@ func (j *Journal) check(name string) error {
 	}
 	if j.Then != undo && j.Then != redo {
 		return fmt.Errorf("then %q: want undo or redo", j.Then)
+	}
+	if j.Op == "remove" {
+		if j.Then != redo || j.To != "" || j.From != "" || j.History != nil || j.Prior != nil || len(j.Entries) > 0 || len(j.Dirs) > 0 {
+			return fmt.Errorf("a remove only goes forward: then redo, and no versions, history or overlay")
+		}
+		if j.Home != "" && (!filepath.IsAbs(j.Home) || filepath.Clean(j.Home) != j.Home) {
+			return fmt.Errorf("home %q is not a clean absolute path", j.Home)
+		}
+		return nil
+	}
+	if j.Purge || j.Force || j.Home != "" {
+		return fmt.Errorf("purge, force and home are a remove's")
 	}
 	if err := CheckVersion(j.To); err != nil {
 		return fmt.Errorf("to: %w", err)
@@ -297,6 +376,16 @@ func (h *Host) recoverLocked(ctx context.Context, d Daemon, name string) (string
 		return "", fmt.Errorf("recover the %s of %s (died at %s): %w", j.Op, name, j.Step, err)
 	}
 	h.endJournal(j)
+	if j.Op == "remove" {
+		_ = h.root.Remove(path.Join(LockDir, name+".lock")) // held: see Remove
+		if h.finished == nil {
+			h.finished = map[string]bool{}
+		}
+		h.finished[name] = true
+		line := fmt.Sprintf("recovered the remove of %s that died at %s: redo (now removed)", name, j.Step)
+		h.say("%s", line)
+		return line, nil
+	}
 	state := "nothing"
 	if v := j.From; j.Then == undo && v != "" {
 		state = v
@@ -311,6 +400,9 @@ func (h *Host) recoverLocked(ctx context.Context, d Daemon, name string) (string
 // settle brings name to the state the journal's Then names.
 func (h *Host) settle(ctx context.Context, d Daemon, j *Journal) error {
 	name := j.Service
+	if j.Op == "remove" {
+		return h.finishRemove(ctx, d, j, d != nil)
+	}
 	if j.Step == "unpack" {
 		// Nothing outside the release was touched yet.
 		if j.Fresh {
@@ -550,6 +642,8 @@ func (h *Host) checkJournals(add func(Finding)) {
 		what := "a deploy or rollback died here; the next upkeep command on the host finishes it"
 		if j, err := h.readJournal(name); err != nil {
 			what = err.Error()
+		} else if j != nil && j.Op == "remove" {
+			what = fmt.Sprintf("the remove of %s died half done; the next upkeep command on the host will finish it", name)
 		} else if j != nil {
 			what = fmt.Sprintf("the %s of %s %s died at step %s; the next upkeep command on the host will %s it", j.Op, name, j.To, j.Step, j.Then)
 		}

@@ -138,6 +138,40 @@ func TestJournalRefused(t *testing.T) {
 	}
 }
 
+// A remove's journal only goes forward, and carries nothing a deploy's
+// does; a deploy's carries none of a remove's fields.
+func TestRemoveJournalRefused(t *testing.T) {
+	h := testHost(t)
+	good := `{"op":"remove","service":"www-j","step":"remove","then":"redo","purge":true,"home":"/home/op"}`
+	if err := os.MkdirAll(h.Path(JournalDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(s string) {
+		if err := os.WriteFile(h.Path(journalRel("www-j")), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(good)
+	if j, err := h.readJournal("www-j"); err != nil || !j.Purge || j.Home != "/home/op" {
+		t.Fatalf("the good journal: %+v %v", j, err)
+	}
+	for _, c := range []struct{ from, to, why string }{
+		{`"then":"redo"`, `"then":"undo"`, "only goes forward"},
+		{`"purge":true`, `"to":"2"`, "only goes forward"},
+		{`"purge":true`, `"history":{"service":"www-j"}`, "only goes forward"},
+		{`"purge":true`, `"entries":[{"path":"etc/j.conf","kind":"link"}]`, "only goes forward"},
+		{`"home":"/home/op"`, `"home":"op"`, "not a clean absolute path"},
+		{`"home":"/home/op"`, `"home":"/home/../op"`, "not a clean absolute path"},
+		{`"op":"remove"`, `"op":"deploy"`, "are a remove's"},
+	} {
+		write(strings.Replace(good, c.from, c.to, 1))
+		_, err := h.readJournal("www-j")
+		if err == nil || !strings.Contains(err.Error(), c.why) {
+			t.Errorf("%s -> %s: %v, want an error with %q", c.from, c.to, err, c.why)
+		}
+	}
+}
+
 // FuzzReadJournal feeds readJournal arbitrary files: it never panics, and
 // what it accepts names releases by versions and lists only paths beneath
 // the root outside upkeep's own trees, so recovery cannot be led elsewhere.
@@ -146,6 +180,7 @@ func FuzzReadJournal(f *testing.F) {
 	f.Add([]byte(`{"op":"rollback","service":"www-j","step":"restart","then":"redo","to":"manual-20260101T000000Z","history":{"service":"www-j","releases":[{"version":"1"}]},"prior":{"service":"www-j","dirs":["etc/x"]}}`))
 	f.Add([]byte(`{"service":"www-j","then":"undo","to":"..","history":{"service":"www-j"}}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"op":"remove","service":"www-j","step":"remove","then":"redo","force":true,"home":"/root"}`))
 	h := testHost(f)
 	if err := os.MkdirAll(h.Path(JournalDir), 0o755); err != nil {
 		f.Fatal(err)
@@ -167,6 +202,9 @@ func FuzzReadJournal(f *testing.F) {
 			if checkOverlayPath(e.Path) != nil || filepath.IsAbs(e.Path) || strings.Contains(e.Path, "..") {
 				t.Fatalf("accepted path %q", e.Path)
 			}
+		}
+		if j.Op == "remove" && (j.Then != redo || j.To != "" || len(j.Entries) > 0 || j.Home != "" && !filepath.IsAbs(j.Home)) {
+			t.Fatalf("accepted a remove journal that is not forward-only: %+v", j)
 		}
 		_ = h.inPlace(j) // reads only
 	})

@@ -53,6 +53,9 @@ type Host struct {
 	// madeLogs: log files this Provision made before their service's user
 	// existed; the next pass chowns them.
 	madeLogs map[string]bool
+	// finished names the services whose dead remove Recover finished in
+	// this process: a remove run again for one of them has nothing to do.
+	finished map[string]bool
 }
 
 // New returns the host at root with the operator's home (may be "").

@@ -18,7 +18,7 @@ func (h *Host) WriteLogrotate(name, text string) (string, error) {
 		return "", err
 	}
 	rel := paths.LogrotateDir + "/" + name
-	if _, err := h.root.WriteFile(rel, strings.NewReader(text), 0o644); err != nil {
+	if _, err := h.root.WriteFileSync(rel, strings.NewReader(text), 0o644); err != nil {
 		return "", fmt.Errorf("write %s: %w", show(rel), err)
 	}
 	return h.Path(rel), nil

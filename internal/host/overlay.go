@@ -159,7 +159,11 @@ func (h *Host) writeJSON(rel string, v any) error {
 	if _, err := h.root.MkdirAll(path.Dir(rel), 0o755); err != nil {
 		return err
 	}
-	_, err = h.root.WriteFile(rel, strings.NewReader(string(b)+"\n"), 0o644)
+	// Fsynced before the rename: manifests and histories are what recovery
+	// trusts, so their names must never point at data a power cut lost
+	// (zero bytes, on many file systems). Their directories are synced
+	// once at the op's end (syncOp), or by the caller.
+	_, err = h.root.WriteFileData(rel, strings.NewReader(string(b)+"\n"), 0o644)
 	return err
 }
 
@@ -541,7 +545,10 @@ func (h *Host) place(p *Plan, op Op) (Placed, error) {
 		return Placed{}, err
 	}
 	sum := sha256.New()
-	if _, err := h.root.WriteFile(op.Path, io.TeeReader(f, sum), fi.Mode().Perm()); err != nil {
+	// A copy is fsynced before its rename: after a power cut the name holds
+	// the new content or the old, never an empty file, which recovery
+	// would take for a file changed by hand and stop at.
+	if _, err := h.root.WriteFileData(op.Path, io.TeeReader(f, sum), fi.Mode().Perm()); err != nil {
 		return Placed{}, err
 	}
 	return Placed{Path: op.Path, Kind: "copy", SHA256: hex.EncodeToString(sum.Sum(nil))}, nil
@@ -694,5 +701,12 @@ func (h *Host) Overlay(name string, dryRun, force bool, w io.Writer) (*Plan, err
 	if dryRun {
 		return plan, checkConflicts(plan, force)
 	}
-	return plan, h.ApplyOverlay(plan, force)
+	if err := h.ApplyOverlay(plan, force); err != nil {
+		return plan, err
+	}
+	// No journal here (an overlay is laid again by running it again), but
+	// on disk before it says done, as a deploy's is.
+	j := &Journal{}
+	j.plan(h, plan)
+	return plan, h.syncOp(j)
 }

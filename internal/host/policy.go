@@ -308,7 +308,7 @@ func (h *Host) checkPolicy(names []string, add func(Finding)) {
 	if _, err := os.Lstat(file); errors.Is(err, fs.ErrNotExist) {
 		add(Finding{Path: file, What: "no host policy: the defaults apply", Fix: "write " + file + " (the defaults, commented: upkeep provision does)",
 			fix: func() error {
-				_, err := h.root.WriteFile(policy.File, strings.NewReader(policy.DefaultFile), 0o644)
+				_, err := h.root.WriteFileSync(policy.File, strings.NewReader(policy.DefaultFile), 0o644)
 				return err
 			}})
 	}

@@ -432,6 +432,19 @@ func (h *Host) Provision(dryRun bool) (*ProvisionResult, error) {
 			break
 		}
 	}
+	if !dryRun && len(res.Done) > 0 {
+		// The directories, users' files and links it made, on disk before
+		// it says done: one syncfs(2) a tree rather than an fsync each.
+		if err := syncFS(h.Root); err != nil {
+			return res, fmt.Errorf("provision: %w", err)
+		}
+		// A home that is not there (a sandbox's) has nothing to sync.
+		if h.Home != "" {
+			if err := syncFS(h.Home); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return res, fmt.Errorf("provision: %w", err)
+			}
+		}
+	}
 	return res, nil
 }
 
