@@ -193,6 +193,15 @@ pid() {
 	[ -n "$p" ] && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = "$COMM" ] && echo "$p"
 }
 
+# alive: the process started here has not exited. Its lock file is not
+# written yet in the first milliseconds, and a dead child stays a zombie
+# of this shell, so neither the lock nor kill -0 can say it.
+alive() {
+	s=$(cat /proc/"$1"/stat 2>/dev/null) || return 1
+	s=${s##*) }
+	[ "${s%% *}" != Z ]
+}
+
 case "$1" in
 start)
 	if pid >/dev/null; then echo "upkeep is already running"; exit 0; fi
@@ -201,10 +210,12 @@ start)
 	else
 		"$DAEMON" --root "$ROOT" daemon --quiet </dev/null >/dev/null 2>&1 &
 	fi
+	started=$!
 	i=0
 	while [ $i -lt 300 ]; do
-		"$DAEMON" --root "$ROOT" status >/dev/null 2>&1 && exit 0
-		pid >/dev/null || { echo "upkeep daemon failed to start; see $ROOT/var/log/upkeep.log" >&2; exit 1; }
+		"$DAEMON" --root "$ROOT" status >/dev/null 2>&1
+		case $? in 0 | 3) exit 0 ;; esac
+		alive "$started" || { echo "upkeep daemon failed to start; see $ROOT/var/log/upkeep.log" >&2; exit 1; }
 		sleep 0.1 2>/dev/null || sleep 1
 		i=$((i + 1))
 	done

@@ -193,7 +193,7 @@ func Handler(b Backend) http.Handler {
 		return b.Reload(ctx)
 	}))
 	mux.Handle("POST /v1/rotate", action("rotate", rotate(b)))
-	if lb, ok := b.(Logs); ok {
+	if lb, ok := logsOf(b); ok {
 		mux.HandleFunc("GET /v1/logs", logsHandler(lb))
 	}
 	return mux
@@ -404,6 +404,16 @@ func (s *Server) ReloadAccess() error {
 type reloader struct {
 	Backend
 	s *Server
+}
+
+// logsOf finds the Logs of b, under the reloader NewServer wraps it in:
+// the wrapper adds Reload only and must not hide the logs.
+func logsOf(b Backend) (Logs, bool) {
+	if r, ok := b.(reloader); ok {
+		b = r.Backend
+	}
+	lb, ok := b.(Logs)
+	return lb, ok
 }
 
 func (r reloader) Reload(ctx context.Context) (api.ReloadResult, error) {
